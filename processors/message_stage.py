@@ -1,0 +1,154 @@
+"""The message stage: one input partition of sends and receipts, folded message by message.
+
+It owns the message states of its partition (the store, persisted by the caller) and keeps
+per-campaign counters derived from them in memory. Outputs are re-emitted when a duplicate
+arrives, because a duplicate after a crash is exactly the moment an output may have been
+lost while the state that caused it survived.
+"""
+from __future__ import annotations
+
+import heapq
+from typing import Iterable, MutableMapping
+
+from . import catalog
+from .counters import CampaignCounters, contribution
+from .events import DeliveryReceipt, MessageSent
+from .message_fold import HOUR_MS, MessageState, StatusView, fold, version, view
+from .outputs import CAMPAIGN_EVENT, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
+from .removals import permanent_error_removal
+from .status_mapping import StatusMapper
+
+DEFAULT_PENDING_TIMEOUT_MS = 72 * HOUR_MS
+
+
+class MessageStage:
+    def __init__(self, partition: int, store: MutableMapping[str, MessageState], mapper: StatusMapper,
+                 pending_timeout_ms: int = DEFAULT_PENDING_TIMEOUT_MS):
+        self.partition = partition
+        self.store = store
+        self.mapper = mapper
+        self.timeout = pending_timeout_ms
+        self.watermark = 0
+        self.counters: dict[str, CampaignCounters] = {}
+        self.dirty: set[str] = set()
+        self._deadlines: list[tuple[int, str]] = []
+
+    # -- recovery -----------------------------------------------------------------
+    def rebuild(self, states: Iterable[MessageState]) -> None:
+        """Re-derive everything in memory from the partition's states (after recovery)."""
+        states = list(states)
+        self.watermark = max((s.max_event_time for s in states), default=0)
+        self.counters, self._deadlines = {}, []
+        for s in states:
+            v = view(s, self.watermark, self.timeout)
+            self._account(s, None, v, None)
+            self._track(s, v)
+        heapq.heapify(self._deadlines)
+        self.dirty = set(self.counters)
+
+    # -- folding ------------------------------------------------------------------
+    def process(self, event: MessageSent | DeliveryReceipt) -> list[Out]:
+        old = self.store.get(event.message_id)
+        if old is not None and old.has_seen(event.event_id):
+            return self._reemit(old)
+        new = fold(old, event, self.mapper, self.partition)
+        self.store[event.message_id] = new
+        old_v = view(old, self.watermark, self.timeout) if old is not None else None
+        new_v = view(new, self.watermark, self.timeout)
+        out: list[Out] = []
+        self._transition(old, old_v, new, new_v, out)
+        if isinstance(event, MessageSent) and new.send is event and event.outcome == "SUBMITTED":
+            out.append(self._phone_index(event))
+        self._track(new, new_v)
+        if event.event_time > self.watermark:
+            self._advance(event.event_time, out)
+        return out
+
+    def _transition(self, old: MessageState | None, old_v: StatusView | None, new: MessageState,
+                    new_v: StatusView | None, out: list[Out]) -> None:
+        self._account(new, old, new_v, old_v)
+        if new_v is None:
+            return
+        if old_v is None or old_v.status != new_v.status or old_v.error_code != new_v.error_code:
+            out.append(Out(MESSAGE_STATUS, new.message_id, self._status_record(new, new_v)))
+        if new_v.status == catalog.HARD_BOUNCE and (old_v is None or old_v.status != catalog.HARD_BOUNCE):
+            out.append(Out(REMOVAL, new.send.phone, permanent_error_removal(new, new_v)))
+
+    def _account(self, new: MessageState, old: MessageState | None, new_v: StatusView | None,
+                 old_v: StatusView | None) -> None:
+        oc = contribution(old, old_v) if old is not None else None
+        nc = contribution(new, new_v)
+        if oc == nc:
+            return
+        if oc is not None:
+            self._counters(oc.campaign_id).apply(oc, -1)
+            self.dirty.add(oc.campaign_id)
+        if nc is not None:
+            c = self._counters(nc.campaign_id)
+            c.apply(nc, +1)
+            c.see_times(new.send.sent_at if nc.sent else None, new.max_event_time)
+            self.dirty.add(nc.campaign_id)
+
+    def _counters(self, campaign_id: str) -> CampaignCounters:
+        c = self.counters.get(campaign_id)
+        if c is None:
+            c = self.counters[campaign_id] = CampaignCounters()
+        return c
+
+    def _track(self, s: MessageState, v: StatusView | None) -> None:
+        if v is not None and v.status == catalog.PENDING:
+            heapq.heappush(self._deadlines, (s.send.sent_at + self.timeout, s.message_id))
+
+    def _advance(self, watermark: int, out: list[Out]) -> None:
+        """Rule 6 on event time: the partition's watermark is the latest event time folded."""
+        previous, self.watermark = self.watermark, watermark
+        while self._deadlines and self._deadlines[0][0] <= watermark:
+            _, mid = heapq.heappop(self._deadlines)
+            s = self.store.get(mid)
+            if s is None:
+                continue
+            before = view(s, previous, self.timeout)
+            after = view(s, watermark, self.timeout)
+            if before != after:
+                self._transition(s, before, s, after, out)
+
+    # -- outputs ------------------------------------------------------------------
+    def _reemit(self, s: MessageState) -> list[Out]:
+        v = view(s, self.watermark, self.timeout)
+        if v is None:
+            return []
+        out = [Out(MESSAGE_STATUS, s.message_id, self._status_record(s, v))]
+        if v.status == catalog.HARD_BOUNCE:
+            out.append(Out(REMOVAL, s.send.phone, permanent_error_removal(s, v)))
+        if s.send.outcome == "SUBMITTED":
+            out.append(self._phone_index(s.send))
+        self.dirty.add(s.send.campaign_id)
+        return out
+
+    def _status_record(self, s: MessageState, v: StatusView) -> dict:
+        send = s.send
+        return {
+            "message_id": s.message_id, "campaign_id": send.campaign_id, "contact_id": send.contact_id,
+            "phone": send.phone, "status": v.status, "category": catalog.category(v.status),
+            "error_code": v.error_code, "provider": v.provider, "sent_at": send.sent_at, "status_at": v.status_at,
+            "version": version(s, v), "not_sent_reason": send.not_sent_reason, "phone_valid": send.phone_valid,
+        }
+
+    @staticmethod
+    def _phone_index(send: MessageSent) -> Out:
+        return Out(PHONE_EVENT, send.phone, {"type": "send", "phone": send.phone, "message_id": send.message_id,
+                                             "campaign_id": send.campaign_id, "sent_at": send.sent_at})
+
+    def flush_partials(self, now_ms: int) -> list[Out]:
+        """Absolute per-campaign counters of this partition, versioned so the campaign stage
+        can tell a newer partial from a stale one (componentwise: sends, receipts, watermark)."""
+        out = []
+        for cid in sorted(self.dirty):
+            c = self.counters.get(cid)
+            if c is None:
+                continue
+            out.append(Out(CAMPAIGN_EVENT, cid, {
+                "type": "m", "campaign_id": cid, "p": self.partition,
+                "v": [c.n_sends, c.n_receipts, self.watermark], "c": c.to_dict(), "at": now_ms}))
+        self.dirty.clear()
+        return out

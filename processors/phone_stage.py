@@ -1,0 +1,135 @@
+"""The phone stage: blacklist, unsubscribe attribution and BLACKLISTED removals, per phone.
+
+It consumes one internal log per partition that carries both unsubscribes and the index of
+sends (message stage -> phone), so the order it sees is the log's order and a replay sees
+the same order again. Blacklist membership is the latest action by ``at`` (then event_id),
+a function of the set; a removal is emitted when an unsubscribe moves a phone from not
+blacklisted to blacklisted. Attribution of a STOP without campaign_id looks at the sends
+indexed *so far* (contract §6: a send processed after the unsubscribe does not re-attribute).
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, replace
+from typing import Iterable, MutableMapping, NamedTuple
+
+from .events import Unsubscribe
+from .message_fold import HOUR_MS
+from .outputs import CAMPAIGN_EVENT, REMOVAL, Out
+from .removals import blacklist_removal
+
+DEFAULT_ATTRIBUTION_WINDOW_MS = 72 * HOUR_MS
+MAX_SENDS_PER_PHONE = 64  # a phone's recent sends kept for STOP attribution
+
+
+class IndexedSend(NamedTuple):
+    sent_at: int
+    campaign_id: str
+    message_id: str
+
+
+class Handled(NamedTuple):
+    """What an unsubscribe did, kept so that a redelivery re-emits exactly that."""
+
+    campaign_id: str | None
+    removal: bool
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneState:
+    phone: str
+    partition: int
+    sends: tuple[IndexedSend, ...] = ()
+    handled: tuple[tuple[str, Handled], ...] = ()  # unsubscribe event_id -> outcome, in log order
+    latest: tuple[int, str, str] | None = None  # (at, event_id, action)
+    contact_id: str | None = None
+
+    @property
+    def blacklisted(self) -> bool:
+        return self.latest is not None and self.latest[2] == "UNSUBSCRIBE"
+
+    def outcome_of(self, event_id: str) -> Handled | None:
+        for eid, h in self.handled:
+            if eid == event_id:
+                return h
+        return None
+
+    def attributed(self) -> set[str]:
+        return {h.campaign_id for _, h in self.handled if h.campaign_id is not None}
+
+
+class PhoneStage:
+    def __init__(self, partition: int, store: MutableMapping[str, PhoneState],
+                 attribution_window_ms: int = DEFAULT_ATTRIBUTION_WINDOW_MS):
+        self.partition = partition
+        self.store = store
+        self.window = attribution_window_ms
+        self.unsubscribed: dict[str, int] = {}  # campaign -> distinct phones attributed
+        self.attributions: dict[str, int] = {}  # campaign -> unsubscribe events attributed (the version)
+        self.last_event_at: dict[str, int] = {}
+        self.dirty: set[str] = set()
+
+    def rebuild(self, states: Iterable[PhoneState]) -> None:
+        self.unsubscribed, self.attributions, self.last_event_at = {}, {}, {}
+        for s in states:
+            for cid in s.attributed():
+                self.unsubscribed[cid] = self.unsubscribed.get(cid, 0) + 1
+            for _, h in s.handled:
+                if h.campaign_id is not None:
+                    self.attributions[h.campaign_id] = self.attributions.get(h.campaign_id, 0) + 1
+                    if h.at > self.last_event_at.get(h.campaign_id, 0):
+                        self.last_event_at[h.campaign_id] = h.at
+        self.dirty = set(self.unsubscribed)
+
+    def index_send(self, phone: str, campaign_id: str, message_id: str, sent_at: int) -> None:
+        s = self.store.get(phone) or PhoneState(phone, self.partition)
+        if any(x.message_id == message_id for x in s.sends):
+            return
+        sends = list(s.sends)
+        bisect.insort(sends, IndexedSend(sent_at, campaign_id, message_id))
+        self.store[phone] = replace(s, sends=tuple(sends[-MAX_SENDS_PER_PHONE:]))
+
+    def attribute(self, s: PhoneState, u: Unsubscribe) -> str | None:
+        if u.action != "UNSUBSCRIBE":
+            return None
+        if u.campaign_id is not None:
+            return u.campaign_id
+        if u.channel != "STOP_KEYWORD":
+            return None
+        # Latest SUBMITTED send at or before the reply, at most the window earlier.
+        i = bisect.bisect_right(s.sends, (u.at, "\uffff", "\uffff"))
+        if i and s.sends[i - 1].sent_at >= u.at - self.window:
+            return s.sends[i - 1].campaign_id
+        return None
+
+    def process_unsubscribe(self, u: Unsubscribe) -> list[Out]:
+        s = self.store.get(u.phone) or PhoneState(u.phone, self.partition)
+        done = s.outcome_of(u.event_id)
+        if done is not None:  # a redelivery: same outputs as the first time, nothing counted again
+            if done.campaign_id is not None:
+                self.dirty.add(done.campaign_id)
+            return [Out(REMOVAL, u.phone, blacklist_removal(u, done.campaign_id))] if done.removal else []
+        campaign = self.attribute(s, u)
+        before = s.blacklisted
+        mark = (u.at, u.event_id, u.action)
+        latest = mark if s.latest is None or mark > s.latest else s.latest
+        new = replace(s, latest=latest, contact_id=u.contact_id or s.contact_id)
+        removal = u.action == "UNSUBSCRIBE" and not before and new.blacklisted
+        if campaign is not None:
+            if campaign not in s.attributed():
+                self.unsubscribed[campaign] = self.unsubscribed.get(campaign, 0) + 1
+            self.attributions[campaign] = self.attributions.get(campaign, 0) + 1
+            if u.at > self.last_event_at.get(campaign, 0):
+                self.last_event_at[campaign] = u.at
+            self.dirty.add(campaign)
+        self.store[u.phone] = replace(new, handled=s.handled + ((u.event_id, Handled(campaign, removal, u.at)),))
+        return [Out(REMOVAL, u.phone, blacklist_removal(u, campaign))] if removal else []
+
+    def flush_partials(self, now_ms: int) -> list[Out]:
+        out = [Out(CAMPAIGN_EVENT, cid, {
+            "type": "u", "campaign_id": cid, "p": self.partition, "v": [self.attributions.get(cid, 0)],
+            "c": {"unsubscribed": self.unsubscribed.get(cid, 0), "le": self.last_event_at.get(cid)}, "at": now_ms})
+            for cid in sorted(self.dirty)]
+        self.dirty.clear()
+        return out

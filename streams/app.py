@@ -1,0 +1,64 @@
+"""Building the Faust app from settings: the only place that knows Faust's configuration."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from processors import campaign_stage
+
+from .compat import tansu
+from .config import Settings
+from .pipeline import Pipeline
+from .topics import TopicPlan
+
+log = logging.getLogger("smstally")
+
+
+def faust_config(s: Settings) -> dict[str, Any]:
+    cfg: dict[str, Any] = dict(
+        broker=s.broker,
+        store="rocksdb://" if s.store == "rocksdb" else "memory://",
+        datadir=s.data_dir,
+        web_port=s.web_port,
+        web_bind=s.web_host,
+        web_host=s.web_host if s.web_host != "0.0.0.0" else "127.0.0.1",
+        topic_partitions=s.partitions,
+        topic_replication_factor=s.replication_factor,
+        topic_allow_declare=True,
+        topic_disable_leader=True,  # no leader-only work; saves a topic and a consumer
+        processing_guarantee="at_least_once",
+        table_standby_replicas=0,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+        logging_config=None,
+    )
+    cfg.update(tansu.faust_settings(s.broker_flavor))
+    return cfg
+
+
+def build(s: Settings, plan: TopicPlan) -> tuple[faust.App, Pipeline]:
+    tansu.apply(s.broker_flavor)
+    app = faust.App(s.app_id, **faust_config(s))
+    pipe = Pipeline(app, s, plan)
+    _web(app, pipe)
+    return app, pipe
+
+
+def _web(app: faust.App, pipe: Pipeline) -> None:
+    @app.page("/health/live")
+    async def live(web: Any, request: Any) -> Any:
+        return web.json({"alive": True})
+
+    @app.page("/health/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        ok = bool(pipe.ready and not app.rebalancing and app.tables.recovery.completed.is_set())
+        return web.json({"ready": ok}, status=200 if ok else 503)
+
+    @app.page("/campaigns")
+    async def campaigns(web: Any, request: Any) -> Any:
+        # Campaign figures only (no phone numbers), for the campaigns this worker owns.
+        return web.json({cid: campaign_stage.stats(st) for cid, st in sorted(pipe.campaigns.items())})

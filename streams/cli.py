@@ -1,0 +1,171 @@
+"""``smstally``: worker, broker, simulate, report, demo."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+
+from .config import Settings, from_env
+
+log = logging.getLogger("smstally")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Flags mirror the environment: a flag given wins over its variable."""
+    env = dict(os.environ)
+    for flag, var in (("broker", "SMSTALLY_BROKER"), ("data_dir", "SMSTALLY_DATA_DIR"),
+                      ("web_port", "SMSTALLY_WEB_PORT"), ("flavor", "SMSTALLY_BROKER_FLAVOR"),
+                      ("partitions", "SMSTALLY_PARTITIONS"), ("store", "SMSTALLY_STORE")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            env[var] = str(v)
+    return from_env(env)
+
+
+async def _resolve_flavor(s: Settings) -> Settings:
+    if s.broker_flavor != "auto":
+        return s
+    from .compat.tansu import detect_flavor
+    flavor = await detect_flavor(s.bootstrap)
+    log.info("broker flavor detected: %s", flavor)
+    return s.with_(broker_flavor=flavor)
+
+
+async def _wait_broker(s: Settings) -> None:
+    """Wait for the broker with one clear line now and then, instead of a crash loop."""
+    from .broker import wait_for_broker
+    started = time.monotonic()
+    while True:
+        try:
+            await wait_for_broker(s.broker, timeout=5.0)
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure means: not reachable yet
+            log.warning("waiting for the broker at %s (%.0fs so far): %s", s.broker,
+                        time.monotonic() - started, exc)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from .app import build
+    from .topics import TopicLayoutError, ensure_topics
+
+    s = _settings(args)
+    logging.basicConfig(level=s.log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+
+    async def prepare() -> tuple[Settings, object]:
+        await _wait_broker(s)
+        s2 = await _resolve_flavor(s)
+        return s2, await ensure_topics(s2)
+
+    try:
+        s, plan = asyncio.run(prepare())
+    except TopicLayoutError as exc:
+        log.error("%s", exc)
+        return 2
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app, _ = build(s, plan)
+    log.info("worker starting: broker %s (%s), store %s in %s, web port %d, partitions %s",
+             s.broker, s.broker_flavor, s.store, s.data_dir, s.web_port, plan)
+    worker = faust.Worker(app, loglevel=s.log_level, quiet=True, override_logging=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from .broker import run_broker_cli
+    return run_broker_cli(_settings(args).broker)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulator.scenario import generate
+
+    from .simulate import run_simulation
+
+    s = _settings(args)
+    logging.basicConfig(level=logging.WARNING)
+    scenario = generate(seed=args.seed, messages=args.messages, campaigns=args.campaigns)
+    print(scenario.summary(), flush=True)
+    ok = asyncio.run(run_simulation(s, scenario, wait=not args.no_wait, timeout=args.timeout))
+    return 0 if ok else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import render
+    from .simulate import read_stats
+
+    s = _settings(args)
+    logging.basicConfig(level=logging.WARNING)
+    stats = asyncio.run(read_stats(s, idle_ms=args.wait_ms))
+    wanted = [args.campaign] if args.campaign else sorted(stats)
+    if not wanted:
+        print("no CampaignStats on", s.topics.campaign_stats)
+        return 1
+    for cid in wanted:
+        if cid not in stats:
+            print(f"campaign {cid!r}: no CampaignStats on {s.topics.campaign_stats}", file=sys.stderr)
+            return 1
+        print(render(stats[cid]))
+        print()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    return run_demo(messages=args.messages, seed=args.seed, campaigns=args.campaigns, timeout=args.timeout,
+                    keep=args.keep)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="smstally", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--broker", help="Kafka URL (SMSTALLY_BROKER), e.g. kafka://127.0.0.1:9092")
+        sp.add_argument("--flavor", choices=["kafka", "tansu", "auto"], help="SMSTALLY_BROKER_FLAVOR")
+
+    w = sub.add_parser("worker", help="run the stream processor")
+    common(w)
+    w.add_argument("--data-dir")
+    w.add_argument("--web-port", type=int)
+    w.add_argument("--partitions", type=int)
+    w.add_argument("--store", choices=["rocksdb", "memory"])
+    w.set_defaults(fn=cmd_worker)
+
+    b = sub.add_parser("broker", help="start the embedded Tansu broker (memory storage) on SMSTALLY_BROKER")
+    b.add_argument("--broker")
+    b.set_defaults(fn=cmd_broker)
+
+    sm = sub.add_parser("simulate", help="publish a messy simulated campaign day and print the expected totals")
+    common(sm)
+    sm.add_argument("--seed", type=int, default=1)
+    sm.add_argument("--messages", type=int, default=5000)
+    sm.add_argument("--campaigns", type=int, default=5)
+    sm.add_argument("--no-wait", action="store_true",
+                    help="publish STOP replies at once instead of after the sends are counted")
+    sm.add_argument("--timeout", type=float, default=300.0)
+    sm.set_defaults(fn=cmd_simulate)
+
+    r = sub.add_parser("report", help="terminal report of a campaign, from sms.campaign-stats")
+    common(r)
+    r.add_argument("campaign", nargs="?", help="campaign id (all campaigns when omitted)")
+    r.add_argument("--wait-ms", type=int, default=1500, help="stop reading after this long without records")
+    r.set_defaults(fn=cmd_report)
+
+    d = sub.add_parser("demo", help="embedded broker + worker + simulated traffic + live report")
+    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--messages", type=int, default=20000)
+    d.add_argument("--campaigns", type=int, default=5)
+    d.add_argument("--timeout", type=float, default=600.0)
+    d.add_argument("--keep", action="store_true", help="keep the work directory (logs, state)")
+    d.set_defaults(fn=cmd_demo)
+
+    args = p.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

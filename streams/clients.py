@@ -1,0 +1,100 @@
+"""Plain aiokafka clients for the CLI: publishing a scenario, reading the output topics.
+
+These are the tools of an upstream producer and a downstream consumer, not of the worker,
+so they use aiokafka directly (no consumer group: they read from the beginning).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas.codec import AvroCodec, DecodeError
+
+from .compat import tansu
+from .config import Settings
+
+
+def topic_for(s: Settings, default_name: str) -> str:
+    t = s.topics
+    return {"sms.campaigns": t.campaigns, "sms.message-sent": t.message_sent, "sms.dlr": t.dlr,
+            "sms.unsubscribes": t.unsubscribes}.get(default_name, default_name)
+
+
+async def publish(s: Settings, emits: Iterable, codec: AvroCodec | None = None) -> int:
+    """Publish simulator ``Emit`` records in order; returns how many were sent."""
+    codec = codec or AvroCodec(s.schema_registry_url)
+    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5,
+                                max_batch_size=256 * 1024)
+    await producer.start()
+    n = 0
+    try:
+        pending = []
+        for e in emits:
+            topic = topic_for(s, e.topic)
+            value = codec.encode(e.record_name, e.value, subject=f"{topic}-value")
+            pending.append(await producer.send(topic, key=e.key.encode(), value=value))
+            n += 1
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return n
+
+
+class TopicReader:
+    """Reads a whole output topic from the beginning and keeps following it."""
+
+    def __init__(self, s: Settings, topic: str, codec: AvroCodec | None = None):
+        tansu.apply(s.broker_flavor)
+        self.s, self.topic = s, topic
+        self.codec = codec or AvroCodec(s.schema_registry_url)
+        self.consumer = AIOKafkaConsumer(topic, bootstrap_servers=s.bootstrap, enable_auto_commit=False,
+                                         auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=100)
+
+    async def start(self) -> None:
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def poll(self, timeout_ms: int = 200) -> list[tuple[bytes | None, dict]]:
+        out = []
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=10000)
+        for records in batches.values():
+            for r in records:
+                try:
+                    _, value = self.codec.decode(r.value)
+                except DecodeError:
+                    continue
+                out.append((r.key, value))
+        return out
+
+
+class StatsView:
+    """The latest CampaignStats per campaign, by version (what a downstream consumer keeps)."""
+
+    def __init__(self, s: Settings):
+        self.reader = TopicReader(s, s.topics.campaign_stats)
+        self.latest: dict[str, dict] = {}
+        self.regressions = 0
+
+    async def __aenter__(self) -> "StatsView":
+        await self.reader.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.reader.stop()
+
+    async def refresh(self, timeout_ms: int = 200) -> dict[str, dict]:
+        for _, rec in await self.reader.poll(timeout_ms):
+            cur = self.latest.get(rec["campaign_id"])
+            if cur is None or rec["version"] >= cur["version"]:
+                self.latest[rec["campaign_id"]] = rec
+            else:
+                self.regressions += 1  # a redelivery of an older version: ignored, as downstream should
+        return self.latest

@@ -1,0 +1,261 @@
+"""The Faust wiring: topics -> codec -> pure stage -> tables -> output topics.
+
+Everything with a rule in it lives in ``processors``; this module only decodes, routes a
+record to the stage that owns its partition, persists what the stage wrote to its store
+(a changelogged table) and publishes what it returned. Per-partition stages are rebuilt
+from their table after every recovery, which is what makes derived counters safe.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Callable
+
+import faust
+from aiokafka.partitioner import murmur2
+
+from processors import campaign_stage, state_codec
+from processors.events import CampaignLaunched, DeliveryReceipt, InvalidEvent, MessageSent, Unsubscribe
+from processors.message_fold import HOUR_MS
+from processors.message_stage import MessageStage
+from processors.outputs import CAMPAIGN_EVENT, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
+from processors.phone_stage import PhoneStage
+from processors.phones import mask
+from processors.status_mapping import StatusMapper
+from schemas.codec import AvroCodec, DecodeError
+
+from .config import Settings
+from .stores import TableStore
+from .topics import TopicPlan
+
+log = logging.getLogger("smstally")
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _partition_of(key: str, n: int) -> int:
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % n
+
+
+class Pipeline:
+    """Holds the app, its topics and tables, and the stages of the partitions it owns."""
+
+    def __init__(self, app: faust.App, s: Settings, plan: TopicPlan):
+        self.app, self.s, self.plan = app, s, plan
+        t = s.topics
+        self.codec = AvroCodec(s.schema_registry_url)
+        self.mapper = StatusMapper.from_env()
+        raw = dict(key_serializer="raw", value_serializer="raw")
+        self.src_messages = app.topic(t.message_sent, t.dlr, partitions=plan.message_partitions, **raw)
+        self.src_unsubscribes = app.topic(t.unsubscribes, partitions=plan.unsubscribe_partitions, **raw)
+        self.src_campaigns = app.topic(t.campaigns, partitions=plan.campaign_partitions, **raw)
+        self.phone_events = app.topic(s.phone_events_topic, partitions=plan.phone_partitions, **raw)
+        self.campaign_events = app.topic(s.campaign_events_topic, partitions=plan.campaign_event_partitions, **raw)
+        self.out_stats = app.topic(t.campaign_stats, **raw)
+        self.out_status = app.topic(t.message_status, **raw)
+        self.out_removals = app.topic(t.removals, **raw)
+        self.out_dead = app.topic(t.dead_letter, **raw)
+        tbl = dict(default=None, key_type=bytes, value_type=bytes)
+        self.t_messages = app.Table("messages", partitions=plan.message_partitions, **tbl)
+        self.t_phones = app.Table("phones", partitions=plan.phone_partitions, **tbl)
+        self.t_campaigns = app.Table("campaigns", partitions=plan.campaign_event_partitions, **tbl)
+        self.messages = TableStore(self.t_messages, state_codec.encode_message, state_codec.decode_message)
+        self.phones = TableStore(self.t_phones, state_codec.encode_phone, state_codec.decode_phone)
+        self.campaigns_store = TableStore(self.t_campaigns, state_codec.encode_campaign, state_codec.decode_campaign)
+        self.msg_stages: dict[int, MessageStage] = {}
+        self.phone_stages: dict[int, PhoneStage] = {}
+        self.campaigns: dict[str, campaign_stage.CampaignState] = {}
+        self.dirty_campaigns: set[str] = set()
+        self.last_published: dict[str, float] = {}
+        self.ready = False
+        self.expected_record = {
+            t.message_sent: "smstally.MessageSent", t.dlr: "smstally.DeliveryReceipt",
+            t.unsubscribes: "smstally.Unsubscribe", t.campaigns: "smstally.CampaignLaunched",
+        }
+        self._wire()
+
+    # -- wiring -------------------------------------------------------------------
+    def _wire(self) -> None:
+        app = self.app
+        app.agent(self.src_messages, name="fold-messages")(self._fold_messages)
+        app.agent(self.src_unsubscribes, name="route-unsubscribes")(self._route_unsubscribes)
+        app.agent(self.src_campaigns, name="route-campaigns")(self._route_campaigns)
+        app.agent(self.phone_events, name="fold-phones")(self._fold_phones)
+        app.agent(self.campaign_events, name="fold-campaigns")(self._fold_campaigns)
+        app.timer(self.s.partial_interval_ms / 1000, name="flush-partials")(self._flush_partials)
+        app.timer(0.05, name="publish-stats")(self._publish_stats)
+        self.t_messages.on_recover(self._recover_messages)
+        self.t_phones.on_recover(self._recover_phones)
+        self.t_campaigns.on_recover(self._recover_campaigns)
+        app.on_partitions_revoked.connect(self._on_revoked)
+
+    def _assigned(self, topic: str) -> set[int]:
+        return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
+
+    async def _on_revoked(self, sender: Any = None, revoked: Any = None, **kw: Any) -> None:
+        # Eager rebalancing: whatever we keep is rebuilt from the tables after recovery.
+        self.ready = False
+        self.msg_stages.clear()
+        self.phone_stages.clear()
+        self.campaigns.clear()
+        self.dirty_campaigns.clear()
+
+    async def _recover_messages(self) -> None:
+        assigned = self._assigned(self.s.topics.message_sent)
+        by_p: dict[int, list] = {p: [] for p in assigned}
+        for st in self.messages.states():
+            if st.partition in by_p:
+                by_p[st.partition].append(st)
+        timeout = int(self.s.pending_timeout_h * HOUR_MS)
+        self.msg_stages = {}
+        for p, states in by_p.items():
+            stage = MessageStage(p, self.messages, self.mapper, timeout)
+            stage.rebuild(states)
+            self.msg_stages[p] = stage
+        log.info("message stages rebuilt for partitions %s (%d messages)", sorted(assigned),
+                 sum(len(v) for v in by_p.values()))
+        self.ready = True
+
+    async def _recover_phones(self) -> None:
+        assigned = self._assigned(self.s.phone_events_topic)
+        by_p: dict[int, list] = {p: [] for p in assigned}
+        for st in self.phones.states():
+            if st.partition in by_p:
+                by_p[st.partition].append(st)
+        window = int(self.s.attribution_window_h * HOUR_MS)
+        self.phone_stages = {}
+        for p, states in by_p.items():
+            stage = PhoneStage(p, self.phones, window)
+            stage.rebuild(states)
+            self.phone_stages[p] = stage
+
+    async def _recover_campaigns(self) -> None:
+        assigned = self._assigned(self.s.campaign_events_topic)
+        n = self.plan.campaign_event_partitions
+        self.campaigns = {st.campaign_id: st for st in self.campaigns_store.states()
+                          if _partition_of(st.campaign_id, n) in assigned}
+        # A stats record may have been lost with the crash that preceded this recovery.
+        self.dirty_campaigns = set(self.campaigns)
+
+    # -- agents -------------------------------------------------------------------
+    async def _decode(self, event: Any, parse: Callable[[dict], Any]) -> Any | None:
+        msg = event.message
+        try:
+            _, rec = self.codec.decode(event.value, expected=self.expected_record[msg.topic])
+            return parse(rec)
+        except DecodeError as exc:
+            await self._dead_letter(msg, exc.kind, exc.reason)
+        except InvalidEvent as exc:
+            await self._dead_letter(msg, exc.kind, exc.reason, exc.event_id)
+        return None
+
+    def _parse_message(self, rec: dict) -> MessageSent | DeliveryReceipt:
+        if "outcome" in rec:
+            return MessageSent.from_record(rec, self.s.default_region)
+        return DeliveryReceipt.from_record(rec)
+
+    async def _fold_messages(self, stream: Any) -> None:
+        async for event in stream.events():
+            ev = await self._decode(event, self._parse_message)
+            if ev is None:
+                continue
+            p = event.message.partition
+            stage = self.msg_stages.get(p)
+            if stage is None:  # assigned but not yet rebuilt: cannot happen after recovery
+                stage = self.msg_stages[p] = MessageStage(p, self.messages, self.mapper,
+                                                          int(self.s.pending_timeout_h * HOUR_MS))
+            await self._publish(stage.process(ev))
+
+    async def _route_unsubscribes(self, stream: Any) -> None:
+        async for event in stream.events():
+            u = await self._decode(event, lambda r: Unsubscribe.from_record(r, self.s.default_region))
+            if u is None:
+                continue
+            rec = {"type": "unsubscribe", **{f: getattr(u, f) for f in Unsubscribe.__slots__}}
+            await self.phone_events.send(key=u.phone.encode(), value=_dumps(rec).encode())
+
+    async def _route_campaigns(self, stream: Any) -> None:
+        async for event in stream.events():
+            c = await self._decode(event, CampaignLaunched.from_record)
+            if c is None:
+                continue
+            rec = {"type": "launch", "at": c.launched_at,
+                   **{k: getattr(c, k) for k in campaign_stage.SUMMARY_FIELDS}}
+            await self.campaign_events.send(key=c.campaign_id.encode(), value=_dumps(rec).encode())
+
+    async def _fold_phones(self, stream: Any) -> None:
+        window = int(self.s.attribution_window_h * HOUR_MS)
+        async for event in stream.events():
+            p = event.message.partition
+            stage = self.phone_stages.get(p)
+            if stage is None:
+                stage = self.phone_stages[p] = PhoneStage(p, self.phones, window)
+            rec = json.loads(event.value)
+            if rec.pop("type") == "send":
+                stage.index_send(rec["phone"], rec["campaign_id"], rec["message_id"], rec["sent_at"])
+            else:
+                await self._publish(stage.process_unsubscribe(Unsubscribe(**rec)))
+
+    async def _fold_campaigns(self, stream: Any) -> None:
+        async for event in stream.events():
+            cid = event.key.decode()
+            rec = json.loads(event.value)
+            old = self.campaigns.get(cid)
+            if old is None:
+                old = self.campaigns_store.get(cid)
+            new = campaign_stage.fold(old, cid, rec, event.message.offset)
+            if new is old:
+                continue
+            self.campaigns_store[cid] = new
+            self.campaigns[cid] = new
+            if old is None or new.parts is not old.parts or new.summary is not old.summary:
+                self.dirty_campaigns.add(cid)
+
+    # -- timers -------------------------------------------------------------------
+    async def _flush_partials(self) -> None:
+        now = _now_ms()
+        for stage in list(self.msg_stages.values()) + list(self.phone_stages.values()):
+            await self._publish(stage.flush_partials(now))
+
+    async def _publish_stats(self) -> None:
+        """Throttled per campaign (contract §6), and always after the last change."""
+        if not self.dirty_campaigns:
+            return
+        now = time.monotonic()
+        gap = self.s.stats_interval_ms / 1000
+        for cid in sorted(self.dirty_campaigns):
+            if now - self.last_published.get(cid, 0.0) < gap:
+                continue
+            st = self.campaigns.get(cid)
+            self.dirty_campaigns.discard(cid)
+            if st is None:
+                continue
+            self.last_published[cid] = now
+            value = self.codec.encode("smstally.CampaignStats", campaign_stage.stats(st))
+            await self.out_stats.send(key=cid.encode(), value=value)
+
+    # -- outputs ------------------------------------------------------------------
+    async def _publish(self, outs: list[Out]) -> None:
+        for o in outs:
+            key = o.key.encode()
+            if o.kind == MESSAGE_STATUS:
+                await self.out_status.send(key=key, value=self.codec.encode("smstally.MessageStatus", o.value))
+            elif o.kind == REMOVAL:
+                await self.out_removals.send(key=key, value=self.codec.encode("smstally.AddressBookRemoval", o.value))
+                log.debug("removal %s %s (%s)", o.value["reason"], mask(o.key), o.value["event_id"])
+            elif o.kind == PHONE_EVENT:
+                await self.phone_events.send(key=key, value=_dumps(o.value).encode())
+            elif o.kind == CAMPAIGN_EVENT:
+                await self.campaign_events.send(key=key, value=_dumps(o.value).encode())
+
+    async def _dead_letter(self, msg: Any, kind: str, reason: str, event_id: str | None = None) -> None:
+        log.warning("dead letter %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, kind, reason)
+        rec = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+               "key": msg.key, "value": msg.value, "reason": reason, "error_kind": kind,
+               "event_id": event_id, "at": _now_ms()}
+        await self.out_dead.send(key=msg.key, value=self.codec.encode("smstally.DeadLetter", rec))
