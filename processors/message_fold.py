@@ -40,6 +40,7 @@ class MessageState:
     best_final: FinalReceipt | None = None
     last_pending_at: int | None = None
     max_event_time: int = 0
+    orphan_reported: bool = False  # receipts without a send, already reported (rule 5)
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.send_ids or event_id in self.receipt_ids

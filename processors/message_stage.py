@@ -8,42 +8,48 @@ lost while the state that caused it survived.
 from __future__ import annotations
 
 import heapq
+from dataclasses import replace
 from typing import Iterable, MutableMapping
 
 from . import catalog
 from .counters import CampaignCounters, contribution
 from .events import DeliveryReceipt, MessageSent
 from .message_fold import HOUR_MS, MessageState, StatusView, fold, version, view
-from .outputs import CAMPAIGN_EVENT, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
+from .outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
 from .removals import permanent_error_removal
 from .status_mapping import StatusMapper
 
 DEFAULT_PENDING_TIMEOUT_MS = 72 * HOUR_MS
+DEFAULT_ORPHAN_WINDOW_MS = 24 * HOUR_MS
 
 
 class MessageStage:
     def __init__(self, partition: int, store: MutableMapping[str, MessageState], mapper: StatusMapper,
-                 pending_timeout_ms: int = DEFAULT_PENDING_TIMEOUT_MS):
+                 pending_timeout_ms: int = DEFAULT_PENDING_TIMEOUT_MS,
+                 orphan_window_ms: int = DEFAULT_ORPHAN_WINDOW_MS):
         self.partition = partition
         self.store = store
         self.mapper = mapper
         self.timeout = pending_timeout_ms
+        self.orphan_window = orphan_window_ms
         self.watermark = 0
         self.counters: dict[str, CampaignCounters] = {}
         self.dirty: set[str] = set()
         self._deadlines: list[tuple[int, str]] = []
+        self._orphans: list[tuple[int, str]] = []
 
     # -- recovery -----------------------------------------------------------------
     def rebuild(self, states: Iterable[MessageState]) -> None:
         """Re-derive everything in memory from the partition's states (after recovery)."""
         states = list(states)
         self.watermark = max((s.max_event_time for s in states), default=0)
-        self.counters, self._deadlines = {}, []
+        self.counters, self._deadlines, self._orphans = {}, [], []
         for s in states:
             v = view(s, self.watermark, self.timeout)
             self._account(s, None, v, None)
             self._track(s, v)
         heapq.heapify(self._deadlines)
+        heapq.heapify(self._orphans)
         self.dirty = set(self.counters)
 
     # -- folding ------------------------------------------------------------------
@@ -98,6 +104,8 @@ class MessageStage:
     def _track(self, s: MessageState, v: StatusView | None) -> None:
         if v is not None and v.status == catalog.PENDING:
             heapq.heappush(self._deadlines, (s.send.sent_at + self.timeout, s.message_id))
+        elif s.send is None and not s.orphan_reported:
+            heapq.heappush(self._orphans, (s.max_event_time + self.orphan_window, s.message_id))
 
     def _advance(self, watermark: int, out: list[Out]) -> None:
         """Rule 6 on event time: the partition's watermark is the latest event time folded."""
@@ -111,6 +119,17 @@ class MessageStage:
             after = view(s, watermark, self.timeout)
             if before != after:
                 self._transition(s, before, s, after, out)
+        while self._orphans and self._orphans[0][0] <= watermark:
+            _, mid = heapq.heappop(self._orphans)
+            s = self.store.get(mid)
+            if s is None or s.send is not None or s.orphan_reported or s.max_event_time + self.orphan_window > watermark:
+                continue
+            self.store[mid] = replace(s, orphan_reported=True)
+            out.append(Out(DEAD_LETTER, mid, {
+                "error_kind": "orphan_receipt", "message_id": mid, "partition": self.partition, "receipts": len(s.receipt_ids),
+                "reason": (f"{len(s.receipt_ids)} receipt(s) for message {mid} never matched a MessageSent within "
+                           f"{self.orphan_window / HOUR_MS:g} h of event time; held, and folded in if the send comes"),
+                "at": s.max_event_time}))
 
     # -- outputs ------------------------------------------------------------------
     def _reemit(self, s: MessageState) -> list[Out]:

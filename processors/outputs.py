@@ -7,6 +7,7 @@ MESSAGE_STATUS = "message_status"  # -> sms.message-status, key message_id
 REMOVAL = "removal"  # -> sms.address-book-removals, key phone
 PHONE_EVENT = "phone_event"  # -> internal phone-events topic, key phone (E.164)
 CAMPAIGN_EVENT = "campaign_event"  # -> internal campaign-events topic, key campaign_id
+DEAD_LETTER = "dead_letter"  # -> sms.dead-letter (receipts whose message never appeared)
 CAMPAIGN_STATS = "campaign_stats"  # -> sms.campaign-stats, key campaign_id
 
 

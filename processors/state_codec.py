@@ -27,15 +27,15 @@ def encode_message(s: MessageState) -> bytes:
     send = None if s.send is None else [getattr(s.send, f) for f in MessageSent.__slots__]
     best = None if s.best_final is None else list(s.best_final)
     return _dumps([_V, s.message_id, s.partition, send, sorted(s.send_ids), sorted(s.receipt_ids), best,
-                   s.last_pending_at, s.max_event_time]).encode()
+                   s.last_pending_at, s.max_event_time, s.orphan_reported]).encode()
 
 
 def decode_message(b: bytes) -> MessageState:
     d = _loads(b)
     _check(d, "message")
-    _, mid, p, send, sids, rids, best, lpa, met = d
+    _, mid, p, send, sids, rids, best, lpa, met, *rest = d
     return MessageState(mid, p, None if send is None else MessageSent(*send), frozenset(sids), frozenset(rids),
-                        None if best is None else FinalReceipt(*best), lpa, met)
+                        None if best is None else FinalReceipt(*best), lpa, met, bool(rest and rest[0]))
 
 
 def encode_phone(s: PhoneState) -> bytes:

@@ -44,6 +44,7 @@ class Settings:
     partial_interval_ms: int = 100
     pending_timeout_h: float = 72.0
     attribution_window_h: float = 72.0
+    orphan_window_h: float = 24.0
     api_token: str | None = None  # required by endpoints that show phone numbers
     log_level: str = "info"
     topics: TopicNames = field(default_factory=TopicNames)
@@ -90,6 +91,7 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         partial_interval_ms=int(_get(env, "SMSTALLY_PARTIAL_INTERVAL_MS") or d.partial_interval_ms),
         pending_timeout_h=float(_get(env, "SMSTALLY_PENDING_TIMEOUT_H") or d.pending_timeout_h),
         attribution_window_h=float(_get(env, "SMSTALLY_ATTRIBUTION_WINDOW_H") or d.attribution_window_h),
+        orphan_window_h=float(_get(env, "SMSTALLY_ORPHAN_WINDOW_H") or d.orphan_window_h),
         api_token=_get(env, "SMSTALLY_API_TOKEN"),
         log_level=(_get(env, "SMSTALLY_LOG_LEVEL") or d.log_level).lower(),
         topics=topics,

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,27 +16,8 @@ from pathlib import Path
 
 from .broker import EmbeddedBroker, free_port
 from .config import from_env
+from .processes import WorkerProcess
 from .report import render, render_brief
-
-
-class Worker:
-    """A ``smstally worker`` subprocess in its own process group, logging to a file."""
-
-    def __init__(self, env: dict[str, str], log_path: Path):
-        self.log_path = log_path
-        self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop(self, grace: float = 10.0) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
 
 
 def run_demo(messages: int = 20000, seed: int = 1, campaigns: int = 5, timeout: float = 600.0,
@@ -59,7 +38,7 @@ def run_demo(messages: int = 20000, seed: int = 1, campaigns: int = 5, timeout: 
                    SMSTALLY_PARTITIONS=os.environ.get("SMSTALLY_PARTITIONS", "4"))
         s = from_env(env)
         print(f"[demo] starting a worker on {broker.url} ({work}/worker.log)", flush=True)
-        worker = Worker(env, work / "worker.log")
+        worker = WorkerProcess(env, work / "worker.log").start()
         scenario = generate(seed=seed, messages=messages, campaigns=campaigns)
         print(scenario.summary(), flush=True)
         n_events = len(scenario.phase1) + len(scenario.phase2)
@@ -70,7 +49,7 @@ def run_demo(messages: int = 20000, seed: int = 1, campaigns: int = 5, timeout: 
             if now - last_draw[0] < (0.5 if tty else 5.0) or not latest:
                 return
             last_draw[0] = now
-            if worker.proc.poll() is not None:
+            if not worker.running:
                 raise RuntimeError(f"the worker exited with code {worker.proc.returncode}; see {worker.log_path}")
             head = f"[demo] {time.monotonic() - t0:6.1f}s  live CampaignStats from {s.topics.campaign_stats}"
             tail = f"still different: {len(diff)} figure(s)" if diff else ""

@@ -19,7 +19,7 @@ from processors import campaign_stage, state_codec
 from processors.events import CampaignLaunched, DeliveryReceipt, InvalidEvent, MessageSent, Unsubscribe
 from processors.message_fold import HOUR_MS
 from processors.message_stage import MessageStage
-from processors.outputs import CAMPAIGN_EVENT, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
+from processors.outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
 from processors.phone_stage import PhoneStage
 from processors.phones import mask
 from processors.status_mapping import StatusMapper
@@ -111,15 +111,18 @@ class Pipeline:
         for st in self.messages.states():
             if st.partition in by_p:
                 by_p[st.partition].append(st)
-        timeout = int(self.s.pending_timeout_h * HOUR_MS)
         self.msg_stages = {}
         for p, states in by_p.items():
-            stage = MessageStage(p, self.messages, self.mapper, timeout)
+            stage = self._message_stage(p)
             stage.rebuild(states)
             self.msg_stages[p] = stage
         log.info("message stages rebuilt for partitions %s (%d messages)", sorted(assigned),
                  sum(len(v) for v in by_p.values()))
         self.ready = True
+
+    def _message_stage(self, p: int) -> MessageStage:
+        return MessageStage(p, self.messages, self.mapper, int(self.s.pending_timeout_h * HOUR_MS),
+                            int(self.s.orphan_window_h * HOUR_MS))
 
     async def _recover_phones(self) -> None:
         assigned = self._assigned(self.s.phone_events_topic)
@@ -167,8 +170,7 @@ class Pipeline:
             p = event.message.partition
             stage = self.msg_stages.get(p)
             if stage is None:  # assigned but not yet rebuilt: cannot happen after recovery
-                stage = self.msg_stages[p] = MessageStage(p, self.messages, self.mapper,
-                                                          int(self.s.pending_timeout_h * HOUR_MS))
+                stage = self.msg_stages[p] = self._message_stage(p)
             await self._publish(stage.process(ev))
 
     async def _route_unsubscribes(self, stream: Any) -> None:
@@ -252,6 +254,15 @@ class Pipeline:
                 await self.phone_events.send(key=key, value=_dumps(o.value).encode())
             elif o.kind == CAMPAIGN_EVENT:
                 await self.campaign_events.send(key=key, value=_dumps(o.value).encode())
+            elif o.kind == DEAD_LETTER:
+                await self._report_orphan(o)
+
+    async def _report_orphan(self, o: Out) -> None:
+        v = o.value
+        log.warning("orphan receipts: %s", v["reason"])
+        rec = {"topic": self.s.topics.dlr, "partition": v["partition"], "offset": -1, "key": o.key.encode(),
+               "value": None, "reason": v["reason"], "error_kind": v["error_kind"], "event_id": None, "at": _now_ms()}
+        await self.out_dead.send(key=o.key.encode(), value=self.codec.encode("smstally.DeadLetter", rec))
 
     async def _dead_letter(self, msg: Any, kind: str, reason: str, event_id: str | None = None) -> None:
         log.warning("dead letter %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, kind, reason)

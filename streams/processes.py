@@ -1,0 +1,92 @@
+"""Worker subprocesses for the demo and the tests: own process group, log file, no orphans.
+
+A worker runs as a real ``smstally worker`` process (not in-process) so that killing it is
+as real as in production. It dies with its parent (PR_SET_PDEATHSIG on Linux) and is also
+stopped at interpreter exit, so a crashed test run cannot leave one behind.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+import time
+from pathlib import Path
+
+from .broker import _die_with_parent
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], log_path: Path | str):
+        self.env = env
+        self.log_path = Path(log_path)
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+        atexit.register(self.kill)
+
+    @property
+    def web_port(self) -> int:
+        return int(self.env.get("SMSTALLY_WEB_PORT", "6066"))
+
+    def start(self) -> "WorkerProcess":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=self.env,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health/ready", timeout=1) as r:
+                return r.status == 200
+        except Exception:  # noqa: BLE001 - not ready, whatever the reason
+            return False
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}; log: {self.log_path}\n{self.tail()}")
+            if self.ready():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready after {timeout}s; log: {self.log_path}\n{self.tail()}")
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def _signal(self, sig: int) -> None:
+        if self.running:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        """SIGKILL: the crash the guarantees are about."""
+        self._signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait()
+        self._close()
+
+    def stop(self, grace: float = 15.0) -> None:
+        if self.running:
+            self._signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def _close(self) -> None:
+        if self._log is not None and not self._log.closed:
+            self._log.close()
