@@ -8,6 +8,7 @@ import faust
 
 from processors import campaign_stage
 
+from . import metrics
 from .compat import tansu
 from .config import Settings
 from .pipeline import Pipeline
@@ -56,7 +57,12 @@ def _web(app: faust.App, pipe: Pipeline) -> None:
     @app.page("/health/ready")
     async def ready(web: Any, request: Any) -> Any:
         ok = bool(pipe.ready and not app.rebalancing and app.tables.recovery.completed.is_set())
+        metrics.READY.set(1 if ok else 0)
         return web.json({"ready": ok}, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
 
     @app.page("/campaigns")
     async def campaigns(web: Any, request: Any) -> Any:

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     d = sub.add_parser("demo", help="embedded broker + worker + simulated traffic + live report")
     d.add_argument("--seed", type=int, default=1)
-    d.add_argument("--messages", type=int, default=20000)
+    d.add_argument("--messages", type=int, default=10000)
     d.add_argument("--campaigns", type=int, default=5)
     d.add_argument("--timeout", type=float, default=600.0)
     d.add_argument("--keep", action="store_true", help="keep the work directory (logs, state)")

@@ -20,7 +20,7 @@ from .processes import WorkerProcess
 from .report import render, render_brief
 
 
-def run_demo(messages: int = 20000, seed: int = 1, campaigns: int = 5, timeout: float = 600.0,
+def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: float = 600.0,
              keep: bool = False) -> int:
     from simulator.scenario import generate
 

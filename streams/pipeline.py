@@ -25,6 +25,7 @@ from processors.phones import mask
 from processors.status_mapping import StatusMapper
 from schemas.codec import AvroCodec, DecodeError
 
+from . import metrics
 from .config import Settings
 from .stores import TableStore
 from .topics import TopicPlan
@@ -150,7 +151,9 @@ class Pipeline:
         msg = event.message
         try:
             _, rec = self.codec.decode(event.value, expected=self.expected_record[msg.topic])
-            return parse(rec)
+            ev = parse(rec)
+            metrics.EVENTS.labels(msg.topic).inc()
+            return ev
         except DecodeError as exc:
             await self._dead_letter(msg, exc.kind, exc.reason)
         except InvalidEvent as exc:
@@ -240,6 +243,7 @@ class Pipeline:
             self.last_published[cid] = now
             value = self.codec.encode("smstally.CampaignStats", campaign_stage.stats(st))
             await self.out_stats.send(key=cid.encode(), value=value)
+            metrics.STATS_PUBLISHED.inc()
 
     # -- outputs ------------------------------------------------------------------
     async def _publish(self, outs: list[Out]) -> None:
@@ -250,6 +254,7 @@ class Pipeline:
             elif o.kind == REMOVAL:
                 await self.out_removals.send(key=key, value=self.codec.encode("smstally.AddressBookRemoval", o.value))
                 log.debug("removal %s %s (%s)", o.value["reason"], mask(o.key), o.value["event_id"])
+                metrics.REMOVALS.labels(o.value["reason"]).inc()
             elif o.kind == PHONE_EVENT:
                 await self.phone_events.send(key=key, value=_dumps(o.value).encode())
             elif o.kind == CAMPAIGN_EVENT:
@@ -260,12 +265,14 @@ class Pipeline:
     async def _report_orphan(self, o: Out) -> None:
         v = o.value
         log.warning("orphan receipts: %s", v["reason"])
+        metrics.DEAD_LETTERS.labels(v["error_kind"]).inc()
         rec = {"topic": self.s.topics.dlr, "partition": v["partition"], "offset": -1, "key": o.key.encode(),
                "value": None, "reason": v["reason"], "error_kind": v["error_kind"], "event_id": None, "at": _now_ms()}
         await self.out_dead.send(key=o.key.encode(), value=self.codec.encode("smstally.DeadLetter", rec))
 
     async def _dead_letter(self, msg: Any, kind: str, reason: str, event_id: str | None = None) -> None:
         log.warning("dead letter %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, kind, reason)
+        metrics.DEAD_LETTERS.labels(kind).inc()
         rec = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
                "key": msg.key, "value": msg.value, "reason": reason, "error_kind": kind,
                "event_id": event_id, "at": _now_ms()}

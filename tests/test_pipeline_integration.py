@@ -115,3 +115,22 @@ def test_undecodable_values_are_dead_lettered_with_their_origin(run):
     for d in dead:
         assert d["topic"] == cluster.settings.topics.dlr
         assert d["partition"] >= 0 and d["offset"] >= 0 and d["reason"] and d["error_kind"]
+
+
+def test_health_and_metrics_endpoints(run):
+    import urllib.request
+    cluster, scenario, _, _, _ = run
+    port = cluster.workers[0].web_port
+    for path in ("/health/live", "/health/ready"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            assert r.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    folded = sum(float(line.split()[-1]) for line in text.splitlines()
+                 if line.startswith("smstally_events_total{"))
+    assert folded >= len(scenario.phase1) - 10  # every decodable input record, phase 2 included
+    assert 'smstally_dead_letters_total{kind="empty"}' in text
+    assert 'smstally_dead_letters_total{kind="unknown_fingerprint"}' in text
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/campaigns", timeout=5) as r:
+        body = r.read().decode()
+    assert "+33" not in body  # campaign figures only: no phone numbers without credentials
