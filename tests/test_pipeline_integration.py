@@ -22,13 +22,14 @@ pytestmark = pytest.mark.integration
 MESSAGES = 1500
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """Broker + one worker + the scenario published in its two phases."""
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-worker", "two-workers"])
+def run(request, tmp_path_factory):
+    """Broker + N workers in one group + the scenario published in its two phases."""
     cluster = Cluster(tmp_path_factory.mktemp("e2e")).start()
     try:
-        worker = cluster.worker()
-        worker.wait_ready(90)
+        workers = [cluster.worker() for _ in range(request.param)]
+        for w in workers:
+            w.wait_ready(90)
         scenario = generate(seed=7, messages=MESSAGES, campaigns=4)
         bad = [(b"m-bad-1", b"\x00\x01garbage"), (None, b""), (b"m-bad-2", b"\xc3\x01" + b"\x00" * 8 + b"xx")]
         cluster.produce_raw(cluster.settings.topics.dlr, bad)
@@ -120,14 +121,17 @@ def test_undecodable_values_are_dead_lettered_with_their_origin(run):
 def test_health_and_metrics_endpoints(run):
     import urllib.request
     cluster, scenario, _, _, _ = run
+    folded, text = 0.0, ""
+    for w in cluster.workers:
+        for path in ("/health/live", "/health/ready"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{w.web_port}{path}", timeout=5) as r:
+                assert r.status == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{w.web_port}/metrics", timeout=5) as r:
+            page = r.read().decode()
+        text += page
+        folded += sum(float(line.split()[-1]) for line in page.splitlines()
+                      if line.startswith("smstally_events_total{"))
     port = cluster.workers[0].web_port
-    for path in ("/health/live", "/health/ready"):
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            assert r.status == 200
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    folded = sum(float(line.split()[-1]) for line in text.splitlines()
-                 if line.startswith("smstally_events_total{"))
     assert folded >= len(scenario.phase1) - 10  # every decodable input record, phase 2 included
     assert 'smstally_dead_letters_total{kind="empty"}' in text
     assert 'smstally_dead_letters_total{kind="unknown_fingerprint"}' in text
