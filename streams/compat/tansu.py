@@ -11,12 +11,17 @@ a Tansu release that fixes one makes a test fail and the workaround can go.
    record batch + 1, not the log end offset. It is right only when that
    batch holds a single record. Measured: batches of 1, 3, 5, 1, 1 and 4
    records (offsets 0..14) gave end offsets 1, 2, 5, 10, 11, 12 where Kafka
-   says 1, 4, 9, 10, 11, 15. Consequences for Faust, which asks for end
-   offsets of changelog partitions when it recovers tables: the highwater
-   is too low, so a worker restarting on its RocksDB data dir sees a
-   persisted offset beyond the "end" and dies with ``ConsistencyError``, and
-   recovery after a rebalance waits for or stops at the wrong offset.
-   ``seek_to_end`` and ``auto_offset_reset="latest"`` land too early too.
+   says 1, 4, 9, 10, 11, 15. Faust asks for the end offsets of changelog
+   partitions when it recovers a table (``Consumer.highwaters()`` ->
+   ``AIOKafkaConsumer.end_offsets``), so the highwater it sees is too low:
+   a worker restarting on its RocksDB data dir finds a persisted offset
+   beyond the "end" and crashes with ``ConsistencyError`` (measured: 44 >
+   30), and a worker without local state (new machine, or partitions moved
+   by a rebalance) stops reading the changelog early and *silently* loses
+   the newest updates (measured: restored as of offset 30 of 45). Faust's
+   check skips a highwater of 0, so a changelog whose last batch starts at
+   offset 0 hides the bug. ``seek_to_end`` and ``auto_offset_reset="latest"``
+   land too early as well (re-reading records).
    Fetch responses carry the right high watermark (15 above). The patch
    wraps aiokafka's ``Fetcher._proc_offset_request``, the one place every
    ListOffsets goes through (``end_offsets``, which Faust's
@@ -31,13 +36,18 @@ a Tansu release that fixes one makes a test fail and the workaround can go.
 2. **JoinGroup is held for half the session timeout** (Faust settings,
    :func:`faust_settings`). Tansu answers a JoinGroup only after waiting
    ``session_timeout / 2`` for other members, where Kafka uses
-   ``group.initial.rebalance.delay.ms`` (3 s) for a new group. With Faust's
-   60 s default a worker needed ~32 s to be ready; with a 2 s session,
-   0.5 s heartbeats and a 2 s rebalance timeout it is ready in ~3 s, and a
-   killed worker's partitions move after ~2 s instead of 60 s.
+   ``group.initial.rebalance.delay.ms`` (3 s) for a new group. Measured
+   from process start to the first event processed, Faust's defaults
+   (60 s session, 3 s heartbeat, 60 s rebalance timeout): ~32 s for a first
+   worker, ~110 s for a worker restarted after a clean stop (two 30 s join
+   holds and a 48 s stall in between). With a 2 s session, 0.5 s heartbeats
+   and a 2 s rebalance timeout: ~2.7 s in both cases; the session after
+   which a SIGKILLed worker's partitions move is then 2 s instead of 60 s.
 
-3. **No transactions** (Faust settings). Tansu does not implement the
-   transaction APIs, so ``processing_guarantee`` must be ``at_least_once``.
+3. **No transactions** (Faust settings). Tansu advertises the transaction
+   APIs, but InitProducerId with a transactional id fails with
+   UNKNOWN_SERVER_ERROR (measured with aiokafka), so no transactional
+   producer can start: ``processing_guarantee`` must be ``at_least_once``.
 
 4. **No compaction.** Compacted topics are accepted but never compacted, so
    changelogs and ``cleanup.policy=compact`` outputs only grow. Harmless for
