@@ -56,7 +56,7 @@ def _web(app: faust.App, pipe: Pipeline) -> None:
 
     @app.page("/health/ready")
     async def ready(web: Any, request: Any) -> Any:
-        ok = bool(pipe.ready and not app.rebalancing and app.tables.recovery.completed.is_set())
+        ok = pipe.ready() and app.tables.recovery.completed.is_set()
         metrics.READY.set(1 if ok else 0)
         return web.json({"ready": ok}, status=200 if ok else 503)
 

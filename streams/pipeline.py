@@ -43,6 +43,44 @@ def _partition_of(key: str, n: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % n
 
 
+class CatchUp:
+    """Whether the worker has processed the backlog its partitions had when it got them.
+
+    Targets are the log end offsets read right after recovery; a partition is caught up
+    once the offset processed reaches its target. Used for readiness, and to hold back
+    re-publishing stats until a replay has brought the state back where it was.
+    """
+
+    def __init__(self, app: faust.App):
+        self.app = app
+        self.targets: dict[Any, int] = {}
+        self.done: dict[Any, int] = {}
+
+    def reset(self) -> None:
+        self.targets.clear()
+        self.done.clear()
+
+    async def target_topics(self, *topics: str) -> None:
+        tps = [tp for tp in self.app.consumer.assignment() if tp.topic in topics]
+        if tps:
+            self.targets.update(await self.app.consumer.highwaters(*tps))
+
+    def processed(self, message: Any) -> None:
+        self.done[message.tp] = message.offset + 1
+
+    def caught_up(self, topic: str | None = None) -> bool:
+        read = self.app.consumer._read_offset  # committed offset after Faust's post-recovery seek
+        for tp, target in self.targets.items():
+            if topic is not None and tp.topic != topic:
+                continue
+            pos = self.done.get(tp)
+            if pos is None:
+                pos = read.get(tp) or 0
+            if pos < target:
+                return False
+        return True
+
+
 class Pipeline:
     """Holds the app, its topics and tables, and the stages of the partitions it owns."""
 
@@ -73,7 +111,8 @@ class Pipeline:
         self.campaigns: dict[str, campaign_stage.CampaignState] = {}
         self.dirty_campaigns: set[str] = set()
         self.last_published: dict[str, float] = {}
-        self.ready = False
+        self.recovered = False
+        self.catchup = CatchUp(app)
         self.expected_record = {
             t.message_sent: "smstally.MessageSent", t.dlr: "smstally.DeliveryReceipt",
             t.unsubscribes: "smstally.Unsubscribe", t.campaigns: "smstally.CampaignLaunched",
@@ -100,7 +139,8 @@ class Pipeline:
 
     async def _on_revoked(self, sender: Any = None, revoked: Any = None, **kw: Any) -> None:
         # Eager rebalancing: whatever we keep is rebuilt from the tables after recovery.
-        self.ready = False
+        self.recovered = False
+        self.catchup.reset()
         self.msg_stages.clear()
         self.phone_stages.clear()
         self.campaigns.clear()
@@ -119,7 +159,9 @@ class Pipeline:
             self.msg_stages[p] = stage
         log.info("message stages rebuilt for partitions %s (%d messages)", sorted(assigned),
                  sum(len(v) for v in by_p.values()))
-        self.ready = True
+        t = self.s.topics
+        await self.catchup.target_topics(t.message_sent, t.dlr, t.unsubscribes, t.campaigns)
+        self.recovered = True
 
     def _message_stage(self, p: int) -> MessageStage:
         return MessageStage(p, self.messages, self.mapper, int(self.s.pending_timeout_h * HOUR_MS),
@@ -137,14 +179,22 @@ class Pipeline:
             stage = PhoneStage(p, self.phones, window)
             stage.rebuild(states)
             self.phone_stages[p] = stage
+        await self.catchup.target_topics(self.s.phone_events_topic)
 
     async def _recover_campaigns(self) -> None:
         assigned = self._assigned(self.s.campaign_events_topic)
         n = self.plan.campaign_event_partitions
         self.campaigns = {st.campaign_id: st for st in self.campaigns_store.states()
                           if _partition_of(st.campaign_id, n) in assigned}
-        # A stats record may have been lost with the crash that preceded this recovery.
+        # A stats record may have been lost with the crash that preceded this recovery: publish
+        # every campaign again, but only once the log has been replayed up to where it was, so
+        # that no version older than one already published goes out (contract §6).
         self.dirty_campaigns = set(self.campaigns)
+        await self.catchup.target_topics(self.s.campaign_events_topic)
+
+    def ready(self) -> bool:
+        """Recovered, not rebalancing, and caught up with the backlog found at assignment."""
+        return bool(self.recovered and not self.app.rebalancing and self.catchup.caught_up())
 
     # -- agents -------------------------------------------------------------------
     async def _decode(self, event: Any, parse: Callable[[dict], Any]) -> Any | None:
@@ -167,6 +217,7 @@ class Pipeline:
 
     async def _fold_messages(self, stream: Any) -> None:
         async for event in stream.events():
+            self.catchup.processed(event.message)
             ev = await self._decode(event, self._parse_message)
             if ev is None:
                 continue
@@ -178,6 +229,7 @@ class Pipeline:
 
     async def _route_unsubscribes(self, stream: Any) -> None:
         async for event in stream.events():
+            self.catchup.processed(event.message)
             u = await self._decode(event, lambda r: Unsubscribe.from_record(r, self.s.default_region))
             if u is None:
                 continue
@@ -186,6 +238,7 @@ class Pipeline:
 
     async def _route_campaigns(self, stream: Any) -> None:
         async for event in stream.events():
+            self.catchup.processed(event.message)
             c = await self._decode(event, CampaignLaunched.from_record)
             if c is None:
                 continue
@@ -196,6 +249,7 @@ class Pipeline:
     async def _fold_phones(self, stream: Any) -> None:
         window = int(self.s.attribution_window_h * HOUR_MS)
         async for event in stream.events():
+            self.catchup.processed(event.message)
             p = event.message.partition
             stage = self.phone_stages.get(p)
             if stage is None:
@@ -208,6 +262,7 @@ class Pipeline:
 
     async def _fold_campaigns(self, stream: Any) -> None:
         async for event in stream.events():
+            self.catchup.processed(event.message)
             cid = event.key.decode()
             rec = json.loads(event.value)
             old = self.campaigns.get(cid)
@@ -229,7 +284,7 @@ class Pipeline:
 
     async def _publish_stats(self) -> None:
         """Throttled per campaign (contract §6), and always after the last change."""
-        if not self.dirty_campaigns:
+        if not self.dirty_campaigns or not self.catchup.caught_up(self.s.campaign_events_topic):
             return
         now = time.monotonic()
         gap = self.s.stats_interval_ms / 1000
