@@ -15,6 +15,7 @@ from .phones import normalize
 MIN_TS = 946_684_800_000  # 2000-01-01T00:00Z
 MAX_TS = 4_102_444_800_000  # 2100-01-01T00:00Z
 MAX_ID_LEN = 256
+MAX_TEXT_LEN = 10_000  # free text (campaign name and text, inbound replies); ~65 SMS segments
 
 
 class InvalidEvent(ValueError):
@@ -58,6 +59,28 @@ def _ts(rec: Mapping[str, Any], field: str, ev: str | None, optional: bool = Fal
     return value
 
 
+def _phone(rec: Mapping[str, Any], ev: str, region: str) -> tuple[str, bool]:
+    """E.164 when parseable; otherwise kept as given and flagged (never dropped)."""
+    raw = rec.get("phone")
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidEvent("missing_id", "field 'phone' is missing or empty", ev)
+    if len(raw) > 64:
+        raise InvalidEvent("invalid_field", f"field 'phone' is {len(raw)} characters long (max 64)", ev)
+    return normalize(raw, region)
+
+
+def _str(rec: Mapping[str, Any], field: str, ev: str | None, limit: int = MAX_ID_LEN) -> str | None:
+    """An optional free string, bounded: an oversized one is bad input, not something to carry downstream."""
+    value = rec.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent("invalid_field", f"field {field!r} must be a string, got a {type(value).__name__}", ev)
+    if len(value) > limit:
+        raise InvalidEvent("invalid_field", f"field {field!r} is {len(value)} characters long (max {limit})", ev)
+    return value
+
+
 def _enum(rec: Mapping[str, Any], field: str, allowed: frozenset[str], ev: str | None) -> str:
     value = rec.get(field)
     if value not in allowed:
@@ -84,8 +107,8 @@ class CampaignLaunched:
         size = rec.get("launch_list_size")
         if not isinstance(size, int) or size < 0:
             raise InvalidEvent("invalid_field", f"launch_list_size must be a non-negative integer, got {size!r}", ev)
-        return cls(ev, _id(rec, "campaign_id", ev), rec.get("name") or "", _enum(rec, "kind", _KINDS, ev),
-                   rec.get("text") or "", rec.get("sender_id") or "", rec.get("sms_type") or "",
+        return cls(ev, _id(rec, "campaign_id", ev), _str(rec, "name", ev, MAX_TEXT_LEN) or "", _enum(rec, "kind", _KINDS, ev),
+                   _str(rec, "text", ev, MAX_TEXT_LEN) or "", _str(rec, "sender_id", ev) or "", _str(rec, "sms_type", ev) or "",
                    _ts(rec, "created_at", ev), _ts(rec, "launched_at", ev), size)
 
 
@@ -119,10 +142,7 @@ class MessageSent:
     @classmethod
     def from_record(cls, rec: Mapping[str, Any], region: str = "FR") -> "MessageSent":
         ev = _id(rec, "event_id")
-        raw_phone = rec.get("phone")
-        if not isinstance(raw_phone, str) or not raw_phone.strip():
-            raise InvalidEvent("missing_id", "field 'phone' is missing or empty", ev)
-        phone, valid = normalize(raw_phone, region)
+        phone, valid = _phone(rec, ev, region)
         segments = rec.get("segments", 1)
         credits = rec.get("credits", 0.0)
         if not isinstance(segments, int) or segments < 0:
@@ -133,7 +153,7 @@ class MessageSent:
         return cls(ev, _id(rec, "campaign_id", ev), _id(rec, "message_id", ev), _opt_id(rec, "contact_id", ev),
                    phone, valid, _ts(rec, "sent_at", ev), outcome,
                    (rec.get("not_sent_reason") or "OTHER") if outcome == "NOT_SENT" else None,
-                   segments, float(credits), rec.get("provider"), rec.get("country"), rec.get("operator"))
+                   segments, float(credits), _str(rec, "provider", ev), _str(rec, "country", ev), _str(rec, "operator", ev))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +184,11 @@ class DeliveryReceipt:
         if len(status) > MAX_ID_LEN:
             raise InvalidEvent("invalid_field", f"status is {len(status)} characters long", ev)
         code = rec.get("error_code")
+        if code is not None and not isinstance(code, str):
+            raise InvalidEvent("invalid_field", f"error_code must be a string, got {code!r}", ev)
         if code is not None and len(code) > MAX_ID_LEN:
             raise InvalidEvent("invalid_field", f"error_code is {len(code)} characters long", ev)
-        provider = rec.get("provider")
+        provider = _str(rec, "provider", ev)
         return cls(ev, _id(rec, "message_id", ev), _opt_id(rec, "campaign_id", ev),
                    provider.lower() if isinstance(provider, str) and provider else None,
                    status, code, _ts(rec, "done_at", ev, optional=True), _ts(rec, "received_at", ev))
@@ -191,10 +213,7 @@ class Unsubscribe:
     @classmethod
     def from_record(cls, rec: Mapping[str, Any], region: str = "FR") -> "Unsubscribe":
         ev = _id(rec, "event_id")
-        raw_phone = rec.get("phone")
-        if not isinstance(raw_phone, str) or not raw_phone.strip():
-            raise InvalidEvent("missing_id", "field 'phone' is missing or empty", ev)
-        phone, valid = normalize(raw_phone, region)
+        phone, valid = _phone(rec, ev, region)
         return cls(ev, phone, valid, _opt_id(rec, "contact_id", ev), _opt_id(rec, "campaign_id", ev),
                    _enum(rec, "action", _ACTIONS, ev), _enum(rec, "channel", _CHANNELS, ev),
-                   rec.get("text"), _ts(rec, "at", ev))
+                   _str(rec, "text", ev, MAX_TEXT_LEN), _ts(rec, "at", ev))

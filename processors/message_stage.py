@@ -110,11 +110,13 @@ class MessageStage:
     def _advance(self, watermark: int, out: list[Out]) -> None:
         """Rule 6 on event time: the partition's watermark is the latest event time folded."""
         previous, self.watermark = self.watermark, watermark
+        done: set[str] = set()  # a message is pushed once per pending event: transition it once
         while self._deadlines and self._deadlines[0][0] <= watermark:
             _, mid = heapq.heappop(self._deadlines)
             s = self.store.get(mid)
-            if s is None:
+            if s is None or mid in done:
                 continue
+            done.add(mid)
             before = view(s, previous, self.timeout)
             after = view(s, watermark, self.timeout)
             if before != after:

@@ -15,7 +15,7 @@ import phonenumbers
 def normalize(raw: str, region: str = "FR") -> tuple[str, bool]:
     """Return (phone, valid): E.164 when parseable, else the input stripped and False."""
     text = raw.strip()
-    if text.startswith("+") and text[1:].isdigit() and 8 <= len(text) <= 16:
+    if text.startswith("+") and text[1:].isascii() and text[1:].isdigit() and 8 <= len(text) <= 16:
         # Already E.164: the common case, no need for the full parser.
         return text, True
     try:

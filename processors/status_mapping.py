@@ -48,7 +48,8 @@ def parse_code(raw: str | None) -> int | None:
     if raw is None:
         return None
     text = raw.strip()
-    if not text or not (text.isdigit() or (text[0] in "+-" and text[1:].isdigit())):
+    # isascii: str.isdigit() also accepts "¹" (int() raises) and "١" (a non-ASCII "decimal").
+    if not text or not text.isascii() or not (text.isdigit() or (text[0] in "+-" and text[1:].isdigit())):
         return None
     return int(text)
 
