@@ -56,9 +56,27 @@ def _web(app: faust.App, pipe: Pipeline) -> None:
 
     @app.page("/health/ready")
     async def ready(web: Any, request: Any) -> Any:
-        ok = pipe.ready() and app.tables.recovery.completed.is_set()
+        ok = await pipe.ready() and app.tables.recovery.completed.is_set()
         metrics.READY.set(1 if ok else 0)
-        return web.json({"ready": ok}, status=200 if ok else 503)
+        body = {"ready": ok, "recovered": pipe.recovered, "rebalancing": bool(app.rebalancing),
+                "lagging": await pipe.catchup.lagging()}
+        return web.json(body, status=200 if ok else 503)
+
+    @app.page("/debug/consumer")
+    async def debug_consumer(web: Any, request: Any) -> Any:
+        c = app.consumer
+        ak = c._thread._ensure_consumer()
+        out = {}
+        for tp in sorted(c.assignment()):
+            try:
+                pos = await ak.position(tp)
+            except Exception as exc:  # noqa: BLE001
+                pos = repr(exc)
+            out[f"{tp.topic}[{tp.partition}]"] = {
+                "position": pos, "highwater": ak.highwater(tp), "paused": tp in ak.paused(),
+                "faust_paused": tp in c._paused_partitions, "active": tp in (c._active_partitions or ()),
+                "read": c._read_offset.get(tp), "committed": c._committed_offset.get(tp)}
+        return web.json(out)
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:

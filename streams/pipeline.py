@@ -46,39 +46,59 @@ def _partition_of(key: str, n: int) -> int:
 class CatchUp:
     """Whether the worker has processed the backlog its partitions had when it got them.
 
-    Targets are the log end offsets read right after recovery; a partition is caught up
-    once the offset processed reaches its target. Used for readiness, and to hold back
-    re-publishing stats until a replay has brought the state back where it was.
+    A partition's target is the high watermark of the first fetch after the assignment
+    (everything in the log at that moment, hence everything any earlier owner could have
+    folded); it is caught up once the offset processed reaches it. Used for readiness, and
+    to hold back re-publishing stats until a replay has brought the state back where it was.
+    Reading the watermark from fetches avoids extra ListOffsets round trips in recovery.
     """
 
     def __init__(self, app: faust.App):
         self.app = app
-        self.targets: dict[Any, int] = {}
+        self.targets: dict[Any, int | None] = {}
         self.done: dict[Any, int] = {}
 
     def reset(self) -> None:
         self.targets.clear()
         self.done.clear()
 
-    async def target_topics(self, *topics: str) -> None:
-        tps = [tp for tp in self.app.consumer.assignment() if tp.topic in topics]
-        if tps:
-            self.targets.update(await self.app.consumer.highwaters(*tps))
+    def track(self, *topics: str) -> None:
+        for tp in self.app.consumer.assignment():
+            if tp.topic in topics:
+                self.targets.setdefault(tp, None)
 
     def processed(self, message: Any) -> None:
         self.done[message.tp] = message.offset + 1
 
-    def caught_up(self, topic: str | None = None) -> bool:
-        read = self.app.consumer._read_offset  # committed offset after Faust's post-recovery seek
-        for tp, target in self.targets.items():
-            if topic is not None and tp.topic != topic:
+    async def lagging(self, topic: str | None = None) -> dict[str, str]:
+        """Partitions still short of their target: "topic[p]" -> "position/target"."""
+        consumer = self.app.consumer
+        assigned = consumer.assignment()  # a later rebalance may have moved a target away
+        out = {}
+        for tp, target in list(self.targets.items()):  # a rebalance may change it while we await
+            if (topic is not None and tp.topic != topic) or tp not in assigned:
                 continue
+            if target is None:
+                target = consumer.highwater(tp)
+                if target is None:  # not fetched yet since the assignment
+                    out[f"{tp.topic}[{tp.partition}]"] = "?/?"
+                    continue
+                self.targets[tp] = target
             pos = self.done.get(tp)
             if pos is None:
-                pos = read.get(tp) or 0
+                # Nothing processed since assignment. Faust's read offset is the committed
+                # offset after its post-recovery seek, or the last record handed to the stream;
+                # unset when that seek was cut short by another rebalance, in which case
+                # the fetch position (nothing fetched beyond it) tells whether anything is left.
+                pos = consumer._read_offset.get(tp)
+                if pos is None:
+                    pos = await consumer.position(tp) or 0
             if pos < target:
-                return False
-        return True
+                out[f"{tp.topic}[{tp.partition}]"] = f"{pos}/{target}"
+        return out
+
+    async def caught_up(self, topic: str | None = None) -> bool:
+        return not await self.lagging(topic)
 
 
 class Pipeline:
@@ -160,7 +180,7 @@ class Pipeline:
         log.info("message stages rebuilt for partitions %s (%d messages)", sorted(assigned),
                  sum(len(v) for v in by_p.values()))
         t = self.s.topics
-        await self.catchup.target_topics(t.message_sent, t.dlr, t.unsubscribes, t.campaigns)
+        self.catchup.track(t.message_sent, t.dlr, t.unsubscribes, t.campaigns)
         self.recovered = True
 
     def _message_stage(self, p: int) -> MessageStage:
@@ -179,7 +199,7 @@ class Pipeline:
             stage = PhoneStage(p, self.phones, window)
             stage.rebuild(states)
             self.phone_stages[p] = stage
-        await self.catchup.target_topics(self.s.phone_events_topic)
+        self.catchup.track(self.s.phone_events_topic)
 
     async def _recover_campaigns(self) -> None:
         assigned = self._assigned(self.s.campaign_events_topic)
@@ -190,11 +210,11 @@ class Pipeline:
         # every campaign again, but only once the log has been replayed up to where it was, so
         # that no version older than one already published goes out (contract §6).
         self.dirty_campaigns = set(self.campaigns)
-        await self.catchup.target_topics(self.s.campaign_events_topic)
+        self.catchup.track(self.s.campaign_events_topic)
 
-    def ready(self) -> bool:
+    async def ready(self) -> bool:
         """Recovered, not rebalancing, and caught up with the backlog found at assignment."""
-        return bool(self.recovered and not self.app.rebalancing and self.catchup.caught_up())
+        return bool(self.recovered and not self.app.rebalancing and await self.catchup.caught_up())
 
     # -- agents -------------------------------------------------------------------
     async def _decode(self, event: Any, parse: Callable[[dict], Any]) -> Any | None:
@@ -284,7 +304,7 @@ class Pipeline:
 
     async def _publish_stats(self) -> None:
         """Throttled per campaign (contract §6), and always after the last change."""
-        if not self.dirty_campaigns or not self.catchup.caught_up(self.s.campaign_events_topic):
+        if not self.dirty_campaigns or not await self.catchup.caught_up(self.s.campaign_events_topic):
             return
         now = time.monotonic()
         gap = self.s.stats_interval_ms / 1000
@@ -328,7 +348,18 @@ class Pipeline:
     async def _dead_letter(self, msg: Any, kind: str, reason: str, event_id: str | None = None) -> None:
         log.warning("dead letter %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, kind, reason)
         metrics.DEAD_LETTERS.labels(kind).inc()
+        key, value = msg.key, msg.value
+        # A copy of a record near the size limit cannot fit in a dead letter (key twice, value,
+        # reason): sending it would fail and crash the agent. Drop the copy, say where it is.
+        limit = self.app.conf.producer_max_request_size - 4096
+        if 2 * len(key or b"") + len(value or b"") + len(reason.encode()) > limit:
+            reason += (f" (raw value of {len(value or b'')} bytes not copied: too large for a dead letter; "
+                       f"read it at {msg.topic}[{msg.partition}]@{msg.offset})")
+            value = None
+            if 2 * len(key or b"") + len(reason.encode()) > limit:
+                key = None
         rec = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
-               "key": msg.key, "value": msg.value, "reason": reason, "error_kind": kind,
+               "key": key, "value": value, "reason": reason, "error_kind": kind,
                "event_id": event_id, "at": _now_ms()}
-        await self.out_dead.send(key=msg.key, value=self.codec.encode("smstally.DeadLetter", rec))
+        await self.out_dead.send(key=msg.key if len(msg.key or b"") < limit // 2 else None,
+                                 value=self.codec.encode("smstally.DeadLetter", rec))

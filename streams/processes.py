@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import time
 from pathlib import Path
@@ -57,6 +58,16 @@ class WorkerProcess:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready after {timeout}s; log: {self.log_path}\n{self.tail()}")
+
+    def readiness(self) -> str:
+        """The worker's own account of its readiness, for diagnostics."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health/ready", timeout=1) as r:
+                return r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.read().decode(errors="replace")
+        except Exception as exc:  # noqa: BLE001
+            return repr(exc)
 
     def tail(self, n: int = 40) -> str:
         try:

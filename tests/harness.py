@@ -49,7 +49,8 @@ class Cluster:
     def worker(self, data_dir: Path | None = None, **extra: str) -> WorkerProcess:
         n = next(_ids)
         env = dict(self.env, SMSTALLY_DATA_DIR=str(data_dir or self.tmp / f"data-{n}"),
-                   SMSTALLY_WEB_PORT=str(free_port()), **extra)
+                   SMSTALLY_WEB_PORT=str(free_port()))
+        env.update(extra)
         w = WorkerProcess(env, self.tmp / f"worker-{n}.log").start()
         self.workers.append(w)
         return w

@@ -247,6 +247,7 @@ async def log_end_offsets(
     budget says, plus the high watermark. Partitions the broker leaves out
     of its answer, or answers with an error, are left out of the result.
     """
+    from aiokafka.client import ConnectionGroup
     from aiokafka.protocol.fetch import FetchRequest
 
     result: dict[Any, int] = {}
@@ -258,7 +259,10 @@ async def log_end_offsets(
         for tp, offset in pending.items():
             by_topic.setdefault(tp.topic, []).append((tp.partition, max(int(offset), 0), 1))
         request = FetchRequest(wait_ms, 1, 1, isolation_level, list(by_topic.items()))
-        response = await client.send(node_id, request)
+        # A connection of its own: on the consumer's default connection this request would
+        # queue behind Faust's long-polling fetches (fetch_max_wait_ms=1500), which made
+        # every end-offset lookup take 1.5 s or a multiple of it.
+        response = await client.send(node_id, request, group=ConnectionGroup.COORDINATION)
         for topic, partitions in response.topics:
             for partition, error_code, highwater, *rest in partitions:
                 tp = _tp(topic, partition)
@@ -320,6 +324,7 @@ async def detect_flavor(
 
 async def _detect(servers: list[str]) -> str:
     from aiokafka.client import AIOKafkaClient
+    from aiokafka.client import ConnectionGroup
     from aiokafka.protocol.fetch import FetchRequest
     from aiokafka.protocol.metadata import MetadataRequest
     from aiokafka.protocol.offset import OffsetRequest

@@ -1,0 +1,179 @@
+"""Kill workers at random while a messy day streams in, then check every output exactly.
+
+Shared by the CI crash test (bounded) and ``scripts/crash_soak.py`` (long). Workers are
+real ``smstally worker`` processes killed with SIGKILL, sometimes restarted on a wiped
+data directory; the broker is the real embedded one.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from processors.removals import removal_id
+from simulator.check import mismatches, sends_counted
+from simulator.scenario import generate
+from streams.clients import StatsView, publish
+from tests.harness import Cluster
+
+
+@dataclass
+class ChaosReport:
+    kills: int = 0
+    wiped: int = 0
+    events: int = 0
+    mismatches: list[str] = field(default_factory=list)
+    settle_s: list[float] = field(default_factory=list)  # kill -> every running worker ready again
+    final_settle_s: float = 0.0  # last publish -> stats equal expected
+    duplicate_removals: int = 0
+    stats_records: int = 0
+
+    def line(self) -> str:
+        s = sorted(self.settle_s)
+        med = s[len(s) // 2] if s else float("nan")
+        return (f"chaos: kills={self.kills} (wiped {self.wiped}) events={self.events} "
+                f"mismatches={len(self.mismatches)} settle after kill: median {med:.1f}s max "
+                f"{max(s, default=float('nan')):.1f}s; final settle {self.final_settle_s:.1f}s; "
+                f"removals redelivered {self.duplicate_removals}; stats records {self.stats_records}")
+
+
+def _chunks(items: list, n: int) -> list[list]:
+    return [items[i:i + n] for i in range(0, len(items), n)]
+
+
+def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int = 10, seed: int = 5,
+              wipe_probability: float = 0.3, chunk: int = 400, chunk_pause: float = 0.25,
+              settle_timeout: float = 240.0, log=print) -> ChaosReport:
+    rng = random.Random(seed)
+    report = ChaosReport()
+    cluster = Cluster(tmp, partitions=4).start()
+    try:
+        s = cluster.settings
+        dirs = [tmp / f"state-{i}" for i in range(workers)]
+        procs = [cluster.worker(data_dir=d) for d in dirs]
+        for w in procs:
+            w.wait_ready(120)
+        scenario = generate(seed=seed, messages=messages, campaigns=4)
+        report.events = len(scenario.phase1) + len(scenario.phase2)
+        published = threading.Event()
+        errors: list[BaseException] = []
+
+        def publisher() -> None:
+            try:
+                for part in _chunks(scenario.phase1, chunk):
+                    asyncio.run(publish(s, part))
+                    time.sleep(chunk_pause)
+            except BaseException as exc:  # noqa: BLE001 - surfaced by the caller
+                errors.append(exc)
+            finally:
+                published.set()
+
+        t = threading.Thread(target=publisher, daemon=True)
+        t.start()
+
+        def kill_one() -> None:
+            i = rng.randrange(workers)
+            w = procs[i]
+            t_kill = time.monotonic()
+            w.kill()
+            report.kills += 1
+            time.sleep(rng.uniform(0.3, 2.0))
+            wiped = rng.random() < wipe_probability
+            if wiped:
+                shutil.rmtree(dirs[i], ignore_errors=True)
+                report.wiped += 1
+            env = dict(w.env)
+            procs[i] = cluster.worker(data_dir=dirs[i], SMSTALLY_WEB_PORT=env["SMSTALLY_WEB_PORT"])
+            deadline = time.monotonic() + 120
+            while not all(p.ready() for p in procs):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("workers not ready 120 s after a kill:\n" + "\n".join(
+                        f"worker {j}: {p.readiness()}" for j, p in enumerate(procs)) + "\n" + procs[i].tail())
+                for p in procs:
+                    if not p.running:
+                        raise RuntimeError(f"a worker died on its own:\n{p.tail()}")
+                time.sleep(0.1)
+            report.settle_s.append(time.monotonic() - t_kill)
+            log(f"kill {report.kills}: worker {i}{' (state wiped)' if wiped else ''}, "
+                f"all ready again {report.settle_s[-1]:.1f}s after the kill")
+
+        while report.kills < kills or not published.is_set():
+            time.sleep(rng.uniform(0.5, 2.5))
+            kill_one()
+        t.join()
+        if errors:
+            raise errors[0]
+
+        async def phase2() -> None:
+            async with StatsView(s) as view:
+                deadline = time.monotonic() + settle_timeout
+                while not sends_counted(scenario.expected.stats, await view.refresh()):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("sends not counted: " + "; ".join(
+                            mismatches(scenario.expected.stats, view.latest)[:5]))
+            await asyncio.sleep(2.0)
+            await publish(s, scenario.phase2)
+
+        asyncio.run(phase2())
+        kill_one()  # one more, while the STOP replies are folded
+        t_last = time.monotonic()
+
+        async def settle() -> dict:
+            async with StatsView(s) as view:
+                deadline = time.monotonic() + settle_timeout
+                while mismatches(scenario.expected.stats, await view.refresh()):
+                    if time.monotonic() > deadline:
+                        break
+                return dict(view.latest)
+
+        latest = asyncio.run(settle())
+        report.final_settle_s = time.monotonic() - t_last
+        report.mismatches = mismatches(scenario.expected.stats, latest)
+        report.mismatches += _check_outputs(cluster, scenario, report)
+        return report
+    finally:
+        cluster.close()
+
+
+def _check_outputs(cluster: Cluster, scenario, report: ChaosReport) -> list[str]:
+    problems: list[str] = []
+    t = cluster.settings.topics
+    last: dict[str, int] = {}
+    figures: dict[tuple[str, int], tuple] = {}
+    for _, v, _, _ in cluster.read_topic(t.campaign_stats):
+        report.stats_records += 1
+        cid, ver = v["campaign_id"], v["version"]
+        if ver < last.get(cid, -1):
+            problems.append(f"{cid}: stats version went back from {last[cid]} to {ver}")
+        last[cid] = max(ver, last.get(cid, -1))
+        fig = (v["sent"], v["not_sent"], tuple(sorted(v["status_counts"].items())), v["unsubscribed"], v["credits"])
+        if figures.setdefault((cid, ver), fig) != fig:
+            problems.append(f"{cid}: version {ver} published with two different figures")
+    by_id: dict[str, dict] = {}
+    for _, v, _, _ in cluster.read_topic(t.removals):
+        prev = by_id.get(v["event_id"])
+        if prev is not None:
+            report.duplicate_removals += 1
+            if prev != v:
+                problems.append(f"removal {v['event_id']} redelivered with different content")
+        by_id[v["event_id"]] = v
+    want = {removal_id(reason, cause): (reason, phone) for reason, phone, cause in scenario.expected.removals}
+    got = {eid: (r["reason"], r["phone"]) for eid, r in by_id.items()}
+    if got != want:
+        missing = set(want) - set(got)
+        extra = set(got) - set(want)
+        problems.append(f"removals: {len(missing)} missing, {len(extra)} unexpected")
+    latest: dict[str, dict] = {}
+    for _, v, _, _ in cluster.read_topic(t.message_status):
+        cur = latest.get(v["message_id"])
+        if cur is None or v["version"] >= cur["version"]:
+            latest[v["message_id"]] = v
+    statuses = {mid: v["status"] for mid, v in latest.items()}
+    wrong = [mid for mid, st in scenario.expected.message_status.items() if statuses.get(mid) != st]
+    if wrong:
+        problems.append(f"message statuses: {len(wrong)} differ, e.g. {wrong[:3]}")
+    return problems

@@ -1,0 +1,15 @@
+"""At least once, yet exact: random SIGKILLs of workers in a group, some on wiped state."""
+from __future__ import annotations
+
+import pytest
+
+from tests.chaos import run_chaos
+
+pytestmark = pytest.mark.integration
+
+
+def test_random_kills_lose_nothing_and_count_nothing_twice(tmp_path):
+    report = run_chaos(tmp_path, workers=3, messages=2500, kills=10, seed=5)
+    print("\n" + report.line())
+    assert report.kills >= 10
+    assert report.mismatches == [], "\n".join(report.mismatches)
