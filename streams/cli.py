@@ -38,13 +38,54 @@ async def _wait_broker(s: Settings) -> None:
     """Wait for the broker with one clear line now and then, instead of a crash loop."""
     from .broker import wait_for_broker
     started = time.monotonic()
+    timeout = 1.0  # the first line comes at once; then one every 5 s
     while True:
         try:
-            await wait_for_broker(s.broker, timeout=5.0)
+            await wait_for_broker(s.broker, timeout=timeout)
             return
         except Exception as exc:  # noqa: BLE001 - any failure means: not reachable yet
             log.warning("waiting for the broker at %s (%.0fs so far): %s", s.broker,
                         time.monotonic() - started, exc)
+            timeout = 5.0
+
+
+_PRESTART_ANSWERS = {
+    "/health/live": (200, b'{"alive":true}'),
+    "/health/ready": (503, b'{"ready":false,"starting":"waiting for the broker"}'),
+}
+
+
+async def _prestart_health(s: Settings) -> asyncio.AbstractServer | None:
+    """Answer health checks on the web port until Faust's web server takes it over.
+
+    While the worker waits for the broker (and creates its topics) the Faust app, and so
+    its web server, is not started yet. Without this a liveness probe would fail and the
+    orchestrator would restart a worker that is only waiting: a crash loop by other means.
+    ``/health/live`` is 200 (the process is alive and doing what it should),
+    ``/health/ready`` and everything else 503.
+    """
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5.0)
+            while (await asyncio.wait_for(reader.readline(), 5.0)).strip():
+                pass  # headers
+            parts = request.split()
+            path = parts[1].decode("latin-1").split("?", 1)[0] if len(parts) > 1 else "/"
+            status, body = _PRESTART_ANSWERS.get(path, (503, b'{"starting":"waiting for the broker"}'))
+            reason = b"OK" if status == 200 else b"Service Unavailable"
+            writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n%s" % (status, reason, len(body), body))
+            await writer.drain()
+        except Exception:  # noqa: BLE001 - a broken probe connection is the prober's problem
+            pass
+        finally:
+            writer.close()
+
+    try:
+        return await asyncio.start_server(answer, s.web_host, s.web_port)
+    except OSError as exc:  # port taken: Faust will fail on it later, with its own message
+        log.warning("cannot answer health checks on port %d while starting: %s", s.web_port, exc)
+        return None
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -57,9 +98,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=s.log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
 
     async def prepare() -> tuple[Settings, object]:
-        await _wait_broker(s)
-        s2 = await _resolve_flavor(s)
-        return s2, await ensure_topics(s2)
+        health = await _prestart_health(s)
+        try:
+            await _wait_broker(s)
+            s2 = await _resolve_flavor(s)
+            return s2, await ensure_topics(s2)
+        finally:
+            if health is not None:  # free the port for Faust's web server
+                health.close()
+                await health.wait_closed()
 
     try:
         s, plan = asyncio.run(prepare())
