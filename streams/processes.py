@@ -69,6 +69,17 @@ class WorkerProcess:
         except Exception as exc:  # noqa: BLE001
             return repr(exc)
 
+    def crash_report(self, context: int = 30) -> str:
+        """The first crash Faust logged, with its traceback, or the log's tail."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        for i, line in enumerate(lines):
+            if "Crashed reason=" in line or "Traceback (most recent call last)" in line:
+                return "\n".join(lines[max(0, i - 3):i + context])
+        return "\n".join(lines[-40:])
+
     def tail(self, n: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])

@@ -95,7 +95,7 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
                         f"worker {j}: {p.readiness()}" for j, p in enumerate(procs)) + "\n" + procs[i].tail())
                 for p in procs:
                     if not p.running:
-                        raise RuntimeError(f"a worker died on its own:\n{p.tail()}")
+                        raise RuntimeError(f"a worker died on its own:\n{p.crash_report()}")
                 time.sleep(0.1)
             report.settle_s.append(time.monotonic() - t_kill)
             log(f"kill {report.kills}: worker {i}{' (state wiped)' if wiped else ''}, "
@@ -115,6 +115,15 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
                     if time.monotonic() > deadline:
                         raise TimeoutError("sends not counted: " + "; ".join(
                             mismatches(scenario.expected.stats, view.latest)[:5]))
+            # STOP replies are attributed to the sends indexed when they are folded (contract
+            # §6). A send index record lost with a killed worker is re-emitted when its
+            # partition is replayed, so let every worker catch up first, as the real world does
+            # (replies come long after the sends).
+            deadline = time.monotonic() + settle_timeout
+            while not all(p.ready() for p in procs):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("workers not ready before phase 2")
+                await asyncio.sleep(0.2)
             await asyncio.sleep(2.0)
             await publish(s, scenario.phase2)
 
