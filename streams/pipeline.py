@@ -167,6 +167,7 @@ class Pipeline:
         self.dirty_campaigns.clear()
 
     async def _recover_messages(self) -> None:
+        started = time.perf_counter()
         assigned = self._assigned(self.s.topics.message_sent)
         by_p: dict[int, list] = {p: [] for p in assigned}
         for st in self.messages.states():
@@ -177,8 +178,8 @@ class Pipeline:
             stage = self._message_stage(p)
             stage.rebuild(states)
             self.msg_stages[p] = stage
-        log.info("message stages rebuilt for partitions %s (%d messages)", sorted(assigned),
-                 sum(len(v) for v in by_p.values()))
+        log.info("message stages rebuilt for partitions %s (%d messages) in %.3f s", sorted(assigned),
+                 sum(len(v) for v in by_p.values()), time.perf_counter() - started)
         t = self.s.topics
         self.catchup.track(t.message_sent, t.dlr, t.unsubscribes, t.campaigns)
         self.recovered = True
