@@ -92,7 +92,10 @@ class CatchUp:
                 # the fetch position (nothing fetched beyond it) tells whether anything is left.
                 pos = consumer._read_offset.get(tp)
                 if pos is None:
-                    pos = await consumer.position(tp) or 0
+                    try:
+                        pos = await consumer.position(tp) or 0
+                    except Exception:  # noqa: BLE001 - revoked while we asked: not caught up
+                        pos = -1
             if pos < target:
                 out[f"{tp.topic}[{tp.partition}]"] = f"{pos}/{target}"
         return out
@@ -301,25 +304,33 @@ class Pipeline:
     async def _flush_partials(self) -> None:
         now = _now_ms()
         for stage in list(self.msg_stages.values()) + list(self.phone_stages.values()):
-            await self._publish(stage.flush_partials(now))
+            outs = stage.flush_partials(now)
+            try:
+                await self._publish(outs)
+            except Exception:  # noqa: BLE001 - a timer must not take the worker down
+                stage.dirty.update(o.key for o in outs)  # try again on the next tick
+                log.exception("publishing partials failed; will retry")
+                return
 
     async def _publish_stats(self) -> None:
         """Throttled per campaign (contract §6), and always after the last change."""
-        if not self.dirty_campaigns or not await self.catchup.caught_up(self.s.campaign_events_topic):
-            return
-        now = time.monotonic()
-        gap = self.s.stats_interval_ms / 1000
-        for cid in sorted(self.dirty_campaigns):
-            if now - self.last_published.get(cid, 0.0) < gap:
-                continue
-            st = self.campaigns.get(cid)
-            self.dirty_campaigns.discard(cid)
-            if st is None:
-                continue
-            self.last_published[cid] = now
-            value = self.codec.encode("smstally.CampaignStats", campaign_stage.stats(st))
-            await self.out_stats.send(key=cid.encode(), value=value)
-            metrics.STATS_PUBLISHED.inc()
+        try:
+            if not self.dirty_campaigns or not await self.catchup.caught_up(self.s.campaign_events_topic):
+                return
+            now = time.monotonic()
+            gap = self.s.stats_interval_ms / 1000
+            for cid in sorted(self.dirty_campaigns):
+                if now - self.last_published.get(cid, 0.0) < gap:
+                    continue
+                st = self.campaigns.get(cid)
+                if st is not None:
+                    value = self.codec.encode("smstally.CampaignStats", campaign_stage.stats(st))
+                    await self.out_stats.send(key=cid.encode(), value=value)
+                    self.last_published[cid] = now
+                    metrics.STATS_PUBLISHED.inc()
+                self.dirty_campaigns.discard(cid)
+        except Exception:  # noqa: BLE001 - e.g. a rebalance under our feet: retried next tick
+            log.exception("publishing campaign stats failed; will retry")
 
     # -- outputs ------------------------------------------------------------------
     async def _publish(self, outs: list[Out]) -> None:
