@@ -59,7 +59,7 @@ def _web(app: faust.App, pipe: Pipeline) -> None:
         ok = await pipe.ready() and app.tables.recovery.completed.is_set()
         metrics.READY.set(1 if ok else 0)
         body = {"ready": ok, "recovered": pipe.recovered, "rebalancing": bool(app.rebalancing),
-                "lagging": await pipe.catchup.lagging()}
+                "lagging": await pipe.catchup.lagging(), "lag": pipe.catchup.lag()}
         return web.json(body, status=200 if ok else 503)
 
     @app.page("/debug/consumer")

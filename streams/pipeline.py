@@ -103,6 +103,21 @@ class CatchUp:
     async def caught_up(self, topic: str | None = None) -> bool:
         return not await self.lagging(topic)
 
+    def lag(self) -> int:
+        """Records fetched-known but not yet processed, now (the consumer lag of this worker)."""
+        consumer = self.app.consumer
+        total = 0
+        for tp in consumer.assignment():
+            if tp.topic.endswith("-changelog"):
+                continue
+            hw = consumer.highwater(tp)
+            pos = self.done.get(tp)
+            if pos is None:
+                pos = consumer._read_offset.get(tp) or 0
+            if hw is not None and hw > pos:
+                total += hw - pos
+        return total
+
 
 class Pipeline:
     """Holds the app, its topics and tables, and the stages of the partitions it owns."""

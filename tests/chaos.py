@@ -41,6 +41,11 @@ class ChaosReport:
                 f"removals redelivered {self.duplicate_removals}; stats records {self.stats_records}")
 
 
+def _quiescent(w) -> bool:
+    body = w.readiness()
+    return '"ready":true' in body and '"lag":0' in body
+
+
 def _chunks(items: list, n: int) -> list[list]:
     return [items[i:i + n] for i in range(0, len(items), n)]
 
@@ -120,11 +125,12 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
             # partition is replayed, so let every worker catch up first, as the real world does
             # (replies come long after the sends).
             deadline = time.monotonic() + settle_timeout
-            while not all(p.ready() for p in procs):
+            quiet = 0
+            while quiet < 3:  # every worker ready with nothing left to process, three polls running
                 if time.monotonic() > deadline:
-                    raise TimeoutError("workers not ready before phase 2")
-                await asyncio.sleep(0.2)
-            await asyncio.sleep(2.0)
+                    raise TimeoutError("workers not quiescent before phase 2")
+                await asyncio.sleep(0.3)
+                quiet = quiet + 1 if all(_quiescent(p) for p in procs) else 0
             await publish(s, scenario.phase2)
 
         asyncio.run(phase2())

@@ -8,8 +8,9 @@ from tests.chaos import run_chaos
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(900)
 def test_random_kills_lose_nothing_and_count_nothing_twice(tmp_path):
-    report = run_chaos(tmp_path, workers=3, messages=2500, kills=10, seed=5)
+    report = run_chaos(tmp_path, workers=3, messages=2500, kills=10, seed=5, settle_timeout=120)
     print("\n" + report.line())
     assert report.kills >= 10
     assert report.mismatches == [], "\n".join(report.mismatches)
