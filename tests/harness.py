@@ -7,6 +7,9 @@ fixtures call even when a test fails.
 from __future__ import annotations
 
 import asyncio
+import http.client
+import urllib.error
+import urllib.request
 import itertools
 import os
 import time
@@ -108,3 +111,27 @@ class Cluster:
         for w in self.workers:
             w.stop(grace=5)
         self.broker.stop()
+
+
+def get(port: int, path: str, timeout: float = 1.0) -> tuple[int | None, bytes]:
+    """(HTTP status, body), or (None, b"") when nothing answers on the port."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (OSError, http.client.HTTPException):
+        return None, b""
+
+
+def processed(port: int) -> int:
+    """Input records this worker process has handled: folded, or dead-lettered as bad input."""
+    status, body = get(port, "/metrics", timeout=5)
+    assert status == 200, f"/metrics answered {status}"
+    n = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith("smstally_events_total{"):
+            n += float(line.split()[-1])
+        elif line.startswith("smstally_dead_letters_total{") and 'kind="orphan_receipt"' not in line:
+            n += float(line.split()[-1])  # orphan receipts are reports, not input records
+    return int(n)

@@ -9,11 +9,8 @@
 from __future__ import annotations
 
 import asyncio
-import http.client
 import re
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -22,7 +19,7 @@ from simulator.check import mismatches, sends_counted
 from simulator.scenario import generate
 from streams.clients import StatsView, publish
 from streams.simulate import GRACE_S, run_simulation, wait_for_expected
-from tests.harness import Cluster
+from tests.harness import Cluster, get, processed
 
 pytestmark = pytest.mark.integration
 
@@ -31,30 +28,6 @@ POLL_S = 0.1
 STARTED = "worker starting:"  # logged once per process, just before Faust starts
 #: What mode/Faust log when a service or an agent crashes, and when a supervisor restarts one.
 CRASHED = ("Crashed reason=", "Restarting dead")
-
-
-def get(port: int, path: str, timeout: float = 1.0) -> tuple[int | None, bytes]:
-    """(HTTP status, body), or (None, b"") when nothing answers on the port."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (OSError, http.client.HTTPException):
-        return None, b""
-
-
-def processed(port: int) -> int:
-    """Input records this worker process has handled: folded, or dead-lettered as bad input."""
-    status, body = get(port, "/metrics", timeout=5)
-    assert status == 200, f"/metrics answered {status}"
-    n = 0.0
-    for line in body.decode().splitlines():
-        if line.startswith("smstally_events_total{"):
-            n += float(line.split()[-1])
-        elif line.startswith("smstally_dead_letters_total{") and 'kind="orphan_receipt"' not in line:
-            n += float(line.split()[-1])  # orphan receipts are reports, not input records
-    return int(n)
 
 
 def log_text(w) -> str:

@@ -11,7 +11,6 @@ import time
 import pytest
 
 from processors.removals import BLACKLISTED, PERMANENT_ERROR, removal_id
-from schemas.codec import AvroCodec
 from simulator.check import mismatches
 from simulator.scenario import generate
 from streams.simulate import run_simulation, wait_for_expected

@@ -14,11 +14,8 @@ has been processed (counted on ``/metrics``).
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -26,7 +23,7 @@ from simulator.check import sends_counted
 from simulator.scenario import generate
 from streams.clients import StatsView
 from streams.processes import WorkerProcess
-from tests.harness import Cluster
+from tests.harness import Cluster, get, processed
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +32,6 @@ POLL_S = 0.05
 #: records, of which ~10.7k are published while the worker is down (~15 s of catching up).
 BACKLOG_MESSAGES = 4500
 HEAD = 2000  # records processed before the stop
-
-
-def get(port: int, path: str, timeout: float = 1.0) -> tuple[int | None, bytes]:
-    """(HTTP status, body), or (None, b"") when nothing answers on the port."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (OSError, http.client.HTTPException):
-        return None, b""
 
 
 def from_worker(status: int | None, body: bytes) -> bool:
@@ -62,19 +48,6 @@ def from_worker(status: int | None, body: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(doc, dict) and doc.get("ready") is False and "starting" not in doc
-
-
-def processed(port: int) -> int:
-    """Input records this worker process has handled: folded, or dead-lettered as bad input."""
-    status, body = get(port, "/metrics", timeout=5)
-    assert status == 200, f"/metrics answered {status}"
-    n = 0.0
-    for line in body.decode().splitlines():
-        if line.startswith("smstally_events_total{"):
-            n += float(line.split()[-1])
-        elif line.startswith("smstally_dead_letters_total{") and 'kind="orphan_receipt"' not in line:
-            n += float(line.split()[-1])  # orphan receipts are reports, not input records
-    return int(n)
 
 
 def fmt(timeline: list[tuple[float, int | None]]) -> str:

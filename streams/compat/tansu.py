@@ -324,7 +324,6 @@ async def detect_flavor(
 
 async def _detect(servers: list[str]) -> str:
     from aiokafka.client import AIOKafkaClient
-    from aiokafka.client import ConnectionGroup
     from aiokafka.protocol.fetch import FetchRequest
     from aiokafka.protocol.metadata import MetadataRequest
     from aiokafka.protocol.offset import OffsetRequest
