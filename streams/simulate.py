@@ -10,7 +10,46 @@ from .clients import StatsView, publish
 from .config import Settings
 from .topics import ensure_topics
 
-GRACE_S = 2.0  # after the sends are counted, let the phone index catch up (same path length)
+GRACE_S = 1.0  # after the group is quiescent, a margin for the last partials
+
+
+async def wait_quiescent(s: Settings, timeout: float = 120.0) -> bool:
+    """Until the worker group has committed every record of its input and internal topics.
+
+    Committed offsets trail processing by at most a commit interval, and Faust commits only
+    after flushing what the records produced, so "committed == end" everywhere means every
+    send has been folded and its phone index record published and folded too: the moment
+    at which STOP replies can be published and attributed deterministically.
+    """
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    from .compat import tansu
+    from .topics import existing_partitions
+
+    tansu.apply(s.broker_flavor)
+    t = s.topics
+    names = [t.message_sent, t.dlr, t.unsubscribes, t.campaigns, s.phone_events_topic, s.campaign_events_topic]
+    parts = await existing_partitions(s.bootstrap)
+    tps = [TopicPartition(n, p) for n in names for p in range(parts.get(n, 0))]
+    c = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, group_id=s.app_id, enable_auto_commit=False)
+    await c.start()
+    try:
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while time.monotonic() < deadline:
+            ends = await c.end_offsets(tps)
+            behind = 0
+            for tp in tps:
+                committed = await c.committed(tp) or 0
+                behind += max(0, ends[tp] - committed)
+            quiet = quiet + 1 if behind == 0 else 0
+            if quiet >= 2:
+                return True
+            await asyncio.sleep(0.5)
+        return False
+    finally:
+        await c.stop()
 
 
 async def run_simulation(s: Settings, scenario, wait: bool = True, timeout: float = 300.0,
@@ -29,6 +68,9 @@ async def run_simulation(s: Settings, scenario, wait: bool = True, timeout: floa
                     return False
                 if on_progress:
                     on_progress(view.latest)
+            if not await wait_quiescent(s, timeout):
+                print("timed out waiting for the workers to be idle", flush=True)
+                return False
             await asyncio.sleep(GRACE_S)
     n2 = await publish(s, scenario.phase2)
     print(f"published phase 2: {n2} records", flush=True)
