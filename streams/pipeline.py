@@ -184,20 +184,25 @@ class Pipeline:
         self.campaigns.clear()
         self.dirty_campaigns.clear()
 
+    @staticmethod
+    def _rebuild(store: TableStore, assigned: set[int], make: Callable[[int], Any]) -> tuple[dict[int, Any], int]:
+        """One stage per assigned partition, re-derived from that partition's stored states."""
+        by_p: dict[int, list] = {p: [] for p in assigned}
+        for st in store.states():
+            if st.partition in by_p:
+                by_p[st.partition].append(st)
+        stages = {}
+        for p, states in by_p.items():
+            stages[p] = make(p)
+            stages[p].rebuild(states)
+        return stages, sum(len(v) for v in by_p.values())
+
     async def _recover_messages(self) -> None:
         started = time.perf_counter()
         assigned = self._assigned(self.s.topics.message_sent)
-        by_p: dict[int, list] = {p: [] for p in assigned}
-        for st in self.messages.states():
-            if st.partition in by_p:
-                by_p[st.partition].append(st)
-        self.msg_stages = {}
-        for p, states in by_p.items():
-            stage = self._message_stage(p)
-            stage.rebuild(states)
-            self.msg_stages[p] = stage
+        self.msg_stages, n = self._rebuild(self.messages, assigned, self._message_stage)
         log.info("message stages rebuilt for partitions %s (%d messages) in %.3f s", sorted(assigned),
-                 sum(len(v) for v in by_p.values()), time.perf_counter() - started)
+                 n, time.perf_counter() - started)
         t = self.s.topics
         self.catchup.track(t.message_sent, t.dlr, t.unsubscribes, t.campaigns)
         self.recovered = True
@@ -206,18 +211,12 @@ class Pipeline:
         return MessageStage(p, self.messages, self.mapper, int(self.s.pending_timeout_h * HOUR_MS),
                             int(self.s.orphan_window_h * HOUR_MS))
 
+    def _phone_stage(self, p: int) -> PhoneStage:
+        return PhoneStage(p, self.phones, int(self.s.attribution_window_h * HOUR_MS))
+
     async def _recover_phones(self) -> None:
-        assigned = self._assigned(self.s.phone_events_topic)
-        by_p: dict[int, list] = {p: [] for p in assigned}
-        for st in self.phones.states():
-            if st.partition in by_p:
-                by_p[st.partition].append(st)
-        window = int(self.s.attribution_window_h * HOUR_MS)
-        self.phone_stages = {}
-        for p, states in by_p.items():
-            stage = PhoneStage(p, self.phones, window)
-            stage.rebuild(states)
-            self.phone_stages[p] = stage
+        self.phone_stages, _ = self._rebuild(self.phones, self._assigned(self.s.phone_events_topic),
+                                             self._phone_stage)
         self.catchup.track(self.s.phone_events_topic)
 
     async def _recover_campaigns(self) -> None:
@@ -286,13 +285,12 @@ class Pipeline:
             await self.campaign_events.send(key=c.campaign_id.encode(), value=_dumps(rec).encode())
 
     async def _fold_phones(self, stream: Any) -> None:
-        window = int(self.s.attribution_window_h * HOUR_MS)
         async for event in stream.events():
             self.catchup.processed(event.message)
             p = event.message.partition
             stage = self.phone_stages.get(p)
             if stage is None:
-                stage = self.phone_stages[p] = PhoneStage(p, self.phones, window)
+                stage = self.phone_stages[p] = self._phone_stage(p)
             rec = json.loads(event.value)
             if rec.pop("type") == "send":
                 stage.index_send(rec["phone"], rec["campaign_id"], rec["message_id"], rec["sent_at"])
