@@ -11,6 +11,7 @@ from processors import campaign_stage
 from . import metrics
 from .compat import tansu
 from .config import Settings
+from .consumer import BatchConsumer
 from .pipeline import Pipeline
 from .topics import TopicPlan
 
@@ -45,6 +46,7 @@ def build(s: Settings, plan: TopicPlan) -> tuple[faust.App, Pipeline]:
     tansu.apply(s.broker_flavor)
     app = faust.App(s.app_id, **faust_config(s))
     pipe = Pipeline(app, s, plan)
+    app.transport.Consumer = BatchConsumer.with_handlers(pipe.handlers(), pipe.on_batch_error)
     _web(app, pipe)
     return app, pipe
 

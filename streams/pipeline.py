@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 import faust
 from aiokafka.partitioner import murmur2
@@ -27,6 +27,8 @@ from schemas.codec import AvroCodec, DecodeError
 
 from . import metrics
 from .config import Settings
+from .context import source_partition
+from .outbox import Outbox
 from .stores import TableStore
 from .topics import TopicPlan
 
@@ -67,8 +69,8 @@ class CatchUp:
             if tp.topic in topics:
                 self.targets.setdefault(tp, None)
 
-    def processed(self, message: Any) -> None:
-        self.done[message.tp] = message.offset + 1
+    def processed(self, tp: Any, offset: int) -> None:
+        self.done[tp] = offset + 1
 
     async def lagging(self, topic: str | None = None) -> dict[str, str]:
         """Partitions still short of their target: "topic[p]" -> "position/target"."""
@@ -134,9 +136,6 @@ class Pipeline:
         self.phone_events = app.topic(s.phone_events_topic, partitions=plan.phone_partitions, **raw)
         self.campaign_events = app.topic(s.campaign_events_topic, partitions=plan.campaign_event_partitions, **raw)
         self.out_stats = app.topic(t.campaign_stats, **raw)
-        self.out_status = app.topic(t.message_status, **raw)
-        self.out_removals = app.topic(t.removals, **raw)
-        self.out_dead = app.topic(t.dead_letter, **raw)
         tbl = dict(default=None, key_type=bytes, value_type=bytes)
         self.t_messages = app.Table("messages", partitions=plan.message_partitions, **tbl)
         self.t_phones = app.Table("phones", partitions=plan.phone_partitions, **tbl)
@@ -144,6 +143,13 @@ class Pipeline:
         self.messages = TableStore(self.t_messages, state_codec.encode_message, state_codec.decode_message)
         self.phones = TableStore(self.t_phones, state_codec.encode_phone, state_codec.decode_phone)
         self.campaigns_store = TableStore(self.t_campaigns, state_codec.encode_campaign, state_codec.decode_campaign)
+        producer = app.producer._ensure_producer  # started by Faust after the app is built
+        self.outbox = Outbox(producer)  # what the batch being handled produces
+        self.dead_in_batch = 0
+        self.timer_outbox = Outbox(producer)  # what the partial and stats timers produce
+        self.phone_events_name, self.campaign_events_name = s.phone_events_topic, s.campaign_events_topic
+        self.names = {MESSAGE_STATUS: t.message_status, REMOVAL: t.removals, PHONE_EVENT: s.phone_events_topic,
+                      CAMPAIGN_EVENT: s.campaign_events_topic}
         self.msg_stages: dict[int, MessageStage] = {}
         self.phone_stages: dict[int, PhoneStage] = {}
         self.campaigns: dict[str, campaign_stage.CampaignState] = {}
@@ -160,11 +166,10 @@ class Pipeline:
     # -- wiring -------------------------------------------------------------------
     def _wire(self) -> None:
         app = self.app
-        app.agent(self.src_messages, name="fold-messages")(self._fold_messages)
-        app.agent(self.src_unsubscribes, name="route-unsubscribes")(self._route_unsubscribes)
-        app.agent(self.src_campaigns, name="route-campaigns")(self._route_campaigns)
-        app.agent(self.phone_events, name="fold-phones")(self._fold_phones)
-        app.agent(self.campaign_events, name="fold-campaigns")(self._fold_campaigns)
+        # No agents: the consumer (streams.consumer) hands these topics' batches to handlers().
+        for topic in (self.src_messages, self.src_unsubscribes, self.src_campaigns, self.phone_events,
+                      self.campaign_events):
+            app.topics.add(topic)
         app.timer(self.s.partial_interval_ms / 1000, name="flush-partials")(self._flush_partials)
         app.timer(0.05, name="publish-stats")(self._publish_stats)
         self.t_messages.on_recover(self._recover_messages)
@@ -234,18 +239,42 @@ class Pipeline:
         """Recovered, not rebalancing, and caught up with the backlog found at assignment."""
         return bool(self.recovered and not self.app.rebalancing and await self.catchup.caught_up())
 
-    # -- agents -------------------------------------------------------------------
-    async def _decode(self, event: Any, parse: Callable[[dict], Any]) -> Any | None:
-        msg = event.message
+    # -- handlers (one call per fetched batch of one partition) --------------------
+    def handlers(self) -> dict[str, Callable[[Any, Sequence[Any]], Awaitable[None]]]:
+        t = self.s.topics
+        return {t.message_sent: self._fold_messages, t.dlr: self._fold_messages,
+                t.unsubscribes: self._route_unsubscribes, t.campaigns: self._route_campaigns,
+                self.s.phone_events_topic: self._fold_phones, self.s.campaign_events_topic: self._fold_campaigns}
+
+    def on_batch_error(self, tp: Any) -> None:
+        """A handler failed half way: forget its held writes and re-derive what it touched.
+
+        The consumer then re-reads the batch from its first offset (states are idempotent
+        under replay), so a bug costs a retry and a loud log line, never a count.
+        """
+        for store in (self.messages, self.phones, self.campaigns_store):
+            store.discard_pending()
+        self.outbox.clear()
+        self.dead_in_batch = 0
+        if tp.topic in (self.s.topics.message_sent, self.s.topics.dlr):
+            self.msg_stages.update(self._rebuild(self.messages, {tp.partition}, self._message_stage)[0])
+        elif tp.topic == self.s.phone_events_topic:
+            self.phone_stages.update(self._rebuild(self.phones, {tp.partition}, self._phone_stage)[0])
+        elif tp.topic == self.s.campaign_events_topic:
+            n = self.plan.campaign_event_partitions
+            for cid in [c for c in self.campaigns if _partition_of(c, n) == tp.partition]:
+                st = self.campaigns_store.get(cid)
+                if st is not None:
+                    self.campaigns[cid] = st
+
+    def _decode(self, rec: Any, parse: Callable[[dict], Any]) -> Any | None:
         try:
-            _, rec = self.codec.decode(event.value, expected=self.expected_record[msg.topic])
-            ev = parse(rec)
-            metrics.EVENTS.labels(msg.topic).inc()
-            return ev
+            _, value = self.codec.decode(rec.value, expected=self.expected_record[rec.topic])
+            return parse(value)
         except DecodeError as exc:
-            await self._dead_letter(msg, exc.kind, exc.reason)
+            self._dead_letter(rec, exc.kind, exc.reason)
         except InvalidEvent as exc:
-            await self._dead_letter(msg, exc.kind, exc.reason, exc.event_id)
+            self._dead_letter(rec, exc.kind, exc.reason, exc.event_id)
         return None
 
     def _parse_message(self, rec: dict) -> MessageSent | DeliveryReceipt:
@@ -253,74 +282,86 @@ class Pipeline:
             return MessageSent.from_record(rec, self.s.default_region)
         return DeliveryReceipt.from_record(rec)
 
-    async def _fold_messages(self, stream: Any) -> None:
-        async for event in stream.events():
-            self.catchup.processed(event.message)
-            ev = await self._decode(event, self._parse_message)
-            if ev is None:
-                continue
-            p = event.message.partition
-            stage = self.msg_stages.get(p)
-            if stage is None:  # assigned but not yet rebuilt: cannot happen after recovery
-                stage = self.msg_stages[p] = self._message_stage(p)
-            await self._publish(stage.process(ev))
+    async def _fold_messages(self, tp: Any, records: Sequence[Any]) -> None:
+        stage = self.msg_stages.get(tp.partition)
+        if stage is None:  # assigned but not yet rebuilt: cannot happen after recovery
+            stage = self.msg_stages[tp.partition] = self._message_stage(tp.partition)
+        decode, parse, emit = self._decode, self._parse_message, self._emit
+        with source_partition(tp):
+            for rec in records:
+                ev = decode(rec, parse)
+                if ev is not None:
+                    emit(stage.process(ev))
+            self.messages.flush(self.outbox, tp.partition)
+        await self._ship(tp, records)
 
-    async def _route_unsubscribes(self, stream: Any) -> None:
-        async for event in stream.events():
-            self.catchup.processed(event.message)
-            u = await self._decode(event, lambda r: Unsubscribe.from_record(r, self.s.default_region))
-            if u is None:
-                continue
-            rec = {"type": "unsubscribe", **{f: getattr(u, f) for f in Unsubscribe.__slots__}}
-            await self.phone_events.send(key=u.phone.encode(), value=_dumps(rec).encode())
+    async def _route_unsubscribes(self, tp: Any, records: Sequence[Any]) -> None:
+        for rec in records:
+            u = self._decode(rec, lambda r: Unsubscribe.from_record(r, self.s.default_region))
+            if u is not None:
+                value = {"type": "unsubscribe", **{f: getattr(u, f) for f in Unsubscribe.__slots__}}
+                self.outbox.add(self.phone_events_name, u.phone.encode(), _dumps(value).encode())
+        await self._ship(tp, records)
 
-    async def _route_campaigns(self, stream: Any) -> None:
-        async for event in stream.events():
-            self.catchup.processed(event.message)
-            c = await self._decode(event, CampaignLaunched.from_record)
-            if c is None:
-                continue
-            rec = {"type": "launch", "at": c.launched_at,
-                   **{k: getattr(c, k) for k in campaign_stage.SUMMARY_FIELDS}}
-            await self.campaign_events.send(key=c.campaign_id.encode(), value=_dumps(rec).encode())
+    async def _route_campaigns(self, tp: Any, records: Sequence[Any]) -> None:
+        for rec in records:
+            c = self._decode(rec, CampaignLaunched.from_record)
+            if c is not None:
+                value = {"type": "launch", "at": c.launched_at,
+                         **{k: getattr(c, k) for k in campaign_stage.SUMMARY_FIELDS}}
+                self.outbox.add(self.campaign_events_name, c.campaign_id.encode(), _dumps(value).encode())
+        await self._ship(tp, records)
 
-    async def _fold_phones(self, stream: Any) -> None:
-        async for event in stream.events():
-            self.catchup.processed(event.message)
-            p = event.message.partition
-            stage = self.phone_stages.get(p)
-            if stage is None:
-                stage = self.phone_stages[p] = self._phone_stage(p)
-            rec = json.loads(event.value)
-            if rec.pop("type") == "send":
-                stage.index_send(rec["phone"], rec["campaign_id"], rec["message_id"], rec["sent_at"])
-            else:
-                await self._publish(stage.process_unsubscribe(Unsubscribe(**rec)))
+    async def _fold_phones(self, tp: Any, records: Sequence[Any]) -> None:
+        stage = self.phone_stages.get(tp.partition)
+        if stage is None:
+            stage = self.phone_stages[tp.partition] = self._phone_stage(tp.partition)
+        with source_partition(tp):
+            for rec in records:
+                value = json.loads(rec.value)
+                if value.pop("type") == "send":
+                    stage.index_send(value["phone"], value["campaign_id"], value["message_id"], value["sent_at"])
+                else:
+                    self._emit(stage.process_unsubscribe(Unsubscribe(**value)))
+            self.phones.flush(self.outbox, tp.partition)
+        await self._ship(tp, records)
 
-    async def _fold_campaigns(self, stream: Any) -> None:
-        async for event in stream.events():
-            self.catchup.processed(event.message)
-            cid = event.key.decode()
-            rec = json.loads(event.value)
-            old = self.campaigns.get(cid)
-            if old is None:
-                old = self.campaigns_store.get(cid)
-            new = campaign_stage.fold(old, cid, rec, event.message.offset)
-            if new is old:
-                continue
-            self.campaigns_store[cid] = new
-            self.campaigns[cid] = new
-            if old is None or new.parts is not old.parts or new.summary is not old.summary:
-                self.dirty_campaigns.add(cid)
+    async def _fold_campaigns(self, tp: Any, records: Sequence[Any]) -> None:
+        with source_partition(tp):
+            for rec in records:
+                cid = rec.key.decode()
+                old = self.campaigns.get(cid)
+                if old is None:
+                    old = self.campaigns_store.get(cid)
+                new = campaign_stage.fold(old, cid, json.loads(rec.value), rec.offset)
+                if new is old:  # a replay: written again, as in MessageStage (the changelog may lack it)
+                    self.campaigns_store[cid] = old
+                    continue
+                self.campaigns_store[cid] = new
+                self.campaigns[cid] = new
+                if old is None or new.parts is not old.parts or new.summary is not old.summary:
+                    self.dirty_campaigns.add(cid)
+            self.campaigns_store.flush(self.outbox, tp.partition)
+        await self._ship(tp, records)
+
+    async def _ship(self, tp: Any, records: Sequence[Any]) -> None:
+        if tp.topic in self.expected_record:  # input records folded (dead letters are counted apart)
+            metrics.EVENTS.labels(tp.topic).inc(len(records) - self.dead_in_batch)
+        self.dead_in_batch = 0
+        await self.outbox.ship()
+        self.catchup.processed(tp, records[-1].offset)
 
     # -- timers -------------------------------------------------------------------
     async def _flush_partials(self) -> None:
         now = _now_ms()
+        outbox = self.timer_outbox
         for stage in list(self.msg_stages.values()) + list(self.phone_stages.values()):
             outs = stage.flush_partials(now)
             try:
-                await self._publish(outs)
+                self._emit(outs, outbox)
+                await outbox.ship()
             except Exception:  # noqa: BLE001 - a timer must not take the worker down
+                outbox.clear()
                 stage.dirty.update(o.key for o in outs)  # try again on the next tick
                 log.exception("publishing partials failed; will retry")
                 return
@@ -346,33 +387,33 @@ class Pipeline:
             log.exception("publishing campaign stats failed; will retry")
 
     # -- outputs ------------------------------------------------------------------
-    async def _publish(self, outs: list[Out]) -> None:
+    def _emit(self, outs: list[Out], outbox: Outbox | None = None) -> None:
+        add = (self.outbox if outbox is None else outbox).add
         for o in outs:
             key = o.key.encode()
             if o.kind == MESSAGE_STATUS:
-                await self.out_status.send(key=key, value=self.codec.encode("smstally.MessageStatus", o.value))
+                add(self.names[MESSAGE_STATUS], key, self.codec.encode("smstally.MessageStatus", o.value))
             elif o.kind == REMOVAL:
-                await self.out_removals.send(key=key, value=self.codec.encode("smstally.AddressBookRemoval", o.value))
+                add(self.names[REMOVAL], key, self.codec.encode("smstally.AddressBookRemoval", o.value))
                 log.debug("removal %s %s (%s)", o.value["reason"], mask(o.key), o.value["event_id"])
                 metrics.REMOVALS.labels(o.value["reason"]).inc()
-            elif o.kind == PHONE_EVENT:
-                await self.phone_events.send(key=key, value=_dumps(o.value).encode())
-            elif o.kind == CAMPAIGN_EVENT:
-                await self.campaign_events.send(key=key, value=_dumps(o.value).encode())
+            elif o.kind in (PHONE_EVENT, CAMPAIGN_EVENT):
+                add(self.names[o.kind], key, _dumps(o.value).encode())
             elif o.kind == DEAD_LETTER:
-                await self._report_orphan(o)
+                self._report_orphan(o, add)
 
-    async def _report_orphan(self, o: Out) -> None:
+    def _report_orphan(self, o: Out, add: Callable[..., None]) -> None:
         v = o.value
         log.warning("orphan receipts: %s", v["reason"])
         metrics.DEAD_LETTERS.labels(v["error_kind"]).inc()
         rec = {"topic": self.s.topics.dlr, "partition": v["partition"], "offset": -1, "key": o.key.encode(),
                "value": None, "reason": v["reason"], "error_kind": v["error_kind"], "event_id": None, "at": _now_ms()}
-        await self.out_dead.send(key=o.key.encode(), value=self.codec.encode("smstally.DeadLetter", rec))
+        add(self.s.topics.dead_letter, o.key.encode(), self.codec.encode("smstally.DeadLetter", rec))
 
-    async def _dead_letter(self, msg: Any, kind: str, reason: str, event_id: str | None = None) -> None:
+    def _dead_letter(self, msg: Any, kind: str, reason: str, event_id: str | None = None) -> None:
         log.warning("dead letter %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, kind, reason)
         metrics.DEAD_LETTERS.labels(kind).inc()
+        self.dead_in_batch += 1
         key, value = msg.key, msg.value
         # A copy of a record near the size limit cannot fit in a dead letter (key twice, value,
         # reason): sending it would fail and crash the agent. Drop the copy, say where it is.
@@ -386,5 +427,5 @@ class Pipeline:
         rec = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
                "key": key, "value": value, "reason": reason, "error_kind": kind,
                "event_id": event_id, "at": _now_ms()}
-        await self.out_dead.send(key=msg.key if len(msg.key or b"") < limit // 2 else None,
-                                 value=self.codec.encode("smstally.DeadLetter", rec))
+        self.outbox.add(self.s.topics.dead_letter, msg.key if len(msg.key or b"") < limit // 2 else None,
+                        self.codec.encode("smstally.DeadLetter", rec))

@@ -1,12 +1,26 @@
 """A Faust table seen as a plain mapping of domain states, so stages never import Faust.
 
+Writes are held for the batch being handled and written once per key at its end: to the
+local store, and to the changelog through the batch's outbox (so Faust's commit, which
+flushes the producer first, covers them). A message sent and receipted in one batch
+costs one changelog record, not two, and nothing goes through Faust's per-write path.
+Reads see the held writes first.
+
 Keys are bytes on both paths (live writes and changelog recovery) so that the memory store
 and RocksDB agree; values are the stage codecs' bytes.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator
+
+from faust.types import TP as _TP
+
+from .outbox import Outbox
+
+_MISSING = object()
+log = logging.getLogger("smstally")
 
 
 class TableStore(MutableMapping):
@@ -14,31 +28,61 @@ class TableStore(MutableMapping):
         self.table = table
         self.encode = encode
         self.decode = decode
+        self.pending: dict[str, Any] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
-        raw = self.table.get(key.encode())
+        value = self.pending.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        raw = self.table.data.get(key.encode())
         return default if raw is None else self.decode(raw)
 
     def __getitem__(self, key: str) -> Any:
-        raw = self.table.get(key.encode())
-        if raw is None:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
             raise KeyError(key)
-        return self.decode(raw)
+        return value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.table[key.encode()] = self.encode(value)
+        self.pending[key] = value
 
     def __delitem__(self, key: str) -> None:
-        del self.table[key.encode()]
+        raise NotImplementedError("states are never deleted: a changelog tombstone would lose history")
+
+    def flush(self, outbox: Outbox, partition: int) -> None:
+        """Write the held states (inside the batch's source-partition context)."""
+        if not self.pending:
+            return
+        data = self.table.data
+        changelog = self.table.changelog_topic.get_topic_name()
+        outbox.on_delivered(changelog, self._persisted)
+        for key, value in self.pending.items():
+            k, raw = key.encode(), self.encode(value)
+            data[k] = raw
+            outbox.add(changelog, k, raw, partition)
+        self.pending.clear()
+
+    def _persisted(self, partition: int, offset: int) -> None:
+        """What Faust does when one of its own changelog writes is acknowledged: remember the
+        offset in the local store, so a restart on this data directory reads the changelog
+        from there rather than from the beginning."""
+        tp = _TP(self.table.changelog_topic.get_topic_name(), partition)
+        try:
+            self.table.data.set_persisted_offset(tp, offset)
+        except Exception as exc:  # noqa: BLE001 - store closed by a rebalance: it re-reads more
+            log.info("could not record changelog offset %s@%d: %r", tp, offset, exc)
+
+    def discard_pending(self) -> None:
+        self.pending.clear()
 
     def __iter__(self) -> Iterator[str]:
-        for k in self.table.keys():
+        for k in self.table.data.keys():
             yield k.decode() if isinstance(k, bytes) else k
 
     def __len__(self) -> int:
-        return len(self.table)
+        return len(self.table.data)
 
     def states(self) -> Iterator[Any]:
-        for raw in self.table.values():
+        for raw in self.table.data.values():
             if raw is not None:
                 yield self.decode(raw)
