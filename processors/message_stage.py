@@ -4,6 +4,12 @@ It owns the message states of its partition (the store, persisted by the caller)
 per-campaign counters derived from them in memory. Outputs are re-emitted when a duplicate
 arrives, because a duplicate after a crash is exactly the moment an output may have been
 lost while the state that caused it survived.
+
+Duplicates: the state a duplicate finds is written again. A worker killed between writing
+its local store and delivering the changelog record restarts with a local state the
+changelog lacks; the replay that follows (offsets were not committed) meets only
+duplicates, and without this write the changelog would never get that state, so the next
+owner of the partition (or a wiped worker) would restore it without those events.
 """
 from __future__ import annotations
 
@@ -56,6 +62,7 @@ class MessageStage:
     def process(self, event: MessageSent | DeliveryReceipt) -> list[Out]:
         old = self.store.get(event.message_id)
         if old is not None and old.has_seen(event.event_id):
+            self.store[event.message_id] = old  # written again: see "Duplicates" above
             return self._reemit(old)
         new = fold(old, event, self.mapper, self.partition)
         self.store[event.message_id] = new

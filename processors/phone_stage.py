@@ -85,6 +85,7 @@ class PhoneStage:
     def index_send(self, phone: str, campaign_id: str, message_id: str, sent_at: int) -> None:
         s = self.store.get(phone) or PhoneState(phone, self.partition)
         if any(x.message_id == message_id for x in s.sends):
+            self.store[phone] = s  # written again, as in MessageStage: the changelog may lack it
             return
         sends = list(s.sends)
         bisect.insort(sends, IndexedSend(sent_at, campaign_id, message_id))
@@ -107,6 +108,7 @@ class PhoneStage:
         s = self.store.get(u.phone) or PhoneState(u.phone, self.partition)
         done = s.outcome_of(u.event_id)
         if done is not None:  # a redelivery: same outputs as the first time, nothing counted again
+            self.store[u.phone] = s  # written again, as in MessageStage: the changelog may lack it
             if done.campaign_id is not None:
                 self.dirty.add(done.campaign_id)
             return [Out(REMOVAL, u.phone, blacklist_removal(u, done.campaign_id))] if done.removal else []
