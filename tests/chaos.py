@@ -149,6 +149,8 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
         report.final_settle_s = time.monotonic() - t_last
         report.mismatches = mismatches(scenario.expected.stats, latest)
         report.mismatches += _check_outputs(cluster, scenario, report)
+        if any("unsubscribed" in m for m in report.mismatches):
+            report.mismatches += _explain_attribution(cluster)
         return report
     finally:
         cluster.close()
@@ -192,3 +194,32 @@ def _check_outputs(cluster: Cluster, scenario, report: ChaosReport) -> list[str]
     if wrong:
         problems.append(f"message statuses: {len(wrong)} differ, e.g. {wrong[:3]}")
     return problems
+
+
+def _explain_attribution(cluster: Cluster) -> list[str]:
+    """Where the phone-events log put a STOP before the send index it should have seen.
+
+    Attribution looks at the sends indexed before the STOP in that log (contract §6), so a
+    mismatch is either an index record that came late (an emission problem) or a phone
+    state that lost an indexed send (a state problem); this tells which.
+    """
+    import json
+
+    sends: dict[str, list[tuple[int, int, str, str]]] = {}  # phone -> (partition, offset, campaign, message)
+    stops: list[tuple[int, int, dict]] = []
+    for _, raw, part, off in cluster.read_topic(cluster.settings.phone_events_topic):
+        v = json.loads(raw)
+        if v["type"] == "send":
+            sends.setdefault(v["phone"], []).append((part, off, v["campaign_id"], v["message_id"], v["sent_at"]))
+        elif v.get("channel") == "STOP_KEYWORD" and v.get("campaign_id") is None:
+            stops.append((part, off, v))
+    out = []
+    for part, off, u in stops:
+        first: dict[str, int] = {}
+        for p, o, _, mid, sent_at in sends.get(u["phone"], []):
+            first.setdefault(mid, o)
+        late = [mid for mid, o in first.items() if o > off and any(
+            m == mid and sa <= u["at"] for _, _, _, m, sa in sends[u["phone"]])]
+        if late:
+            out.append(f"STOP {u['event_id']} at phone-events[{part}]@{off} came before the index of {late}")
+    return out or ["every STOP came after the sends it could be attributed to: a phone state lost an index"]
