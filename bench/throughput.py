@@ -1,0 +1,885 @@
+#!/usr/bin/env python3
+"""Throughput (and latency) of smstally against a raw-client ceiling and a naive Faust app.
+
+    .venv/bin/python -m bench.throughput --events 50000
+    .venv/bin/python -m bench.throughput --events 1000000 --workers 1,2 --json out.json
+    .venv/bin/python -m bench.throughput --latency --duration 60 [--rate 600]
+
+One run, one embedded broker (Tansu, in memory, 4 partitions), one pre-produced workload:
+
+1. A simulated campaign day (``simulator.scenario.generate``) of about ``--events`` records
+   is published to the four input topics before anything reads them.
+2. **ceiling**: a bare aiokafka consumer reads the four topics, decodes every value with
+   fastavro and folds a few counters: what one Python process can do at all.
+3. **smstally**: ``--workers`` real ``smstally worker`` processes (fresh app id, fresh
+   data dirs, outputs on topics of their own) are started, and the clock runs from
+   their start until the latest ``CampaignStats`` of every campaign equals the
+   simulator's expected totals. Startup (group join, topic creation) is included; the
+   time to the first folded event is reported apart.
+4. **naive Faust** (``bench/naive_faust.py``): one agent per topic, one table write per
+   event; timed from its start until it has counted every event.
+
+``--latency`` instead runs a warm-up measurement, then a steady real-time load of sends
+and DELIVRD receipts for fresh messages of one new campaign against the caught-up worker,
+and reports how long each receipt takes to show in a published ``CampaignStats``.
+
+Every process it starts (broker, workers, naive app) is stopped in ``finally``. Exit code
+1 (with the remaining differences) if smstally never reaches the expected totals.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import contextlib
+import ctypes
+import ctypes.util
+import gc
+import io
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
+from aiokafka.partitioner import murmur2  # noqa: E402
+
+from schemas.codec import SINGLE_OBJECT_MAGIC, AvroCodec, compile_schema, fingerprint, load_schemas  # noqa: E402
+from simulator.scenario import Emit, generate, normalize  # noqa: E402
+from streams.broker import EmbeddedBroker, free_port  # noqa: E402
+from streams.clients import topic_for  # noqa: E402
+from streams.compat import tansu  # noqa: E402
+from streams.config import Settings, from_env  # noqa: E402
+from streams.processes import WorkerProcess  # noqa: E402
+from streams.simulate import wait_for_expected  # noqa: E402
+from streams.topics import ensure_topics, existing_partitions  # noqa: E402
+
+PARTITIONS = 4
+WINDOW_MS = 72 * 3600 * 1000  # contract §6: how far back a STOP reply looks for its send
+OUTPUT_TOPIC_ENV = ("SMSTALLY_TOPIC_CAMPAIGN_STATS", "SMSTALLY_TOPIC_MESSAGE_STATUS",
+                    "SMSTALLY_TOPIC_REMOVALS", "SMSTALLY_TOPIC_DEAD_LETTER")
+PRODUCE_BATCH_BYTES = 512 * 1024
+
+
+class BenchFailure(RuntimeError):
+    """A phase did not finish correctly: the run's figures would be meaningless."""
+
+
+def say(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------------------
+# processes and /proc
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel SIGTERMs the child if the benchmark dies, even by SIGKILL."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+class ChildProcess:
+    """A Python module run in its own process group, log to a file, never left behind."""
+
+    def __init__(self, module: str, env: dict[str, str], log_path: Path):
+        self.module, self.env, self.log_path = module, env, log_path
+        self.proc: subprocess.Popen | None = None
+        self._log: Any = None
+
+    def start(self) -> "ChildProcess":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, cwd=ROOT,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
+        atexit.register(self.stop)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, n: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        return ""
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.proc is not None:
+            for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+                if self.proc.poll() is not None:
+                    break
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(wait)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.stop)
+
+
+def peak_rss_mb(pid: int | None) -> float | None:
+    """VmHWM (peak resident set) of a live process, in MB."""
+    with contextlib.suppress(OSError, TypeError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a live process: on a shared 2-core box, the fairer figure."""
+    with contextlib.suppress(OSError, IndexError, ValueError, TypeError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
+def disk_usage_mb(path: Path) -> float:
+    """What ``du`` says (allocated blocks), in MB."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total / 1e6
+
+
+# --------------------------------------------------------------------------------------
+# the workload
+
+
+@dataclass
+class Workload:
+    """What was pre-produced, and what smstally must report for it."""
+    events: int
+    messages: int
+    by_topic: dict[str, int]
+    expected: dict[str, dict]
+    produce_s: float = 0.0
+    generate_s: float = 0.0
+    stops_attributed: int = 0
+
+
+def messages_for(events: int, seed: int, campaigns: int) -> int:
+    """Messages giving about ``events`` records: the events/message ratio of a small sample."""
+    sample = generate(seed, 4000, campaigns)
+    ratio = (len(sample.phase1) + len(sample.phase2)) / 4000
+    return max(campaigns, round(events / ratio))
+
+
+def attribute_stops(phase1: list[Emit], phase2: list[Emit]) -> tuple[list[Emit], int]:
+    """Phase 2 with each attributable STOP reply carrying the campaign_id it is due.
+
+    Contract §6: a STOP without campaign_id goes to the campaign of the phone's latest
+    SUBMITTED send *indexed when the STOP is processed*. The simulator therefore publishes
+    phase 2 only once phase 1 is processed; a benchmark that pre-produces everything
+    cannot, so a worker would see the STOPs long before most sends and attribute them
+    differently, and the expected totals would never be reached. Writing the campaign the
+    rule gives (computed here as ``simulator.reference`` does, over all sends) into the
+    record makes the outcome independent of processing order; a STOP with no candidate
+    send stays without campaign_id and stays unattributed in any order.
+    """
+    latest: dict[str, list[tuple[int, str]]] = {}
+    seen: set[str] = set()
+    for e in phase1:
+        v = e.value
+        if e.topic != "sms.message-sent" or v["message_id"] in seen:
+            continue
+        seen.add(v["message_id"])
+        if v["outcome"] == "SUBMITTED":
+            latest.setdefault(normalize(v["phone"]), []).append((v["sent_at"], v["campaign_id"]))
+    out, fixed = [], 0
+    for e in phase2:
+        v = e.value
+        if e.topic == "sms.unsubscribes" and v["campaign_id"] is None and v["channel"] == "STOP_KEYWORD":
+            at = v["at"]
+            cands = [c for c in latest.get(normalize(v["phone"]), ()) if c[0] <= at and at - c[0] <= WINDOW_MS]
+            if cands:
+                e = Emit(e.topic, e.key, e.record_name, dict(v, campaign_id=max(cands)[1]))
+                fixed += 1
+        out.append(e)
+    return out, fixed
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """aiokafka's (and Java's) default partitioner, so batches land where send() would put them."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+async def produce(s: Settings, phases: Iterable[list[Emit]]) -> int:
+    """Publish each phase in order (all of one before the next), in large per-partition batches."""
+    codec = AvroCodec()
+    parts = await existing_partitions(s.bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=0,
+                                max_batch_size=PRODUCE_BATCH_BYTES, max_request_size=2 * PRODUCE_BATCH_BYTES,
+                                request_timeout_ms=120_000)
+    await producer.start()
+    n = 0
+    try:
+        for emits in phases:
+            batches: dict[tuple[str, int], Any] = {}
+            pending: list[asyncio.Future] = []
+            for e in emits:
+                topic = topic_for(s, e.topic)
+                key, value = e.key.encode(), codec.encode(e.record_name, e.value)
+                tp = (topic, partition_of(key, parts[topic]))
+                if tp not in batches:
+                    batches[tp] = producer.create_batch()
+                batch = batches[tp]
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    pending.append(await producer.send_batch(batch, tp[0], partition=tp[1]))
+                    batch = batches[tp] = producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise BenchFailure(f"a {len(value)}-byte record does not fit in a batch")
+                    if len(pending) >= 64:
+                        await asyncio.gather(*pending)
+                        pending.clear()
+                n += 1
+            for (topic, p), batch in batches.items():
+                if batch.record_count():
+                    pending.append(await producer.send_batch(batch, topic, partition=p))
+            await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return n
+
+
+def prepare_workload(s: Settings, events: int, seed: int, campaigns: int) -> Workload:
+    """Generate, fix STOP attribution, publish phase 1 then phase 2; keep only the expectations."""
+    t0 = time.monotonic()
+    messages = messages_for(events, seed, campaigns)
+    sc = generate(seed, messages, campaigns)
+    phase2, fixed = attribute_stops(sc.phase1, sc.phase2)
+    by_topic: dict[str, int] = {}
+    for e in (*sc.phase1, *phase2):
+        name = topic_for(s, e.topic)
+        by_topic[name] = by_topic.get(name, 0) + 1
+    wl = Workload(events=sum(by_topic.values()), messages=messages, by_topic=by_topic,
+                  expected=sc.expected.stats, generate_s=time.monotonic() - t0, stops_attributed=fixed)
+    say(f"generated {wl.events} events ({messages} messages, {campaigns} campaigns, seed {seed}) "
+        f"in {wl.generate_s:.1f} s; {fixed} STOP replies given their campaign_id")
+    t1 = time.monotonic()
+    n = asyncio.run(produce(s, (sc.phase1, phase2)))
+    wl.produce_s = time.monotonic() - t1
+    if n != wl.events:
+        raise BenchFailure(f"published {n} events, expected {wl.events}")
+    del sc, phase2
+    gc.collect()
+    say(f"published {n} events in {wl.produce_s:.1f} s ({n / wl.produce_s:,.0f}/s): "
+        + ", ".join(f"{t} {c}" for t, c in sorted(by_topic.items())))
+    return wl
+
+
+# --------------------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class Result:
+    path: str
+    events: int
+    seconds: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def eps(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float("nan")
+
+
+# --------------------------------------------------------------------------------------
+# (a) the ceiling
+
+
+def fast_decoder() -> Callable[[bytes], dict]:
+    """fastavro straight on the body: the cheapest correct decode of our single-object frames."""
+    from fastavro import schemaless_reader
+
+    by_header = {SINGLE_OBJECT_MAGIC + fingerprint(name): compile_schema(schema)
+                 for name, schema in load_schemas().items()}
+
+    def decode(value: bytes) -> dict:
+        bio = io.BytesIO(value)
+        bio.seek(10)
+        return schemaless_reader(bio, by_header[value[:10]], None)
+    return decode
+
+
+async def measure_ceiling(s: Settings, total: int, timeout: float) -> Result:
+    """A raw consumer that reads the four input topics from the start, decodes and folds everything.
+
+    Partitions are assigned directly (no group): a group join on Tansu is held for half
+    the session timeout, which says nothing about reading speed. The clock starts at the
+    first poll, not at the first record, because at small sizes a single fetch response
+    holds most of the data and would otherwise be read "for free".
+    """
+    from aiokafka.structs import TopicPartition
+
+    decode = fast_decoder()
+    t = s.topics
+    sends: dict[str, int] = {}
+    status: dict[str, str] = {}
+    names: dict[str, str] = {}
+    optouts: dict[str, str] = {}
+    parts = await existing_partitions(s.bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, group_id=None, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    n = 0
+    try:
+        consumer.assign([TopicPartition(topic, p) for topic in (t.campaigns, t.message_sent, t.dlr, t.unsubscribes)
+                         for p in range(parts[topic])])
+        await consumer.seek_to_beginning()
+        start, cpu0 = time.monotonic(), time.process_time()
+        deadline = start + timeout
+        while n < total:
+            if time.monotonic() > deadline:
+                raise BenchFailure(f"ceiling consumer read {n} of {total} events in {timeout:.0f} s")
+            batches = await consumer.getmany(timeout_ms=500, max_records=20000)
+            for tp, records in batches.items():
+                topic = tp.topic
+                for r in records:
+                    v = decode(r.value)
+                    if topic == t.dlr:
+                        status[v["message_id"]] = v["status"]
+                    elif topic == t.message_sent:
+                        sends[v["campaign_id"]] = sends.get(v["campaign_id"], 0) + 1
+                    elif topic == t.unsubscribes:
+                        optouts[v["phone"]] = v["action"]
+                    else:
+                        names[v["campaign_id"]] = v["name"]
+                n += len(records)
+        end, cpu = time.monotonic(), time.process_time() - cpu0
+    finally:
+        await consumer.stop()
+    return Result("ceiling (raw aiokafka)", n, end - start,
+                  {"cpu_s": [cpu], "campaigns": len(sends), "messages_with_receipts": len(status),
+                   "phones": len(optouts)})
+
+
+# --------------------------------------------------------------------------------------
+# (b) smstally
+
+
+def folded(port: int) -> int | None:
+    """Input records a worker has handled (folded or dead-lettered), from its /metrics page."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            body = r.read().decode()
+    except Exception:  # noqa: BLE001 - not up yet, or busy
+        return None
+    n = 0.0
+    for line in body.splitlines():
+        if line.startswith("smstally_events_total{") or (
+                line.startswith("smstally_dead_letters_total{") and 'kind="orphan_receipt"' not in line):
+            n += float(line.split()[-1])
+    return int(n)
+
+
+class MetricsWatcher(threading.Thread):
+    """Polls the workers' /metrics once a second: when the first event was folded, and progress."""
+
+    def __init__(self, ports: list[int]):
+        super().__init__(name="bench-metrics", daemon=True)
+        self.ports = ports
+        self.counts = {p: 0 for p in ports}
+        self.first_event: float | None = None
+        self._halt = threading.Event()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            for p in self.ports:
+                n = folded(p)
+                if n is not None:
+                    self.counts[p] = max(self.counts[p], n)
+            if self.first_event is None and self.total > 0:
+                self.first_event = time.time()
+            self._halt.wait(1.0 if self.first_event else 0.2)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+
+class SmstallyGroup:
+    """``n`` smstally workers in one fresh group, with outputs on topics of their own.
+
+    A fresh app id means fresh internal topics and changelogs and a group that reads the
+    inputs from the start; own output topics mean a StatsView cannot see an earlier run's
+    (higher-versioned) stats for the same campaigns.
+    """
+
+    def __init__(self, broker: EmbeddedBroker, work: Path, n: int):
+        self.n = n
+        self.app_id = f"bench-{n}w-{uuid.uuid4().hex[:6]}"
+        self.work = work / self.app_id
+        self.work.mkdir(parents=True)
+        self.env = dict(os.environ, SMSTALLY_BROKER=broker.url, SMSTALLY_BROKER_FLAVOR="tansu",
+                        SMSTALLY_PARTITIONS=str(PARTITIONS), SMSTALLY_APP_ID=self.app_id, SMSTALLY_LOG_LEVEL="info")
+        for var in OUTPUT_TOPIC_ENV:
+            self.env[var] = f"{self.app_id}.{var.removeprefix('SMSTALLY_TOPIC_').lower().replace('_', '-')}"
+        self.settings = from_env(self.env)
+        self.workers: list[WorkerProcess] = []
+        self.watcher: MetricsWatcher | None = None
+        self.t0 = 0.0
+
+    def start(self) -> None:
+        asyncio.run(ensure_topics(self.settings))  # so the stats reader never auto-creates its topic
+        self.t0 = time.time()
+        for i in range(self.n):
+            env = dict(self.env, SMSTALLY_DATA_DIR=str(self.work / f"data-{i}"), SMSTALLY_WEB_PORT=str(free_port()))
+            self.workers.append(WorkerProcess(env, self.work / f"worker-{i}.log").start())
+        self.watcher = MetricsWatcher([w.web_port for w in self.workers])
+        self.watcher.start()
+
+    def check_alive(self) -> None:
+        for w in self.workers:
+            if not w.running:
+                raise BenchFailure(f"worker exited with code {w.proc.returncode}:\n{w.crash_report()}")
+
+    def wait_expected(self, expected: dict, timeout: float, label: str) -> float:
+        """Seconds from the workers' start until the published stats equal ``expected``."""
+        last = [time.monotonic()]
+
+        def progress(latest: dict, diff: list) -> None:
+            self.check_alive()
+            if diff and time.monotonic() - last[0] >= 15:
+                last[0] = time.monotonic()
+                say(f"{label}: {time.time() - self.t0:5.0f} s, {self.watcher.total} events folded, "
+                    f"{len(diff)} figures still different")
+
+        ok, latest, diff = asyncio.run(wait_for_expected(self.settings, expected, timeout, on_progress=progress))
+        elapsed = time.time() - self.t0
+        if not ok:
+            raise BenchFailure(f"{label}: the stats did not reach the expected totals in {timeout:.0f} s "
+                               f"({self.watcher.total} events folded); {len(diff)} differences:\n  "
+                               + "\n  ".join(diff[:40]))
+        return elapsed
+
+    def measure(self) -> dict[str, Any]:
+        """Peak RSS and CPU of each live worker: read before stopping them."""
+        pids = [w.proc.pid for w in self.workers]
+        return {"peak_rss_mb": [peak_rss_mb(p) for p in pids], "cpu_s": [cpu_seconds(p) for p in pids],
+                "first_event_s": (self.watcher.first_event - self.t0) if self.watcher.first_event else None,
+                "folded": self.watcher.total}
+
+    def stop(self) -> float:
+        """Stops everything; returns the state on disk (MB), measured once RocksDB has flushed."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        for w in self.workers:
+            w.stop(grace=15)
+        return sum(disk_usage_mb(self.work / f"data-{i}") for i in range(self.n))
+
+
+def measure_smstally(broker: EmbeddedBroker, work: Path, wl: Workload, n: int, timeout: float) -> Result:
+    group = SmstallyGroup(broker, work, n)
+    say(f"smstally: starting {n} worker(s), app id {group.app_id}")
+    details: dict[str, Any] = {}
+    try:
+        group.start()
+        elapsed = group.wait_expected(wl.expected, timeout, f"smstally {n}w")
+        details = group.measure()
+    finally:
+        disk = group.stop()
+    details["disk_mb"] = disk
+    details["disk_mb_per_m_messages"] = disk * 1e6 / wl.messages
+    first = details.get("first_event_s")
+    if first is not None:
+        details["processing_s"] = elapsed - first
+    return Result(f"smstally ({n} worker{'s' if n > 1 else ''})", wl.events, elapsed, details)
+
+
+# --------------------------------------------------------------------------------------
+# (c) naive Faust
+
+
+def measure_naive(broker: EmbeddedBroker, work: Path, total: int, timeout: float) -> Result:
+    """``bench.naive_faust`` as a subprocess, timed from its start until it has counted ``total``."""
+    app_id = f"bench-naive-{uuid.uuid4().hex[:6]}"
+    progress = work / f"{app_id}.json"
+    env = dict(os.environ, SMSTALLY_BROKER=broker.url, SMSTALLY_BROKER_FLAVOR="tansu",
+               SMSTALLY_PARTITIONS=str(PARTITIONS), SMSTALLY_APP_ID=app_id, SMSTALLY_DATA_DIR=str(work / app_id),
+               SMSTALLY_LOG_LEVEL="warning", BENCH_NAIVE_TARGET=str(total), BENCH_NAIVE_PROGRESS=str(progress))
+    child = ChildProcess("bench.naive_faust", env, work / f"{app_id}.log")
+    say(f"naive Faust: starting, app id {app_id}")
+    t0 = time.time()
+    child.start()
+    try:
+        deadline, last_note, state = time.monotonic() + timeout, time.monotonic(), {}
+        while True:
+            with contextlib.suppress(OSError, ValueError):
+                state = json.loads(progress.read_text())
+            if state.get("done"):
+                break
+            if not child.running:
+                raise BenchFailure(f"naive Faust exited with code {child.proc.returncode}:\n{child.tail()}")
+            if time.monotonic() > deadline:
+                raise BenchFailure(f"naive Faust counted {state.get('count')} of {total} events in {timeout:.0f} s")
+            if time.monotonic() - last_note >= 15:
+                last_note = time.monotonic()
+                say(f"naive Faust: {time.time() - t0:5.0f} s, {state.get('count', 0)} events")
+            time.sleep(0.1)
+        details = {"peak_rss_mb": [peak_rss_mb(child.proc.pid)], "cpu_s": [cpu_seconds(child.proc.pid)],
+                   "first_event_s": state["first"] - t0, "processing_s": state["done"] - state["first"]}
+    finally:
+        child.stop()
+    return Result("naive Faust", total, state["done"] - t0, details)
+
+
+# --------------------------------------------------------------------------------------
+# --latency
+
+
+@dataclass
+class LatencyResult:
+    rate: float
+    duration: float
+    produced: int
+    latencies_ms: list[float]
+    missing: int
+    achieved_rate: float  # events/s really produced (sends + receipts)
+
+    def trend(self, parts: int = 6) -> list[float]:
+        """Median latency of each successive slice of receipts: a rising trend means a backlog."""
+        xs, n = self.latencies_ms, len(self.latencies_ms)
+        return [statistics.median(xs[i * n // parts:(i + 1) * n // parts]) for i in range(parts)] if n >= parts else []
+
+    def percentile(self, q: float) -> float:
+        xs = sorted(self.latencies_ms)
+        return xs[min(len(xs) - 1, max(0, round(q / 100 * len(xs)) - 1))] if xs else float("nan")
+
+
+def message_ids(prefix: str, partitions: int, target: int = 0):
+    """Fresh message ids that all hash to one partition.
+
+    One partition keeps receipts processed in the order they were produced, so a stats
+    record whose DELIVERED count is >= k is exactly the first that reflects receipt k.
+    """
+    i = 0
+    while True:
+        mid = f"{prefix}-{i:08d}"
+        i += 1
+        if partition_of(mid.encode(), partitions) == target:
+            yield mid
+
+
+async def latency_load(s: Settings, rate: float, duration: float, receipt_delay: float = 0.5,
+                       settle: float = 30.0) -> LatencyResult:
+    """Steady sends and DELIVRD receipts of one new campaign; time each receipt to its stats.
+
+    ``rate`` counts both kinds of events, so rate/2 messages per second. A receipt is
+    produced ``receipt_delay`` after its send. Its latency is the broker timestamp of the
+    first CampaignStats record of the campaign whose DELIVERED count reaches its rank,
+    minus the wall-clock time at which it was handed to the producer.
+    """
+    codec = AvroCodec()
+    run = uuid.uuid4().hex[:6]
+    cid = f"lat-{run}"
+    parts = await existing_partitions(s.bootstrap)
+    ids = message_ids(f"lat-{run}", parts[s.topics.message_sent])
+    produced: list[float] = []  # wall-clock produce time of receipt k (index k-1)
+    reflected: list[float] = []  # latency of receipt k, seconds
+    done_producing = asyncio.Event()
+    achieved: list[float] = []
+
+    # linger 5 ms, as streams.clients.publish. With 0 every record is a request of its own and
+    # Tansu burns CPU the worker needs (measured at 2 000 events/s for 30 s: broker 31 CPU-s
+    # with linger 0, 6 with 5 ms; stats latency spiking to 6 s vs a steady ~0.8 s).
+    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5)
+    consumer = AIOKafkaConsumer(s.topics.campaign_stats, bootstrap_servers=s.bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=20)
+    await producer.start()
+    await consumer.start()
+
+    def now_ms() -> int:
+        return int(time.time() * 1000)
+
+    async def send(topic: str, key: str, name: str, value: dict) -> asyncio.Future:
+        return await producer.send(topic, key=key.encode(), value=codec.encode(name, value))
+
+    async def produce_load() -> None:
+        t0 = now_ms()
+        await (await send(s.topics.campaigns, cid, "smstally.CampaignLaunched", {
+            "event_id": f"{cid}-launch", "campaign_id": cid, "name": "latency probe", "kind": "AUTOMATED",
+            "text": "BENCH: latency probe. STOP au 36111", "sender_id": "BENCH", "sms_type": "transactional",
+            "created_at": t0, "launched_at": t0, "launch_list_size": 0}))
+        interval = 2.0 / rate
+        start = time.monotonic()
+        sends_done, receipts_due, futures = 0, [], []
+        last_send = start
+        while True:
+            elapsed = time.monotonic() - start
+            producing = elapsed < duration
+            due = int(elapsed / interval) + 1 if producing else sends_done
+            while sends_done < due:
+                mid = next(ids)
+                futures.append(await send(s.topics.message_sent, mid, "smstally.MessageSent", {
+                    "event_id": f"{mid}-s", "campaign_id": cid, "message_id": mid, "contact_id": None,
+                    "phone": f"+336{10_000_000 + sends_done % 89_999_999:08d}", "sent_at": now_ms(),
+                    "outcome": "SUBMITTED", "not_sent_reason": None, "segments": 1, "credits": 0.05,
+                    "provider": "smpp", "country": "FR", "operator": "Orange"}))
+                receipts_due.append((time.monotonic() + receipt_delay, mid))
+                sends_done += 1
+                last_send = time.monotonic()
+            while receipts_due and receipts_due[0][0] <= time.monotonic():
+                _, mid = receipts_due.pop(0)
+                produced.append(time.time())
+                t = now_ms()
+                futures.append(await send(s.topics.dlr, mid, "smstally.DeliveryReceipt", {
+                    "event_id": f"{mid}-r", "message_id": mid, "campaign_id": cid, "provider": "smpp",
+                    "status": "DELIVRD", "error_code": None, "done_at": t, "received_at": t}))
+            if len(futures) >= 500:
+                await asyncio.gather(*futures)
+                futures.clear()
+            if not producing and not receipts_due:
+                break
+            await asyncio.sleep(min(interval, 0.005))
+        await asyncio.gather(*futures)
+        achieved.append(2 * sends_done / max(last_send - start, interval))
+        done_producing.set()
+
+    async def follow_stats() -> None:
+        settle_deadline = None
+        while True:
+            if done_producing.is_set():
+                if len(reflected) >= len(produced):
+                    return
+                settle_deadline = settle_deadline or time.monotonic() + settle
+                if time.monotonic() > settle_deadline:
+                    return
+            batches = await consumer.getmany(timeout_ms=100, max_records=5000)
+            for records in batches.values():
+                for r in records:
+                    _, v = codec.decode(r.value)
+                    if v["campaign_id"] != cid:
+                        continue
+                    delivered = v["status_counts"].get("DELIVERED", 0)
+                    while len(reflected) < min(delivered, len(produced)):
+                        reflected.append(r.timestamp / 1000 - produced[len(reflected)])
+
+    try:
+        await asyncio.gather(produce_load(), follow_stats())
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return LatencyResult(rate, duration, len(produced), [x * 1000 for x in reflected], len(produced) - len(reflected),
+                         achieved[0] if achieved else float("nan"))
+
+
+def run_latency(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, base: Settings) -> dict[str, Any]:
+    """Warm-up measurement (gives the default rate), then the steady load on the same worker."""
+    warm = min(args.events, args.warmup_events)
+    wl = prepare_workload(base, warm, args.seed, args.campaigns)
+    group = SmstallyGroup(broker, work, 1)
+    say(f"latency: warm-up, one worker ({group.app_id}) on {wl.events} events")
+    try:
+        group.start()
+        elapsed = group.wait_expected(wl.expected, timeout_for(wl.events), "warm-up")
+        first = group.measure()["first_event_s"] or 0.0
+        # The load hits a running worker: its capacity is the processing-only rate, not
+        # one diluted by startup (which dominates a small warm-up).
+        warm_eps = wl.events / (elapsed - first)
+        rate = args.rate or max(2.0, warm_eps / 2)
+        say(f"latency: warm-up done, {wl.events / elapsed:,.0f} events/s from start, {warm_eps:,.0f} events/s "
+            f"processing only; load {rate:,.0f} events/s ({rate / 2:,.0f} messages/s) for {args.duration:g} s")
+        cpu0 = time.process_time()
+        res = asyncio.run(latency_load(group.settings, rate, args.duration))
+        load_cpu = (time.process_time() - cpu0) / args.duration
+        group.check_alive()
+        details = group.measure()
+    finally:
+        group.stop()
+    lat = res.latencies_ms
+    out = {"mode": "latency", "warmup_events": wl.events, "warmup_events_per_s": warm_eps, "rate": rate,
+           "achieved_rate": res.achieved_rate,
+           "duration_s": args.duration, "receipts": res.produced, "missing": res.missing,
+           "p50_ms": res.percentile(50), "p95_ms": res.percentile(95), "p99_ms": res.percentile(99),
+           "max_ms": max(lat) if lat else float("nan"), "mean_ms": statistics.fmean(lat) if lat else float("nan"),
+           "trend_ms": res.trend(), "load_generator_cpu": load_cpu,
+           "peak_rss_mb": details["peak_rss_mb"][0]}
+    print()
+    print(f"latency, receipt produced -> first CampaignStats reflecting it (1 worker, {rate:,.0f} events/s "
+          f"asked, {res.achieved_rate:,.0f} produced, for {args.duration:g} s, {res.produced} receipts; "
+          f"stats interval {group.settings.stats_interval_ms} ms)")
+    print(f"  p50 {out['p50_ms']:.0f} ms   p95 {out['p95_ms']:.0f} ms   p99 {out['p99_ms']:.0f} ms   "
+          f"max {out['max_ms']:.0f} ms   mean {out['mean_ms']:.0f} ms")
+    print(f"  median by sixth of the run: {' '.join(f'{x:.0f}' for x in out['trend_ms'])} ms; "
+          f"load generator used {load_cpu:.0%} of a core")
+    if res.missing:
+        print(f"  {res.missing} receipts never reflected within the settle time")
+    print(f"SUMMARY latency: p50 {out['p50_ms']:.0f} ms, p99 {out['p99_ms']:.0f} ms, max {out['max_ms']:.0f} ms at "
+          f"{rate:,.0f} events/s ({rate / warm_eps:.0%} of the warm-up throughput), {res.missing} missing")
+    if res.missing:
+        raise BenchFailure(f"{res.missing} of {res.produced} receipts never showed in the stats")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# reporting
+
+
+def timeout_for(events: int, floor_eps: float = 250.0) -> float:
+    """Proportional to the work, assuming no path is slower than ``floor_eps`` events/s."""
+    return 120.0 + events / floor_eps
+
+
+def ratio(a: Result | None, b: Result | None) -> str:
+    if not (a and b):
+        return "-"
+    r = a.eps / b.eps
+    return f"{r:.3f}x" if r < 0.1 else f"{r:.2f}x"
+
+
+def print_table(wl: Workload, ceiling: Result | None, smstally: list[Result], naive: Result | None) -> None:
+    print()
+    print(f"{wl.events} events ({wl.messages} messages), {PARTITIONS} partitions, embedded Tansu broker, "
+          f"{os.cpu_count()} cores")
+    print(f"{'path':<26}{'events/s':>10}{'vs ceiling':>12}{'vs naive':>10}{'elapsed s':>11}{'CPU s':>8}"
+          f"{'events/CPU-s':>14}")
+    for r in [x for x in (ceiling, *smstally, naive) if x is not None]:
+        cpu = sum(c for c in r.details.get("cpu_s", []) if c) or None
+        cpu_s, per_cpu = (f"{cpu:8.1f}", f"{r.events / cpu:14,.0f}") if cpu else (f"{'-':>8}", f"{'-':>14}")
+        print(f"{r.path:<26}{r.eps:10,.0f}{ratio(r, ceiling) if r is not ceiling else '':>12}"
+              f"{ratio(r, naive) if r is not naive else '':>10}{r.seconds:11.1f}{cpu_s}{per_cpu}")
+    for r in smstally:
+        d = r.details
+        rss = "/".join(f"{x:.0f}" for x in d.get("peak_rss_mb", []) if x)
+        print(f"peak RSS {r.path}: {rss} MB; state on disk: {d['disk_mb']:.1f} MB "
+              f"({d['disk_mb_per_m_messages']:.0f} MB per 1M messages)")
+    for r in (*smstally, naive):
+        if r is not None and r.details.get("first_event_s") is not None:
+            d = r.details
+            print(f"{r.path}: first event {d['first_event_s']:.1f} s after start; processing only "
+                  f"{d['processing_s']:.1f} s = {r.events / d['processing_s']:,.0f} events/s")
+    if len(smstally) > 1:
+        base = smstally[0]
+        for r in smstally[1:]:
+            print(f"{r.path} vs {base.path}: {r.eps / base.eps:.2f}x")
+
+
+def summary_line(wl: Workload, ceiling: Result | None, smstally: list[Result], naive: Result | None) -> str:
+    parts = [f"{wl.events} events"]
+    if ceiling:
+        parts.append(f"ceiling {ceiling.eps:,.0f}/s")
+    for r in smstally:
+        parts.append(f"{r.path} {r.eps:,.0f}/s"
+                     + (f" ({r.eps / ceiling.eps:.1%} of ceiling)" if ceiling else "")
+                     + (f" ({r.eps / naive.eps:.2f}x naive)" if naive else ""))
+    if naive:
+        parts.append(f"naive Faust {naive.eps:,.0f}/s")
+    if smstally:
+        parts.append(f"peak RSS {max(x for x in smstally[0].details['peak_rss_mb'] if x):.0f} MB, "
+                     f"{smstally[0].details['disk_mb_per_m_messages']:.0f} MB disk per 1M messages")
+    return "SUMMARY " + "; ".join(parts)
+
+
+def as_json(r: Result | None) -> dict[str, Any] | None:
+    return None if r is None else {"path": r.path, "events": r.events, "seconds": r.seconds,
+                                   "events_per_s": r.eps, **r.details}
+
+
+# --------------------------------------------------------------------------------------
+# main
+
+
+def run_throughput(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, base: Settings) -> dict[str, Any]:
+    wl = prepare_workload(base, args.events, args.seed, args.campaigns)
+    ceiling = naive = None
+    smstally: list[Result] = []
+    if not args.skip_ceiling:
+        say("ceiling: raw aiokafka consumer")
+        ceiling = asyncio.run(measure_ceiling(base, wl.events, timeout_for(wl.events, 2000)))
+        say(f"ceiling: {ceiling.eps:,.0f} events/s")
+    for n in args.workers:
+        r = measure_smstally(broker, work, wl, n, timeout_for(wl.events))
+        smstally.append(r)
+        say(f"{r.path}: {r.eps:,.0f} events/s ({r.seconds:.1f} s)")
+    if not args.skip_naive:
+        naive = measure_naive(broker, work, wl.events, timeout_for(wl.events))
+        say(f"naive Faust: {naive.eps:,.0f} events/s ({naive.seconds:.1f} s)")
+    print_table(wl, ceiling, smstally, naive)
+    print(summary_line(wl, ceiling, smstally, naive), flush=True)
+    return {"mode": "throughput", "events": wl.events, "messages": wl.messages, "by_topic": wl.by_topic,
+            "partitions": PARTITIONS, "seed": args.seed, "campaigns": args.campaigns,
+            "generate_s": wl.generate_s, "produce_s": wl.produce_s, "stops_attributed": wl.stops_attributed,
+            "ceiling": as_json(ceiling), "smstally": [as_json(r) for r in smstally], "naive": as_json(naive)}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=1_000_000, help="about this many input events")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--campaigns", type=int, default=8)
+    ap.add_argument("--workers", default="1", help="comma-separated worker counts, each a fresh group (e.g. 1,2)")
+    ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--skip-ceiling", action="store_true")
+    ap.add_argument("--latency", action="store_true", help="latency mode instead of throughput")
+    ap.add_argument("--rate", type=float, help="latency load, events/s (default: half the warm-up throughput)")
+    ap.add_argument("--duration", type=float, default=60.0, help="latency load duration, s")
+    ap.add_argument("--warmup-events", type=int, default=50_000, help="latency mode: warm-up workload size")
+    ap.add_argument("--json", type=Path, help="write the figures there")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (logs, data dirs)")
+    args = ap.parse_args(argv)
+    try:
+        args.workers = [int(x) for x in str(args.workers).split(",") if x.strip()]
+    except ValueError:
+        ap.error("--workers takes comma-separated integers, e.g. 1,2")
+    if not args.workers or min(args.workers) < 1:
+        ap.error("--workers needs counts >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.chdir(ROOT)  # workers run as `python -m streams.cli worker`, the naive app as `-m bench.naive_faust`
+    work = Path(tempfile.mkdtemp(prefix="smstally-bench-"))
+    broker = EmbeddedBroker(f"kafka://127.0.0.1:{free_port()}", log_path=work / "broker.log")
+    failed = False
+    try:
+        broker.start()
+        tansu.apply("tansu")
+        base = from_env(dict(os.environ, SMSTALLY_BROKER=broker.url, SMSTALLY_BROKER_FLAVOR="tansu",
+                             SMSTALLY_PARTITIONS=str(PARTITIONS)))
+        asyncio.run(ensure_topics(base))
+        say(f"broker {broker.url}, work dir {work}")
+        out = run_latency(args, broker, work, base) if args.latency else run_throughput(args, broker, work, base)
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=2))
+        return 0
+    except BenchFailure as exc:
+        failed = True
+        print(f"BENCH FAILED: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        broker.stop()
+        if args.keep or failed:
+            print(f"work dir kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
