@@ -6,7 +6,7 @@ a format version, checked on read.
 """
 from __future__ import annotations
 
-import json
+import orjson
 
 from .campaign_stage import CampaignState
 from .events import MessageSent
@@ -14,8 +14,8 @@ from .message_fold import FinalReceipt, MessageState
 from .phone_stage import Handled, IndexedSend, PhoneState
 
 _V = 1
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_loads = json.loads
+_dumps = orjson.dumps  # bytes; the same JSON as the json module's compact form, ~5x faster
+_loads = orjson.loads
 
 
 def _check(data: list, what: str) -> None:
@@ -27,7 +27,7 @@ def encode_message(s: MessageState) -> bytes:
     send = None if s.send is None else [getattr(s.send, f) for f in MessageSent.__slots__]
     best = None if s.best_final is None else list(s.best_final)
     return _dumps([_V, s.message_id, s.partition, send, sorted(s.send_ids), sorted(s.receipt_ids), best,
-                   s.last_pending_at, s.max_event_time, s.orphan_reported]).encode()
+                   s.last_pending_at, s.max_event_time, s.orphan_reported])
 
 
 def decode_message(b: bytes) -> MessageState:
@@ -41,7 +41,7 @@ def decode_message(b: bytes) -> MessageState:
 def encode_phone(s: PhoneState) -> bytes:
     return _dumps([_V, s.phone, s.partition, [list(x) for x in s.sends],
                    [[eid, list(h)] for eid, h in s.handled], None if s.latest is None else list(s.latest),
-                   s.contact_id]).encode()
+                   s.contact_id])
 
 
 def decode_phone(b: bytes) -> PhoneState:
@@ -55,7 +55,7 @@ def decode_phone(b: bytes) -> PhoneState:
 
 def encode_campaign(s: CampaignState) -> bytes:
     return _dumps([_V, s.campaign_id, s.last_offset, s.updated_at, s.summary,
-                   {k: [v, c] for k, (v, c) in s.parts.items()}]).encode()
+                   {k: [v, c] for k, (v, c) in s.parts.items()}])
 
 
 def decode_campaign(b: bytes) -> CampaignState:

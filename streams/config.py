@@ -46,6 +46,7 @@ class Settings:
     attribution_window_h: float = 72.0
     orphan_window_h: float = 24.0
     api_token: str | None = None  # required by endpoints that show phone numbers
+    max_poll_records: int = 500  # records per fetched batch handed to the pipeline
     log_level: str = "info"
     topics: TopicNames = field(default_factory=TopicNames)
 
@@ -93,6 +94,7 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         attribution_window_h=float(_get(env, "SMSTALLY_ATTRIBUTION_WINDOW_H") or d.attribution_window_h),
         orphan_window_h=float(_get(env, "SMSTALLY_ORPHAN_WINDOW_H") or d.orphan_window_h),
         api_token=_get(env, "SMSTALLY_API_TOKEN"),
+        max_poll_records=int(_get(env, "SMSTALLY_MAX_POLL_RECORDS") or d.max_poll_records),
         log_level=(_get(env, "SMSTALLY_LOG_LEVEL") or d.log_level).lower(),
         topics=topics,
     )

@@ -7,7 +7,7 @@ from their table after every recovery, which is what makes derived counters safe
 """
 from __future__ import annotations
 
-import json
+import orjson
 import logging
 import time
 from typing import Any, Awaitable, Callable, Sequence
@@ -34,7 +34,7 @@ from .topics import TopicPlan
 
 log = logging.getLogger("smstally")
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_dumps = orjson.dumps  # internal records: compact JSON bytes
 
 
 def _now_ms() -> int:
@@ -300,7 +300,7 @@ class Pipeline:
             u = self._decode(rec, lambda r: Unsubscribe.from_record(r, self.s.default_region))
             if u is not None:
                 value = {"type": "unsubscribe", **{f: getattr(u, f) for f in Unsubscribe.__slots__}}
-                self.outbox.add(self.phone_events_name, u.phone.encode(), _dumps(value).encode())
+                self.outbox.add(self.phone_events_name, u.phone.encode(), _dumps(value))
         await self._ship(tp, records)
 
     async def _route_campaigns(self, tp: Any, records: Sequence[Any]) -> None:
@@ -309,7 +309,7 @@ class Pipeline:
             if c is not None:
                 value = {"type": "launch", "at": c.launched_at,
                          **{k: getattr(c, k) for k in campaign_stage.SUMMARY_FIELDS}}
-                self.outbox.add(self.campaign_events_name, c.campaign_id.encode(), _dumps(value).encode())
+                self.outbox.add(self.campaign_events_name, c.campaign_id.encode(), _dumps(value))
         await self._ship(tp, records)
 
     async def _fold_phones(self, tp: Any, records: Sequence[Any]) -> None:
@@ -318,7 +318,7 @@ class Pipeline:
             stage = self.phone_stages[tp.partition] = self._phone_stage(tp.partition)
         with source_partition(tp):
             for rec in records:
-                value = json.loads(rec.value)
+                value = orjson.loads(rec.value)
                 if value.pop("type") == "send":
                     stage.index_send(value["phone"], value["campaign_id"], value["message_id"], value["sent_at"])
                 else:
@@ -333,7 +333,7 @@ class Pipeline:
                 old = self.campaigns.get(cid)
                 if old is None:
                     old = self.campaigns_store.get(cid)
-                new = campaign_stage.fold(old, cid, json.loads(rec.value), rec.offset)
+                new = campaign_stage.fold(old, cid, orjson.loads(rec.value), rec.offset)
                 if new is old:  # a replay: written again, as in MessageStage (the changelog may lack it)
                     self.campaigns_store[cid] = old
                     continue
@@ -398,7 +398,7 @@ class Pipeline:
                 log.debug("removal %s %s (%s)", o.value["reason"], mask(o.key), o.value["event_id"])
                 metrics.REMOVALS.labels(o.value["reason"]).inc()
             elif o.kind in (PHONE_EVENT, CAMPAIGN_EVENT):
-                add(self.names[o.kind], key, _dumps(o.value).encode())
+                add(self.names[o.kind], key, _dumps(o.value))
             elif o.kind == DEAD_LETTER:
                 self._report_orphan(o, add)
 

@@ -16,6 +16,7 @@ from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator
 
 from faust.types import TP as _TP
+from rocksdict import WriteBatch
 
 from .outbox import Outbox
 
@@ -56,10 +57,19 @@ class TableStore(MutableMapping):
         data = self.table.data
         changelog = self.table.changelog_topic.get_topic_name()
         outbox.on_delivered(changelog, self._persisted)
-        for key, value in self.pending.items():
-            k, raw = key.encode(), self.encode(value)
-            data[k] = raw
-            outbox.add(changelog, k, raw, partition)
+        add, encode = outbox.add, self.encode
+        if getattr(data, "use_rocksdict", False):  # RocksDB: one write batch into the partition's DB
+            batch = WriteBatch(raw_mode=True)
+            for key, value in self.pending.items():
+                k, raw = key.encode(), encode(value)
+                batch.put(k, raw)
+                add(changelog, k, raw, partition)
+            data._db_for_partition(partition).write(batch)
+        else:
+            for key, value in self.pending.items():
+                k, raw = key.encode(), encode(value)
+                data[k] = raw
+                add(changelog, k, raw, partition)
         self.pending.clear()
 
     def _persisted(self, partition: int, offset: int) -> None:
