@@ -16,6 +16,7 @@ from .pipeline import Pipeline
 from .topics import TopicPlan
 
 log = logging.getLogger("smstally")
+DEFAULT_FETCH_MAX_WAIT_MS = 500  # Kafka answers a fetch as soon as data is there: this only paces idle polls
 
 
 def faust_config(s: Settings) -> dict[str, Any]:
@@ -48,7 +49,9 @@ def build(s: Settings, plan: TopicPlan) -> tuple[faust.App, Pipeline]:
     tansu.apply(s.broker_flavor)
     app = faust.App(s.app_id, **faust_config(s))
     pipe = Pipeline(app, s, plan)
-    app.transport.Consumer = BatchConsumer.with_handlers(pipe.handlers(), pipe.on_batch_error)
+    app.transport.Consumer = BatchConsumer.with_handlers(
+        pipe.handlers(), pipe.on_batch_error,
+        s.fetch_max_wait_ms or tansu.fetch_max_wait_ms(s.broker_flavor) or DEFAULT_FETCH_MAX_WAIT_MS)
     _web(app, pipe)
     return app, pipe
 

@@ -24,6 +24,7 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 
@@ -44,9 +45,27 @@ class _InFlight:
     refcount = 1
 
 
+class _ConsumerThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread, with our fetch wait instead of its hard-coded 1500 ms.
+
+    The wait bounds how long a fetch may be held when there is nothing new. Kafka answers
+    as soon as data arrives, so it only paces idle polling; the embedded broker answers at
+    the end of the wait (streams/compat/tansu.py), so every hop through an internal topic
+    would cost up to that long.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        wait = getattr(self.consumer, "fetch_max_wait_ms", None)
+        if wait is not None:
+            consumer._fetch_max_wait_ms = wait
+        return consumer
+
+
 class BatchConsumer(AIOKafkaConsumer):
     handlers: Mapping[str, BatchHandler] = {}  # topic name -> handler; set by ``with_handlers``
     on_error: Callable[[TP], None] = staticmethod(lambda tp: None)
+    fetch_max_wait_ms: int | None = None  # None: Faust's
     retry_delay_s = 1.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -55,12 +74,15 @@ class BatchConsumer(AIOKafkaConsumer):
         self._jump: dict[TP, tuple[int, int]] = {}  # (expected, found) of the last seek back
 
     @classmethod
-    def with_handlers(cls, handlers: Mapping[str, BatchHandler],
-                      on_error: Callable[[TP], None] | None = None) -> type["BatchConsumer"]:
-        attrs: dict[str, Any] = {"handlers": dict(handlers)}
+    def with_handlers(cls, handlers: Mapping[str, BatchHandler], on_error: Callable[[TP], None] | None = None,
+                      fetch_max_wait_ms: int | None = None) -> type["BatchConsumer"]:
+        attrs: dict[str, Any] = {"handlers": dict(handlers), "fetch_max_wait_ms": fetch_max_wait_ms}
         if on_error is not None:
             attrs["on_error"] = staticmethod(on_error)
         return type(cls.__name__, (cls,), attrs)
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     # -- positions ----------------------------------------------------------------
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
