@@ -13,12 +13,12 @@ owner of the partition (or a wiped worker) would restore it without those events
 """
 from __future__ import annotations
 
-import heapq
 from dataclasses import replace
 from typing import Iterable, MutableMapping
 
 from . import catalog
 from .counters import CampaignCounters, contribution
+from .due import DueIndex
 from .events import DeliveryReceipt, MessageSent
 from .message_fold import HOUR_MS, MessageState, StatusView, fold, version, view
 from .outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
@@ -41,21 +41,25 @@ class MessageStage:
         self.watermark = 0
         self.counters: dict[str, CampaignCounters] = {}
         self.dirty: set[str] = set()
-        self._deadlines: list[tuple[int, str]] = []
-        self._orphans: list[tuple[int, str]] = []
+        self._timeouts = DueIndex()  # PENDING messages, due at sent_at + timeout
+        self._orphans = DueIndex()  # messages with receipts and no send, due at the orphan window
 
     # -- recovery -----------------------------------------------------------------
-    def rebuild(self, states: Iterable[MessageState]) -> None:
-        """Re-derive everything in memory from the partition's states (after recovery)."""
-        states = list(states)
-        self.watermark = max((s.max_event_time for s in states), default=0)
-        self.counters, self._deadlines, self._orphans = {}, [], []
+    def rebuild(self, states: Iterable[MessageState], watermark: int | None = None) -> None:
+        """Re-derive everything in memory from the partition's states (after recovery).
+
+        The watermark is the latest event time among them; a caller that can find it in a
+        cheap first pass passes it, so that the states are streamed, never all held.
+        """
+        if watermark is None:
+            states = list(states)
+            watermark = max((s.max_event_time for s in states), default=0)
+        self.watermark = watermark
+        self.counters, self._timeouts, self._orphans = {}, DueIndex(), DueIndex()
         for s in states:
             v = view(s, self.watermark, self.timeout)
             self._account(s, None, v, None)
             self._track(s, v)
-        heapq.heapify(self._deadlines)
-        heapq.heapify(self._orphans)
         self.dirty = set(self.counters)
 
     # -- folding ------------------------------------------------------------------
@@ -109,29 +113,30 @@ class MessageStage:
         return c
 
     def _track(self, s: MessageState, v: StatusView | None) -> None:
+        mid = s.message_id
         if v is not None and v.status == catalog.PENDING:
-            heapq.heappush(self._deadlines, (s.send.sent_at + self.timeout, s.message_id))
-        elif s.send is None and not s.orphan_reported:
-            heapq.heappush(self._orphans, (s.max_event_time + self.orphan_window, s.message_id))
+            self._timeouts.set(mid, s.send.sent_at + self.timeout)
+        else:
+            self._timeouts.discard(mid)
+        if s.send is None and not s.orphan_reported:
+            self._orphans.set(mid, s.max_event_time + self.orphan_window)
+        else:
+            self._orphans.discard(mid)
 
     def _advance(self, watermark: int, out: list[Out]) -> None:
         """Rule 6 on event time: the partition's watermark is the latest event time folded."""
         previous, self.watermark = self.watermark, watermark
-        done: set[str] = set()  # a message is pushed once per pending event: transition it once
-        while self._deadlines and self._deadlines[0][0] <= watermark:
-            _, mid = heapq.heappop(self._deadlines)
+        for mid in self._timeouts.pop_due(watermark):
             s = self.store.get(mid)
-            if s is None or mid in done:
+            if s is None:
                 continue
-            done.add(mid)
             before = view(s, previous, self.timeout)
             after = view(s, watermark, self.timeout)
             if before != after:
                 self._transition(s, before, s, after, out)
-        while self._orphans and self._orphans[0][0] <= watermark:
-            _, mid = heapq.heappop(self._orphans)
+        for mid in self._orphans.pop_due(watermark):
             s = self.store.get(mid)
-            if s is None or s.send is not None or s.orphan_reported or s.max_event_time + self.orphan_window > watermark:
+            if s is None or s.send is not None or s.orphan_reported:
                 continue
             self.store[mid] = replace(s, orphan_reported=True)
             out.append(Out(DEAD_LETTER, mid, {

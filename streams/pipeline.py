@@ -37,6 +37,13 @@ log = logging.getLogger("smstally")
 _dumps = orjson.dumps  # internal records: compact JSON bytes
 
 
+# Faust's RocksDB defaults (64 MB x 3 write buffers, a 2 GB block cache, per partition and
+# table) are sized for a dedicated host; twelve databases per worker then take gigabytes.
+# Values are small JSON documents read mostly right after they were written.
+ROCKSDB_OPTIONS = {"write_buffer_size": 4 * 1024**2, "max_write_buffer_number": 2,
+                   "block_cache_size": 2 * 1024**2, "target_file_size_base": 16 * 1024**2}
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -136,7 +143,7 @@ class Pipeline:
         self.phone_events = app.topic(s.phone_events_topic, partitions=plan.phone_partitions, **raw)
         self.campaign_events = app.topic(s.campaign_events_topic, partitions=plan.campaign_event_partitions, **raw)
         self.out_stats = app.topic(t.campaign_stats, **raw)
-        tbl = dict(default=None, key_type=bytes, value_type=bytes)
+        tbl = dict(default=None, key_type=bytes, value_type=bytes, options=ROCKSDB_OPTIONS)
         self.t_messages = app.Table("messages", partitions=plan.message_partitions, **tbl)
         self.t_phones = app.Table("phones", partitions=plan.phone_partitions, **tbl)
         self.t_campaigns = app.Table("campaigns", partitions=plan.campaign_event_partitions, **tbl)
@@ -190,22 +197,36 @@ class Pipeline:
         self.dirty_campaigns.clear()
 
     @staticmethod
-    def _rebuild(store: TableStore, assigned: set[int], make: Callable[[int], Any]) -> tuple[dict[int, Any], int]:
-        """One stage per assigned partition, re-derived from that partition's stored states."""
-        by_p: dict[int, list] = {p: [] for p in assigned}
-        for st in store.states():
-            if st.partition in by_p:
-                by_p[st.partition].append(st)
-        stages = {}
-        for p, states in by_p.items():
-            stages[p] = make(p)
-            stages[p].rebuild(states)
-        return stages, sum(len(v) for v in by_p.values())
+    def _rebuild(store: TableStore, assigned: set[int], make: Callable[[int], Any],
+                 watermark_of: Callable[[bytes], int] | None = None) -> tuple[dict[int, Any], int]:
+        """One stage per assigned partition, re-derived from that partition's stored states.
+
+        States are streamed one partition at a time, never all held (a million messages
+        would take gigabytes as objects); with ``watermark_of`` a first pass over the raw
+        states finds the partition's watermark.
+        """
+        stages, n = {}, 0
+
+        def counted(states: Any) -> Any:
+            nonlocal n
+            for st in states:
+                n += 1
+                yield st
+
+        for p in sorted(assigned):
+            stages[p] = stage = make(p)
+            if watermark_of is None or not store.partitioned:
+                stage.rebuild(counted(store.states(p)))
+            else:
+                watermark = max((watermark_of(raw) for raw in store.raw_states(p)), default=0)
+                stage.rebuild(counted(store.states(p)), watermark)
+        return stages, n
 
     async def _recover_messages(self) -> None:
         started = time.perf_counter()
         assigned = self._assigned(self.s.topics.message_sent)
-        self.msg_stages, n = self._rebuild(self.messages, assigned, self._message_stage)
+        self.msg_stages, n = self._rebuild(self.messages, assigned, self._message_stage,
+                                           state_codec.message_event_time)
         log.info("message stages rebuilt for partitions %s (%d messages) in %.3f s", sorted(assigned),
                  n, time.perf_counter() - started)
         t = self.s.topics
@@ -257,7 +278,8 @@ class Pipeline:
         self.outbox.clear()
         self.dead_in_batch = 0
         if tp.topic in (self.s.topics.message_sent, self.s.topics.dlr):
-            self.msg_stages.update(self._rebuild(self.messages, {tp.partition}, self._message_stage)[0])
+            self.msg_stages.update(self._rebuild(self.messages, {tp.partition}, self._message_stage,
+                                                 state_codec.message_event_time)[0])
         elif tp.topic == self.s.phone_events_topic:
             self.phone_stages.update(self._rebuild(self.phones, {tp.partition}, self._phone_stage)[0])
         elif tp.topic == self.s.campaign_events_topic:

@@ -58,7 +58,7 @@ class TableStore(MutableMapping):
         changelog = self.table.changelog_topic.get_topic_name()
         outbox.on_delivered(changelog, self._persisted)
         add, encode = outbox.add, self.encode
-        if getattr(data, "use_rocksdict", False):  # RocksDB: one write batch into the partition's DB
+        if self.partitioned:  # RocksDB: one write batch into the partition's database
             batch = WriteBatch(raw_mode=True)
             for key, value in self.pending.items():
                 k, raw = key.encode(), encode(value)
@@ -92,7 +92,25 @@ class TableStore(MutableMapping):
     def __len__(self) -> int:
         return len(self.table.data)
 
-    def states(self) -> Iterator[Any]:
-        for raw in self.table.data.values():
+    @property
+    def partitioned(self) -> bool:
+        """Whether each partition's states can be read apart (RocksDB: one database each)."""
+        return bool(getattr(self.table.data, "use_rocksdict", False))
+
+    def raw_states(self, partition: int | None = None) -> Iterator[bytes]:
+        """Encoded states, of one partition (read from its own RocksDB) or of all."""
+        data = self.table.data
+        if partition is not None and self.partitioned:
+            values = data._visible_values(data._db_for_partition(partition))
+        else:
+            values = data.values()
+        for raw in values:
             if raw is not None:
-                yield self.decode(raw)
+                yield raw
+
+    def states(self, partition: int | None = None) -> Iterator[Any]:
+        decode = self.decode
+        for raw in self.raw_states(partition):
+            st = decode(raw)
+            if partition is None or st.partition == partition:
+                yield st
