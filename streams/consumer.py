@@ -180,7 +180,12 @@ class BatchConsumer(AIOKafkaConsumer):
                     if handler is None:
                         await self._deliver_each(tp, batch)
                         continue
-                    batch = await self._contiguous(tp, batch)
+                    try:
+                        batch = await self._contiguous(tp, batch)
+                    except Exception as exc:  # noqa: BLE001 - e.g. revoked meanwhile; the guard re-checks
+                        log.info("%s[%d]: position check failed (%r); batch left for a re-read",
+                                 tp.topic, tp.partition, exc)
+                        continue
                     if not batch:
                         continue
                     token = _InFlight()
@@ -192,7 +197,10 @@ class BatchConsumer(AIOKafkaConsumer):
                         log.exception("handling %s[%d] offsets %d..%d failed; retrying in %.0f s",
                                       tp.topic, tp.partition, batch[0].offset, batch[-1].offset, self.retry_delay_s)
                         self.on_error(tp)
-                        await self.seek(tp, batch[0].offset)
+                        try:
+                            await self.seek(tp, batch[0].offset)
+                        except Exception as exc:  # noqa: BLE001 - revoked: its next owner re-reads it
+                            log.info("seek back on %s[%d] failed: %r", tp.topic, tp.partition, exc)
                         await self.sleep(self.retry_delay_s)
                     finally:
                         token.acked = True

@@ -1,18 +1,19 @@
 """The Faust wiring: topics -> codec -> pure stage -> tables -> output topics.
 
-Everything with a rule in it lives in ``processors``; this module only decodes, routes a
-record to the stage that owns its partition, persists what the stage wrote to its store
-(a changelogged table) and publishes what it returned. Per-partition stages are rebuilt
-from their table after every recovery, which is what makes derived counters safe.
+Everything with a rule in it lives in ``processors``; this module only decodes, routes the
+records of a fetched batch (``streams.consumer``) to the stage that owns their partition,
+persists what the stage wrote to its store (a changelogged table, each key written once
+per batch) and ships what it returned (``streams.outbox``). Per-partition stages are
+rebuilt from their table after every recovery, which is what makes derived counters safe.
 """
 from __future__ import annotations
 
-import orjson
 import logging
 import time
 from typing import Any, Awaitable, Callable, Sequence
 
 import faust
+import orjson
 from aiokafka.partitioner import murmur2
 
 from processors import campaign_stage, state_codec

@@ -1,0 +1,64 @@
+"""The consumer's position guard: never process past a record it has not processed.
+
+Unit level: ``BatchConsumer._contiguous`` is plain logic over the next expected offset, the
+group's committed offset and a seek; the broker side is exercised by the crash test.
+"""
+import asyncio
+from types import SimpleNamespace
+
+from faust.types import TP
+
+from streams.consumer import BatchConsumer
+
+T = TP("sms.dlr", 0)
+
+
+def consumer(committed):
+    c = object.__new__(BatchConsumer)
+    c._next, c._jump, c.sought = {}, {}, []
+    c.handlers = {"sms.dlr": None}
+
+    async def _committed(tp):
+        return committed
+
+    async def seek(tp, offset):
+        c.sought.append(offset)
+        c._next[tp] = offset
+
+    c._committed, c.seek = _committed, seek
+    return c
+
+
+def recs(*offsets):
+    return [SimpleNamespace(offset=o) for o in offsets]
+
+
+def run(c, batch):
+    return [r.offset for r in asyncio.run(c._contiguous(T, batch))]
+
+
+def test_a_fetch_past_the_committed_offset_seeks_back_instead_of_skipping():
+    c = consumer(committed=10)
+    assert run(c, recs(14, 15)) == []  # 10..13 were never processed
+    assert c.sought == [10]
+    assert run(c, recs(10, 11, 12)) == [10, 11, 12]
+
+
+def test_a_gap_still_there_after_the_seek_is_real_and_accepted():
+    c = consumer(committed=10)
+    assert run(c, recs(14, 15)) == []
+    assert run(c, recs(14, 15)) == [14, 15]  # e.g. transaction markers: nothing between
+    assert c.sought == [10]
+
+
+def test_records_already_processed_are_dropped():
+    c = consumer(committed=10)
+    c._next[T] = 12
+    assert run(c, recs(10, 11, 12, 13)) == [12, 13]
+    assert run(c, recs(8, 9)) == []
+
+
+def test_nothing_committed_means_the_reset_position_is_trusted():
+    c = consumer(committed=None)
+    assert run(c, recs(0, 1)) == [0, 1]
+    assert c.sought == []
