@@ -310,7 +310,7 @@ class Pipeline:
         if stage is None:  # assigned but not yet rebuilt: cannot happen after recovery
             stage = self.msg_stages[tp.partition] = self._message_stage(tp.partition)
         decode, parse, emit = self._decode, self._parse_message, self._emit
-        with source_partition(tp):
+        with source_partition(tp), self.messages.reading(tp.partition):
             for rec in records:
                 ev = decode(rec, parse)
                 if ev is not None:
@@ -339,7 +339,7 @@ class Pipeline:
         stage = self.phone_stages.get(tp.partition)
         if stage is None:
             stage = self.phone_stages[tp.partition] = self._phone_stage(tp.partition)
-        with source_partition(tp):
+        with source_partition(tp), self.phones.reading(tp.partition):
             for rec in records:
                 value = orjson.loads(rec.value)
                 if value.pop("type") == "send":
@@ -350,7 +350,7 @@ class Pipeline:
         await self._ship(tp, records)
 
     async def _fold_campaigns(self, tp: Any, records: Sequence[Any]) -> None:
-        with source_partition(tp):
+        with source_partition(tp), self.campaigns_store.reading(tp.partition):
             for rec in records:
                 cid = rec.key.decode()
                 old = self.campaigns.get(cid)
