@@ -30,18 +30,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import io
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -57,20 +52,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
-from aiokafka.partitioner import murmur2  # noqa: E402
 
 from schemas.codec import SINGLE_OBJECT_MAGIC, AvroCodec, compile_schema, fingerprint, load_schemas  # noqa: E402
+from simulator.reference import stop_campaign  # noqa: E402
 from simulator.scenario import Emit, generate, normalize  # noqa: E402
 from streams.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.clients import topic_for  # noqa: E402
 from streams.compat import tansu  # noqa: E402
 from streams.config import Settings, from_env  # noqa: E402
+from streams.metrics import records_handled  # noqa: E402
 from streams.processes import WorkerProcess  # noqa: E402
 from streams.simulate import wait_for_expected  # noqa: E402
-from streams.topics import ensure_topics, existing_partitions  # noqa: E402
+from streams.topics import ensure_topics, existing_partitions, partition_for  # noqa: E402
 
 PARTITIONS = 4
-WINDOW_MS = 72 * 3600 * 1000  # contract §6: how far back a STOP reply looks for its send
 OUTPUT_TOPIC_ENV = ("SMSTALLY_TOPIC_CAMPAIGN_STATS", "SMSTALLY_TOPIC_MESSAGE_STATUS",
                     "SMSTALLY_TOPIC_REMOVALS", "SMSTALLY_TOPIC_DEAD_LETTER")
 PRODUCE_BATCH_BYTES = 512 * 1024
@@ -86,54 +81,6 @@ def say(msg: str) -> None:
 
 # --------------------------------------------------------------------------------------
 # processes and /proc
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: the kernel SIGTERMs the child if the benchmark dies, even by SIGKILL."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
-class ChildProcess:
-    """A Python module run in its own process group, log to a file, never left behind."""
-
-    def __init__(self, module: str, env: dict[str, str], log_path: Path):
-        self.module, self.env, self.log_path = module, env, log_path
-        self.proc: subprocess.Popen | None = None
-        self._log: Any = None
-
-    def start(self) -> "ChildProcess":
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, cwd=ROOT,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_die_with_parent)
-        atexit.register(self.stop)
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def tail(self, n: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        return ""
-
-    def stop(self, grace: float = 10.0) -> None:
-        if self.proc is not None:
-            for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-                if self.proc.poll() is not None:
-                    break
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, sig)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(wait)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        with contextlib.suppress(Exception):
-            atexit.unregister(self.stop)
 
 
 def peak_rss_mb(pid: int | None) -> float | None:
@@ -211,18 +158,12 @@ def attribute_stops(phase1: list[Emit], phase2: list[Emit]) -> tuple[list[Emit],
     for e in phase2:
         v = e.value
         if e.topic == "sms.unsubscribes" and v["campaign_id"] is None and v["channel"] == "STOP_KEYWORD":
-            at = v["at"]
-            cands = [c for c in latest.get(normalize(v["phone"]), ()) if c[0] <= at and at - c[0] <= WINDOW_MS]
-            if cands:
-                e = Emit(e.topic, e.key, e.record_name, dict(v, campaign_id=max(cands)[1]))
+            campaign = stop_campaign(latest.get(normalize(v["phone"]), ()), v["at"])
+            if campaign is not None:
+                e = Emit(e.topic, e.key, e.record_name, dict(v, campaign_id=campaign))
                 fixed += 1
         out.append(e)
     return out, fixed
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """aiokafka's (and Java's) default partitioner, so batches land where send() would put them."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 async def produce(s: Settings, phases: Iterable[list[Emit]]) -> int:
@@ -241,7 +182,7 @@ async def produce(s: Settings, phases: Iterable[list[Emit]]) -> int:
             for e in emits:
                 topic = topic_for(s, e.topic)
                 key, value = e.key.encode(), codec.encode(e.record_name, e.value)
-                tp = (topic, partition_of(key, parts[topic]))
+                tp = (topic, partition_for(key, parts[topic]))
                 if tp not in batches:
                     batches[tp] = producer.create_batch()
                 batch = batches[tp]
@@ -386,12 +327,7 @@ def folded(port: int) -> int | None:
             body = r.read().decode()
     except Exception:  # noqa: BLE001 - not up yet, or busy
         return None
-    n = 0.0
-    for line in body.splitlines():
-        if line.startswith("smstally_events_total{") or (
-                line.startswith("smstally_dead_letters_total{") and 'kind="orphan_receipt"' not in line):
-            n += float(line.split()[-1])
-    return int(n)
+    return records_handled(body)
 
 
 class MetricsWatcher(threading.Thread):
@@ -523,7 +459,8 @@ def measure_naive(broker: EmbeddedBroker, work: Path, total: int, timeout: float
     env = dict(os.environ, SMSTALLY_BROKER=broker.url, SMSTALLY_BROKER_FLAVOR="tansu",
                SMSTALLY_PARTITIONS=str(PARTITIONS), SMSTALLY_APP_ID=app_id, SMSTALLY_DATA_DIR=str(work / app_id),
                SMSTALLY_LOG_LEVEL="warning", BENCH_NAIVE_TARGET=str(total), BENCH_NAIVE_PROGRESS=str(progress))
-    child = ChildProcess("bench.naive_faust", env, work / f"{app_id}.log")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
+    child = WorkerProcess(env, work / f"{app_id}.log", module=("bench.naive_faust",))
     say(f"naive Faust: starting, app id {app_id}")
     t0 = time.time()
     child.start()
@@ -582,7 +519,7 @@ def message_ids(prefix: str, partitions: int, target: int = 0):
     while True:
         mid = f"{prefix}-{i:08d}"
         i += 1
-        if partition_of(mid.encode(), partitions) == target:
+        if partition_for(mid.encode(), partitions) == target:
             yield mid
 
 

@@ -65,6 +65,13 @@ def normalize(phone: str, region: str = "FR") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def stop_campaign(sends: Iterable[tuple[int, str]], at: int) -> str | None:
+    """Contract §6: a STOP without campaign_id goes to the campaign of the phone's latest
+    SUBMITTED send (``(sent_at, campaign_id)`` pairs) at or before it, within the window."""
+    cands = [(t, c) for t, c in sends if t <= at and at - t <= ATTRIBUTION_WINDOW_MS]
+    return max(cands)[1] if cands else None
+
+
 def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
     campaigns: dict[str, dict] = {}
     sent: dict[str, dict] = {}  # message_id -> first MessageSent value
@@ -139,10 +146,7 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
             continue
         cid = u["campaign_id"]
         if cid is None and u["channel"] == "STOP_KEYWORD":
-            at = u["at"]
-            cands = [(t, c) for t, c in submitted_by_phone.get(phone, ())
-                     if t <= at and at - t <= ATTRIBUTION_WINDOW_MS]
-            cid = max(cands)[1] if cands else None
+            cid = stop_campaign(submitted_by_phone.get(phone, ()), u["at"])
         if cid is not None:
             camp(cid)["unsubscribed"].add(phone)
         if phone not in blacklisted:

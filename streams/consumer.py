@@ -147,6 +147,10 @@ class BatchConsumer(AIOKafkaConsumer):
         self._acked[tp]  # noqa: B018 - commit() looks for partitions to commit among _acked's keys
         self._n_acked += n
 
+    def next_offset(self, tp: TP) -> int | None:
+        """The next offset to process on a batch-handled partition; None until known."""
+        return self._next.get(tp)
+
     def _new_offset(self, tp: TP) -> int | None:
         if tp.topic in self.handlers:
             return self._next.get(tp)

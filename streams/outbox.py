@@ -18,10 +18,8 @@ log = logging.getLogger("smstally")
 
 
 class Outbox:
-    def __init__(self, producer: Callable[[], Any],
-                 on_failure: Callable[[str, int, BaseException], None] | None = None):
+    def __init__(self, producer: Callable[[], Any]):
         self._producer = producer  # Faust starts its producer after the app is built
-        self._on_failure = on_failure or self._exit_on_failure
         self._records: dict[tuple[str, int | None], list[tuple[bytes | None, bytes]]] = {}
         self._partitions: dict[str, list[int]] = {}
         self._on_delivered: dict[str, Callable[[int, int], None]] = {}
@@ -36,9 +34,6 @@ class Outbox:
 
     def clear(self) -> None:
         self._records.clear()
-
-    def __len__(self) -> int:
-        return sum(map(len, self._records.values()))
 
     async def ship(self) -> None:
         records, self._records = self._records, {}
@@ -77,7 +72,7 @@ class Outbox:
             if f.cancelled():
                 return
             if f.exception() is not None:
-                self._on_failure(topic, partition, f.exception())
+                self._exit_on_failure(topic, partition, f.exception())
             elif callback is not None:
                 callback(partition, f.result().offset + n - 1)
         future.add_done_callback(done)

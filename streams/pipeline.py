@@ -14,7 +14,6 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import faust
 import orjson
-from aiokafka.partitioner import murmur2
 
 from processors import campaign_stage, state_codec
 from processors.events import CampaignLaunched, DeliveryReceipt, InvalidEvent, MessageSent, Unsubscribe
@@ -28,10 +27,9 @@ from schemas.codec import AvroCodec, DecodeError
 
 from . import metrics
 from .config import Settings
-from .context import source_partition
 from .outbox import Outbox
 from .stores import TableStore
-from .topics import TopicPlan
+from .topics import TopicPlan, partition_for
 
 log = logging.getLogger("smstally")
 
@@ -49,10 +47,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _partition_of(key: str, n: int) -> int:
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % n
-
-
 class CatchUp:
     """Whether the worker has processed the backlog its partitions had when it got them.
 
@@ -66,19 +60,14 @@ class CatchUp:
     def __init__(self, app: faust.App):
         self.app = app
         self.targets: dict[Any, int | None] = {}
-        self.done: dict[Any, int] = {}
 
     def reset(self) -> None:
         self.targets.clear()
-        self.done.clear()
 
     def track(self, *topics: str) -> None:
         for tp in self.app.consumer.assignment():
             if tp.topic in topics:
                 self.targets.setdefault(tp, None)
-
-    def processed(self, tp: Any, offset: int) -> None:
-        self.done[tp] = offset + 1
 
     async def lagging(self, topic: str | None = None) -> dict[str, str]:
         """Partitions still short of their target: "topic[p]" -> "position/target"."""
@@ -94,7 +83,7 @@ class CatchUp:
                     out[f"{tp.topic}[{tp.partition}]"] = "?/?"
                     continue
                 self.targets[tp] = target
-            pos = self.done.get(tp)
+            pos = consumer.next_offset(tp)
             if pos is None:
                 # Nothing processed since assignment. Faust's read offset is the committed
                 # offset after its post-recovery seek, or the last record handed to the stream;
@@ -121,7 +110,7 @@ class CatchUp:
             if tp.topic.endswith("-changelog"):
                 continue
             hw = consumer.highwater(tp)
-            pos = self.done.get(tp)
+            pos = consumer.next_offset(tp)
             if pos is None:
                 pos = consumer._read_offset.get(tp) or 0
             if hw is not None and hw > pos:
@@ -155,7 +144,6 @@ class Pipeline:
         self.outbox = Outbox(producer)  # what the batch being handled produces
         self.dead_in_batch = 0
         self.timer_outbox = Outbox(producer)  # what the partial and stats timers produce
-        self.phone_events_name, self.campaign_events_name = s.phone_events_topic, s.campaign_events_topic
         self.names = {MESSAGE_STATUS: t.message_status, REMOVAL: t.removals, PHONE_EVENT: s.phone_events_topic,
                       CAMPAIGN_EVENT: s.campaign_events_topic}
         self.msg_stages: dict[int, MessageStage] = {}
@@ -250,7 +238,7 @@ class Pipeline:
         assigned = self._assigned(self.s.campaign_events_topic)
         n = self.plan.campaign_event_partitions
         self.campaigns = {st.campaign_id: st for st in self.campaigns_store.states()
-                          if _partition_of(st.campaign_id, n) in assigned}
+                          if partition_for(st.campaign_id.encode(), n) in assigned}
         # A stats record may have been lost with the crash that preceded this recovery: publish
         # every campaign again, but only once the log has been replayed up to where it was, so
         # that no version older than one already published goes out (contract §6).
@@ -285,7 +273,7 @@ class Pipeline:
             self.phone_stages.update(self._rebuild(self.phones, {tp.partition}, self._phone_stage)[0])
         elif tp.topic == self.s.campaign_events_topic:
             n = self.plan.campaign_event_partitions
-            for cid in [c for c in self.campaigns if _partition_of(c, n) == tp.partition]:
+            for cid in [c for c in self.campaigns if partition_for(c.encode(), n) == tp.partition]:
                 st = self.campaigns_store.get(cid)
                 if st is not None:
                     self.campaigns[cid] = st
@@ -310,7 +298,7 @@ class Pipeline:
         if stage is None:  # assigned but not yet rebuilt: cannot happen after recovery
             stage = self.msg_stages[tp.partition] = self._message_stage(tp.partition)
         decode, parse, emit = self._decode, self._parse_message, self._emit
-        with source_partition(tp), self.messages.reading(tp.partition):
+        with self.messages.for_batch(tp.partition):
             for rec in records:
                 ev = decode(rec, parse)
                 if ev is not None:
@@ -323,7 +311,7 @@ class Pipeline:
             u = self._decode(rec, lambda r: Unsubscribe.from_record(r, self.s.default_region))
             if u is not None:
                 value = {"type": "unsubscribe", **{f: getattr(u, f) for f in Unsubscribe.__slots__}}
-                self.outbox.add(self.phone_events_name, u.phone.encode(), _dumps(value))
+                self.outbox.add(self.names[PHONE_EVENT], u.phone.encode(), _dumps(value))
         await self._ship(tp, records)
 
     async def _route_campaigns(self, tp: Any, records: Sequence[Any]) -> None:
@@ -332,14 +320,14 @@ class Pipeline:
             if c is not None:
                 value = {"type": "launch", "at": c.launched_at,
                          **{k: getattr(c, k) for k in campaign_stage.SUMMARY_FIELDS}}
-                self.outbox.add(self.campaign_events_name, c.campaign_id.encode(), _dumps(value))
+                self.outbox.add(self.names[CAMPAIGN_EVENT], c.campaign_id.encode(), _dumps(value))
         await self._ship(tp, records)
 
     async def _fold_phones(self, tp: Any, records: Sequence[Any]) -> None:
         stage = self.phone_stages.get(tp.partition)
         if stage is None:
             stage = self.phone_stages[tp.partition] = self._phone_stage(tp.partition)
-        with source_partition(tp), self.phones.reading(tp.partition):
+        with self.phones.for_batch(tp.partition):
             for rec in records:
                 value = orjson.loads(rec.value)
                 if value.pop("type") == "send":
@@ -350,7 +338,7 @@ class Pipeline:
         await self._ship(tp, records)
 
     async def _fold_campaigns(self, tp: Any, records: Sequence[Any]) -> None:
-        with source_partition(tp), self.campaigns_store.reading(tp.partition):
+        with self.campaigns_store.for_batch(tp.partition):
             for rec in records:
                 cid = rec.key.decode()
                 old = self.campaigns.get(cid)
@@ -372,7 +360,6 @@ class Pipeline:
             metrics.EVENTS.labels(tp.topic).inc(len(records) - self.dead_in_batch)
         self.dead_in_batch = 0
         await self.outbox.ship()
-        self.catchup.processed(tp, records[-1].offset)
 
     # -- timers -------------------------------------------------------------------
     async def _flush_partials(self) -> None:

@@ -19,10 +19,14 @@ from pathlib import Path
 from .broker import _die_with_parent
 
 
+WORKER = ("streams.cli", "worker")
+
+
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path | str):
+    def __init__(self, env: dict[str, str], log_path: Path | str, module: tuple[str, ...] = WORKER):
         self.env = env
         self.log_path = Path(log_path)
+        self.module = module  # what ``python -m`` runs: smstally's worker, or e.g. a benchmark's app
         self.proc: subprocess.Popen | None = None
         self._log = None
         atexit.register(self.kill)
@@ -33,7 +37,7 @@ class WorkerProcess:
 
     def start(self) -> "WorkerProcess":
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", *self.module], env=self.env,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
                                      preexec_fn=_die_with_parent)
         return self

@@ -31,13 +31,14 @@ class TableStore(MutableMapping):
         self.encode = encode
         self.decode = decode
         self.pending: dict[str, Any] = {}
-        self._db: Any = None  # the batch's partition database, while ``reading``
+        self._db: Any = None  # the batch's partition database, inside ``for_batch``
 
     @contextlib.contextmanager
-    def reading(self, partition: int) -> Iterator[None]:
-        """Reads of one batch go straight to its partition's RocksDB (Faust's store adds a
-        context lookup, key encoding and an LRU update per read). Only for the batch: a
-        rebalance closes the databases of revoked partitions."""
+    def for_batch(self, partition: int) -> Iterator[None]:
+        """Reads and writes of one batch go straight to its partition's RocksDB (Faust's
+        store would look up a current event, encode keys and update an LRU per access, and
+        batches run outside Faust's streams). Only for the batch: a rebalance closes the
+        databases of revoked partitions."""
         if self.partitioned:
             self._db = self.table.data._db_for_partition(partition)
         try:
@@ -66,25 +67,20 @@ class TableStore(MutableMapping):
         raise NotImplementedError("states are never deleted: a changelog tombstone would lose history")
 
     def flush(self, outbox: Outbox, partition: int) -> None:
-        """Write the held states (inside the batch's source-partition context)."""
+        """Write the held states (inside ``for_batch``): RocksDB gets one write batch."""
         if not self.pending:
             return
-        data = self.table.data
         changelog = self.table.changelog_topic.get_topic_name()
         outbox.on_delivered(changelog, self._persisted)
+        writes = None if self._db is None else WriteBatch(raw_mode=True)
+        put = self.table.data.__setitem__ if writes is None else writes.put
         add, encode = outbox.add, self.encode
-        if self.partitioned:  # RocksDB: one write batch into the partition's database
-            batch = WriteBatch(raw_mode=True)
-            for key, value in self.pending.items():
-                k, raw = key.encode(), encode(value)
-                batch.put(k, raw)
-                add(changelog, k, raw, partition)
-            data._db_for_partition(partition).write(batch)
-        else:
-            for key, value in self.pending.items():
-                k, raw = key.encode(), encode(value)
-                data[k] = raw
-                add(changelog, k, raw, partition)
+        for key, value in self.pending.items():
+            k, raw = key.encode(), encode(value)
+            put(k, raw)
+            add(changelog, k, raw, partition)
+        if writes is not None:
+            self._db.write(writes)
         self.pending.clear()
 
     def _persisted(self, partition: int, offset: int) -> None:

@@ -22,6 +22,7 @@ from streams.broker import EmbeddedBroker, free_port
 from streams.clients import publish
 from streams.compat import tansu
 from streams.config import Settings, from_env
+from streams.metrics import records_handled
 from streams.processes import WorkerProcess
 
 _ids = itertools.count()
@@ -128,10 +129,4 @@ def processed(port: int) -> int:
     """Input records this worker process has handled: folded, or dead-lettered as bad input."""
     status, body = get(port, "/metrics", timeout=5)
     assert status == 200, f"/metrics answered {status}"
-    n = 0.0
-    for line in body.decode().splitlines():
-        if line.startswith("smstally_events_total{"):
-            n += float(line.split()[-1])
-        elif line.startswith("smstally_dead_letters_total{") and 'kind="orphan_receipt"' not in line:
-            n += float(line.split()[-1])  # orphan receipts are reports, not input records
-    return int(n)
+    return records_handled(body.decode())
