@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -67,11 +68,14 @@ class BatchConsumer(AIOKafkaConsumer):
     on_error: Callable[[TP], None] = staticmethod(lambda tp: None)
     fetch_max_wait_ms: int | None = None  # None: Faust's
     retry_delay_s = 1.0
+    stall_s = 5.0  # a partition with records beyond its next offset and no progress this long is re-sought
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._next: dict[TP, int] = {}  # next offset to process, per batch-handled partition
         self._jump: dict[TP, tuple[int, int]] = {}  # (expected, found) of the last seek back
+        self._still: dict[TP, tuple[int, float]] = {}  # next offset, and since when it has not moved
+        self._next_check = 0.0
 
     @classmethod
     def with_handlers(cls, handlers: Mapping[str, BatchHandler], on_error: Callable[[TP], None] | None = None,
@@ -94,6 +98,7 @@ class BatchConsumer(AIOKafkaConsumer):
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
         self._next.clear()  # positions are only known again after the seek to committed
         self._jump.clear()
+        self._still.clear()
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def perform_seek(self) -> None:
@@ -108,7 +113,13 @@ class BatchConsumer(AIOKafkaConsumer):
                 self._next[tp] = offset
 
     async def seek(self, partition: TP, offset: int) -> None:
-        await super().seek(partition, offset)
+        """Seek in the consumer thread. Faust's ``seek`` calls aiokafka's from the event loop
+        thread, which wakes the fetcher's future of the other thread's loop unsafely: the
+        fetcher then stalled on other partitions (seen in the crash test, 120 s without a
+        record after a seek back)."""
+        ak = self._thread._ensure_consumer()
+        await self._thread.call_thread(ak.seek, partition, offset)
+        self._read_offset[partition] = offset if offset else None
         if partition.topic in self.handlers:
             self._next[partition] = offset
 
@@ -156,6 +167,33 @@ class BatchConsumer(AIOKafkaConsumer):
             return self._next.get(tp)
         return super()._new_offset(tp)
 
+    async def _unstick(self) -> None:
+        """Seek back a partition whose fetch position went past records it never processed.
+
+        The guard in ``_contiguous`` sees a skip only when a later record arrives; records
+        dropped across a rebalance (a generation change mid-batch) with nothing after them
+        would otherwise wait for new traffic. Checked once a second: records known beyond
+        the next offset (the fetch high watermark), no progress for ``stall_s``.
+        """
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + 1.0
+        active = self._get_active_partitions()
+        for tp, nxt in list(self._next.items()):
+            hw = self.highwater(tp)
+            if hw is None or hw <= nxt or tp not in active:
+                self._still.pop(tp, None)
+                continue
+            seen = self._still.get(tp)
+            if seen is None or seen[0] != nxt:
+                self._still[tp] = (nxt, now)
+            elif now - seen[1] >= self.stall_s:
+                log.warning("%s[%d]: no progress from %d for %.0f s with records up to %d; seeking back",
+                            tp.topic, tp.partition, nxt, now - seen[1], hw)
+                self._still.pop(tp, None)
+                await self.seek(tp, nxt)
+
     # -- the record loop ----------------------------------------------------------
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - run by the Fetcher service
         consumer_stopped = self._stopped.is_set
@@ -166,6 +204,11 @@ class BatchConsumer(AIOKafkaConsumer):
             while not (consumer_stopped() or fetcher_stopped()):
                 records, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
+                if self.flow_active and not self.should_stop:
+                    try:
+                        await self._unstick()
+                    except Exception as exc:  # noqa: BLE001 - e.g. revoked meanwhile: checked again
+                        log.info("stall check failed: %r", exc)
                 if not records or self.should_stop:
                     continue
                 if not self.flow_active:  # fetched across a rebalance: stale, re-read from committed
