@@ -11,13 +11,20 @@ from functools import lru_cache
 import phonenumbers
 
 
-@lru_cache(maxsize=262144)
 def normalize(raw: str, region: str = "FR") -> tuple[str, bool]:
     """Return (phone, valid): E.164 when parseable, else the input stripped and False."""
     text = raw.strip()
     if text.startswith("+") and text[1:].isascii() and text[1:].isdigit() and 8 <= len(text) <= 16:
-        # Already E.164: the common case, no need for the full parser.
+        # Already E.164: the common case, no need for the full parser (or the cache).
         return text, True
+    return _parse(text, region)
+
+
+@lru_cache(maxsize=16384)
+def _parse(text: str, region: str) -> tuple[str, bool]:
+    """The full parser costs ~14 us a number; the cache is for contacts texted again in
+    national form. Kept small: an entry holds ~400 bytes, and caching every number of a
+    million-message day (E.164 ones too, which take 0.2 us to check) took ~75 MB."""
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
