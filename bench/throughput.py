@@ -63,7 +63,8 @@ from streams.config import Settings, from_env  # noqa: E402
 from streams.metrics import records_handled  # noqa: E402
 from streams.processes import WorkerProcess  # noqa: E402
 from streams.simulate import wait_for_expected  # noqa: E402
-from streams.topics import ensure_topics, existing_partitions, partition_for  # noqa: E402
+from streams.partitioner import partition_for  # noqa: E402
+from streams.topics import ensure_topics, existing_partitions  # noqa: E402
 
 PARTITIONS = 4
 OUTPUT_TOPIC_ENV = ("SMSTALLY_TOPIC_CAMPAIGN_STATS", "SMSTALLY_TOPIC_MESSAGE_STATUS",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from typing import Any, Callable
 
-from aiokafka.partitioner import DefaultPartitioner
+from .partitioner import murmur2
 
-_partitioner = DefaultPartitioner()
 log = logging.getLogger("smstally")
 
 
@@ -49,8 +49,9 @@ class Outbox:
             if parts is None:
                 await producer.client._wait_on_metadata(topic)
                 parts = self._partitions[topic] = sorted(producer.client.cluster.partitions_for_topic(topic))
-            for key, value in items:
-                p = _partitioner(key, parts, parts)
+            n = len(parts)
+            for key, value in items:  # a dead letter may have no key: any partition, as aiokafka
+                p = parts[(murmur2(key) & 0x7FFFFFFF) % n] if key is not None else random.choice(parts)
                 by_tp.setdefault((topic, p), []).append((key, value))
         for (topic, partition), items in by_tp.items():
             callback = self._on_delivered.get(topic)

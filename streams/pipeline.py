@@ -29,7 +29,8 @@ from . import metrics
 from .config import Settings
 from .outbox import Outbox
 from .stores import TableStore
-from .topics import TopicPlan, partition_for
+from .partitioner import partition_for
+from .topics import TopicPlan
 
 log = logging.getLogger("smstally")
 

@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaClient
-from aiokafka.partitioner import murmur2
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from .config import Settings
@@ -41,11 +40,6 @@ async def existing_partitions(bootstrap: str) -> dict[str, int]:
         return {t: len(md.partitions_for_topic(t) or ()) for t in md.topics()}
     finally:
         await client.close()
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """Where Kafka's default partitioner (Java's, and aiokafka's) puts a keyed record."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def plan_topics(s: Settings, existing: dict[str, int]) -> tuple[TopicPlan, list[NewTopic]]:
