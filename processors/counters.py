@@ -59,6 +59,24 @@ class CampaignCounters:
         self.n_sends += sign * c.n_sends
         self.n_receipts += sign * c.n_receipts
 
+    def move(self, old: Contribution, new: Contribution) -> None:
+        """``apply(old, -1)`` then ``apply(new, +1)`` for one campaign's message, in one pass:
+        most events only change a message's event counts, sometimes its status."""
+        self.sent += new.sent - old.sent
+        if old.not_sent_reason != new.not_sent_reason:
+            if old.not_sent_reason is not None:
+                self.not_sent -= 1
+                _bump(self.not_sent_by_reason, old.not_sent_reason, -1)
+            if new.not_sent_reason is not None:
+                self.not_sent += 1
+                _bump(self.not_sent_by_reason, new.not_sent_reason, +1)
+        if old.status != new.status:
+            _bump(self.status_counts, old.status, -1)
+            _bump(self.status_counts, new.status, +1)
+        self.credits_micro += new.credits_micro - old.credits_micro
+        self.n_sends += new.n_sends - old.n_sends
+        self.n_receipts += new.n_receipts - old.n_receipts
+
     def see_times(self, sent_at: int | None, event_time: int) -> None:
         # min/max over the set of events: monotone, so never undone.
         if sent_at is not None and (self.first_sent_at is None or sent_at < self.first_sent_at):

@@ -9,7 +9,7 @@ timeout can never disagree with the events that a replay brings back.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import catalog
@@ -70,18 +70,23 @@ def fold(state: MessageState | None, event: MessageSent | DeliveryReceipt, mappe
     if state.has_seen(event.event_id):  # rule 1
         return state
     max_t = max(state.max_event_time, event.event_time)
+    # MessageState(...) positionally rather than dataclasses.replace, which inspects the
+    # fields on every call and cost more than the rest of the fold.
     if isinstance(event, MessageSent):
-        return replace(state, send=_better_send(state.send, event), send_ids=state.send_ids | {event.event_id},
-                       max_event_time=max_t)
+        return MessageState(state.message_id, state.partition, _better_send(state.send, event),
+                            state.send_ids | {event.event_id}, state.receipt_ids, state.best_final,
+                            state.last_pending_at, max_t, state.orphan_reported)
     status = mapper.map(event.provider, event.status, event.error_code)
     ids = state.receipt_ids | {event.event_id}
     if status == catalog.PENDING:
         last = event.carrier_time if state.last_pending_at is None else max(state.last_pending_at, event.carrier_time)
-        return replace(state, receipt_ids=ids, last_pending_at=last, max_event_time=max_t)
+        return MessageState(state.message_id, state.partition, state.send, state.send_ids, ids, state.best_final,
+                            last, max_t, state.orphan_reported)
     cand = FinalReceipt(event.carrier_time, catalog.TIE_RANK[status], event.event_id, status,
                         event.error_code, event.provider)
     best = cand if state.best_final is None else max(state.best_final, cand)
-    return replace(state, receipt_ids=ids, best_final=best, max_event_time=max_t)
+    return MessageState(state.message_id, state.partition, state.send, state.send_ids, ids, best,
+                        state.last_pending_at, max_t, state.orphan_reported)
 
 
 def view(state: MessageState, watermark: int, pending_timeout_ms: int) -> StatusView | None:

@@ -97,6 +97,12 @@ class MessageStage:
         nc = contribution(new, new_v)
         if oc == nc:
             return
+        if oc is not None and nc is not None and oc.campaign_id == nc.campaign_id:
+            c = self._counters(nc.campaign_id)
+            c.move(oc, nc)
+            c.see_times(new.send.sent_at if nc.sent else None, new.max_event_time)
+            self.dirty.add(nc.campaign_id)
+            return
         if oc is not None:
             self._counters(oc.campaign_id).apply(oc, -1)
             self.dirty.add(oc.campaign_id)

@@ -89,7 +89,9 @@ class PhoneStage:
             return
         sends = list(s.sends)
         bisect.insort(sends, IndexedSend(sent_at, campaign_id, message_id))
-        self.store[phone] = replace(s, sends=tuple(sends[-MAX_SENDS_PER_PHONE:]))
+        # Built directly: dataclasses.replace inspects the fields on every call (the hot path).
+        self.store[phone] = PhoneState(phone, s.partition, tuple(sends[-MAX_SENDS_PER_PHONE:]), s.handled, s.latest,
+                                       s.contact_id)
 
     def attribute(self, s: PhoneState, u: Unsubscribe) -> str | None:
         if u.action != "UNSUBSCRIBE":

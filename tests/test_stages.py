@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from processors import campaign_stage, catalog, state_codec
-from processors.counters import CampaignCounters, rates
+from processors.counters import CampaignCounters, Contribution, rates
 from processors.events import DeliveryReceipt, MessageSent, Unsubscribe
 from processors.message_stage import MessageStage
 from processors.outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL
@@ -323,7 +323,6 @@ def test_rates_partition_the_sent_messages(counts, not_sent, unsub_):
 
 def test_counter_contributions_cancel_out():
     c = CampaignCounters()
-    from processors.counters import Contribution
     a = Contribution("c1", 1, None, "PENDING", 1_500_000, 1, 2)
     b = Contribution("c1", 0, "OPTED_OUT", "NOT_SENT", 0, 1, 0)
     c.apply(a, 1)
@@ -331,6 +330,27 @@ def test_counter_contributions_cancel_out():
     c.apply(a, -1)
     assert (c.sent, c.not_sent, c.not_sent_by_reason, c.status_counts, c.credits_micro) == (
         0, 1, {"OPTED_OUT": 1}, {"NOT_SENT": 1}, 0)
+
+
+_contributions = st.builds(
+    lambda sent, reason, status, cr, ns, nr: Contribution("c1", sent, None if sent else reason, status,
+                                                           cr if sent else 0, ns, nr),
+    st.integers(0, 1), st.sampled_from(["OPTED_OUT", "INVALID_NUMBER", "OTHER"]),
+    st.sampled_from(["PENDING", "DELIVERED", "HARD_BOUNCE", "NOT_SENT", "UNKNOWN"]),
+    st.integers(0, 5_000_000), st.integers(0, 3), st.integers(0, 5))
+
+
+@given(st.lists(_contributions, min_size=1, max_size=6), _contributions, _contributions)
+def test_moving_a_contribution_is_removing_the_old_and_adding_the_new(others, old, new):
+    """``move`` is the hot path's shortcut for apply(old, -1) + apply(new, +1)."""
+    moved, applied = CampaignCounters(), CampaignCounters()
+    for c in [*others, old]:
+        moved.apply(c, +1)
+        applied.apply(c, +1)
+    moved.move(old, new)
+    applied.apply(old, -1)
+    applied.apply(new, +1)
+    assert moved == applied
 
 
 # --- campaign stage ---------------------------------------------------------------------------------
