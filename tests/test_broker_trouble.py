@@ -62,13 +62,15 @@ def test_broker_paused_30s_mid_traffic_worker_recovers_and_loses_nothing(tmp_pat
         w.wait_ready(90)
         pid = w.proc.pid
         s = cluster.settings
-        scenario = generate(seed=23, messages=1500, campaigns=4)
+        # Enough traffic that the batch consumer (~20k records/s) is still at it when the
+        # pause comes: with 1 500 messages it sometimes had read everything already.
+        scenario = generate(seed=23, messages=4000, campaigns=4)
         cut = len(scenario.phase1) * 2 // 3
         asyncio.run(publish(s, scenario.phase1[:cut]))
 
         # Freeze the broker while the worker is busy with that traffic.
         deadline = time.monotonic() + 60
-        while (at_pause := processed(w.web_port)) < 100:
+        while (at_pause := processed(w.web_port)) < 1:
             assert time.monotonic() < deadline, "the worker does not process anything"
             time.sleep(0.02)
         log_before = len(log_text(w))
