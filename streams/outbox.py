@@ -83,7 +83,11 @@ class Outbox:
         """A batch the producer gave up on (after its retries) must never be committed past.
 
         Faust commits after flushing the producer, and a flush does not fail when a batch
-        did. This callback runs before the flush returns (it was registered first), so
+        did. This callback runs before the flush returns: ``send_batch`` hands back a
+        shield of the batch's future, created in the same step as the batch, so the
+        shield's callback is on the batch future before any flush can wait on it; asyncio
+        runs callbacks in the order they were added, and each hop (shield -> this callback,
+        flush's wait -> the flushing task) is one ``call_soon``, queued in that order. So
         exiting here means the offsets that produced the batch are never committed: the
         restarted worker replays them.
         """
