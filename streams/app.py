@@ -33,6 +33,7 @@ def faust_config(s: Settings) -> dict[str, Any]:
         topic_disable_leader=True,  # no leader-only work; saves a topic and a consumer
         processing_guarantee="at_least_once",
         broker_max_poll_records=s.max_poll_records,
+        consumer_max_fetch_size=s.max_fetch_partition_bytes,
         table_standby_replicas=0,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
