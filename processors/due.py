@@ -3,14 +3,14 @@
 A heap alone would keep one entry for every message ever sent until its 72 h deadline
 passes (a million entries, ~150 MB); here a dict holds the keys still due (messages still
 PENDING, receipts still without their send) and the heap's stale entries are dropped when
-they outnumber the live ones.
+they exceed a quarter of the live ones.
 """
 from __future__ import annotations
 
 import heapq
 from typing import Iterator
 
-_SLACK = 4096  # stale heap entries tolerated before compacting, beyond twice the live ones
+_SLACK = 4096  # stale heap entries tolerated before compacting, beyond a quarter of the live ones
 
 
 class DueIndex:
@@ -30,7 +30,10 @@ class DueIndex:
             heapq.heappush(self._heap, (at, key))
 
     def discard(self, key: str) -> None:
-        if self._due.pop(key, None) is not None and len(self._heap) > 2 * len(self._due) + _SLACK:
+        # Compacting costs O(live) once per live/4 discards: cheap, and the stale entries
+        # (a tuple and the key each, ~120 B) stay under a quarter of the live ones, which
+        # matters when a worker catching up reads sends far ahead of their receipts.
+        if self._due.pop(key, None) is not None and len(self._heap) > len(self._due) + (len(self._due) >> 2) + _SLACK:
             self._heap = [(at, k) for k, at in self._due.items()]
             heapq.heapify(self._heap)
 
