@@ -22,14 +22,15 @@ from processors.message_stage import MessageStage
 from processors.outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
 from processors.phone_stage import PhoneStage
 from processors.phones import mask
+from processors.stats_throttle import StatsThrottle
 from processors.status_mapping import StatusMapper
 from schemas.codec import AvroCodec, DecodeError
 
 from . import metrics
 from .config import Settings
 from .outbox import Outbox
-from .stores import TableStore
 from .partitioner import partition_for
+from .stores import TableStore
 from .topics import TopicPlan
 
 log = logging.getLogger("smstally")
@@ -150,8 +151,7 @@ class Pipeline:
         self.msg_stages: dict[int, MessageStage] = {}
         self.phone_stages: dict[int, PhoneStage] = {}
         self.campaigns: dict[str, campaign_stage.CampaignState] = {}
-        self.dirty_campaigns: set[str] = set()
-        self.last_published: dict[str, float] = {}
+        self.stats_throttle = StatsThrottle(s.stats_interval_ms / 1000)
         self.recovered = False
         self.catchup = CatchUp(app)
         self.expected_record = {
@@ -184,7 +184,7 @@ class Pipeline:
         self.msg_stages.clear()
         self.phone_stages.clear()
         self.campaigns.clear()
-        self.dirty_campaigns.clear()
+        self.stats_throttle.clear()
 
     @staticmethod
     def _rebuild(store: TableStore, assigned: set[int], make: Callable[[int], Any],
@@ -243,7 +243,8 @@ class Pipeline:
         # A stats record may have been lost with the crash that preceded this recovery: publish
         # every campaign again, but only once the log has been replayed up to where it was, so
         # that no version older than one already published goes out (contract §6).
-        self.dirty_campaigns = set(self.campaigns)
+        for cid in self.campaigns:
+            self.stats_throttle.mark(cid)
         self.catchup.track(self.s.campaign_events_topic)
 
     async def ready(self) -> bool:
@@ -352,7 +353,7 @@ class Pipeline:
                 self.campaigns_store[cid] = new
                 self.campaigns[cid] = new
                 if old is None or new.parts is not old.parts or new.summary is not old.summary:
-                    self.dirty_campaigns.add(cid)
+                    self.stats_throttle.mark(cid)
             self.campaigns_store.flush(self.outbox, tp.partition)
         await self._ship(tp, records)
 
@@ -378,24 +379,26 @@ class Pipeline:
                 return
 
     async def _publish_stats(self) -> None:
-        """Throttled per campaign (contract §6), and always after the last change."""
+        """Throttled per campaign, and always after the last change (processors/stats_throttle)."""
+        throttle = self.stats_throttle
         try:
-            if not self.dirty_campaigns or not await self.catchup.caught_up(self.s.campaign_events_topic):
+            if not throttle.dirty or not await self.catchup.caught_up(self.s.campaign_events_topic):
                 return
-            now = time.monotonic()
-            gap = self.s.stats_interval_ms / 1000
-            for cid in sorted(self.dirty_campaigns):
-                if now - self.last_published.get(cid, 0.0) < gap:
-                    continue
-                st = self.campaigns.get(cid)
-                if st is not None:
-                    value = self.codec.encode("smstally.CampaignStats", campaign_stage.stats(st))
-                    await self.out_stats.send(key=cid.encode(), value=value)
-                    self.last_published[cid] = now
-                    metrics.STATS_PUBLISHED.inc()
-                self.dirty_campaigns.discard(cid)
         except Exception:  # noqa: BLE001 - e.g. a rebalance under our feet: retried next tick
-            log.exception("publishing campaign stats failed; will retry")
+            log.exception("checking the campaign-events backlog failed; will retry")
+            return
+        for cid in throttle.take_due(time.monotonic()):  # taken before any await: see the module
+            st = self.campaigns.get(cid)
+            if st is None:
+                continue
+            try:
+                value = self.codec.encode("smstally.CampaignStats", campaign_stage.stats(st))
+                await self.out_stats.send(key=cid.encode(), value=value)
+            except Exception:  # noqa: BLE001 - e.g. a rebalance under our feet: retried next tick
+                throttle.failed(cid)
+                log.exception("publishing the stats of %s failed; will retry", cid)
+                continue
+            metrics.STATS_PUBLISHED.inc()
 
     # -- outputs ------------------------------------------------------------------
     def _emit(self, outs: list[Out], outbox: Outbox | None = None) -> None:
