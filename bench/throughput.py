@@ -67,6 +67,7 @@ from streams.partitioner import partition_for  # noqa: E402
 from streams.topics import ensure_topics, existing_partitions  # noqa: E402
 
 PARTITIONS = 4
+STUCK_S = 120.0  # all events folded, figures unchanged this long: the run cannot converge
 OUTPUT_TOPIC_ENV = ("SMSTALLY_TOPIC_CAMPAIGN_STATS", "SMSTALLY_TOPIC_MESSAGE_STATUS",
                     "SMSTALLY_TOPIC_REMOVALS", "SMSTALLY_TOPIC_DEAD_LETTER")
 PRODUCE_BATCH_BYTES = 512 * 1024
@@ -396,14 +397,28 @@ class SmstallyGroup:
             if not w.running:
                 raise BenchFailure(f"worker exited with code {w.proc.returncode}:\n{w.crash_report()}")
 
-    def wait_expected(self, expected: dict, timeout: float, label: str) -> float:
-        """Seconds from the workers' start until the published stats equal ``expected``."""
+    def wait_expected(self, expected: dict, timeout: float, label: str, events: int) -> float:
+        """Seconds from the workers' start until the published stats equal ``expected``.
+
+        Fails early when every event has been folded and the published figures have not
+        moved for ``STUCK_S``: a run that cannot converge (a lost stats update, found so)
+        says so in minutes instead of waiting out the timeout (an hour at 1M events).
+        """
         last = [time.monotonic()]
+        still: list[Any] = [None, time.monotonic()]  # (last diff, since when) once all is folded
 
         def progress(latest: dict, diff: list) -> None:
             self.check_alive()
-            if diff and time.monotonic() - last[0] >= 15:
-                last[0] = time.monotonic()
+            now = time.monotonic()
+            if diff and self.watcher.total >= events:
+                if diff != still[0]:
+                    still[0], still[1] = diff, now
+                elif now - still[1] >= STUCK_S:
+                    raise BenchFailure(f"{label}: all {events} events folded, and the published stats have "
+                                       f"not changed for {STUCK_S:.0f} s; {len(diff)} differences:\n  "
+                                       + "\n  ".join(diff[:40]))
+            if diff and now - last[0] >= 15:
+                last[0] = now
                 say(f"{label}: {time.time() - self.t0:5.0f} s, {self.watcher.total} events folded, "
                     f"{len(diff)} figures still different")
 
@@ -437,7 +452,7 @@ def measure_smstally(broker: EmbeddedBroker, work: Path, wl: Workload, n: int, t
     details: dict[str, Any] = {}
     try:
         group.start()
-        elapsed = group.wait_expected(wl.expected, timeout, f"smstally {n}w")
+        elapsed = group.wait_expected(wl.expected, timeout, f"smstally {n}w", wl.events)
         details = group.measure()
     finally:
         disk = group.stop()
@@ -635,7 +650,7 @@ def run_latency(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, ba
     say(f"latency: warm-up, one worker ({group.app_id}) on {wl.events} events")
     try:
         group.start()
-        elapsed = group.wait_expected(wl.expected, timeout_for(wl.events), "warm-up")
+        elapsed = group.wait_expected(wl.expected, timeout_for(wl.events), "warm-up", wl.events)
         first = group.measure()["first_event_s"] or 0.0
         # The load hits a running worker: its capacity is the processing-only rate, not
         # one diluted by startup (which dominates a small warm-up).
