@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import io
 import sys
 import time
 from pathlib import Path
@@ -40,8 +39,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
-from fastavro import schemaless_reader  # noqa: E402
 
+from bench.throughput import fast_decoder  # noqa: E402
 from processors import state_codec  # noqa: E402
 from processors.events import DeliveryReceipt, MessageSent  # noqa: E402
 from processors.message_stage import MessageStage  # noqa: E402
@@ -50,7 +49,7 @@ from processors.phone_stage import PhoneStage  # noqa: E402
 from processors.status_mapping import StatusMapper  # noqa: E402
 from schemas.codec import AvroCodec  # noqa: E402
 from simulator.scenario import generate  # noqa: E402
-from streams.partitioner import murmur2  # noqa: E402
+from streams.partitioner import partition_for  # noqa: E402
 
 MESSAGE_TOPICS = ("sms.message-sent", "sms.dlr")
 
@@ -85,15 +84,13 @@ def measure(messages: int, seed: int, repeat: int) -> tuple[int, list[tuple[str,
     day = generate(seed=seed, messages=messages, campaigns=8)
     records = [(e.record_name, codec.encode(e.record_name, e.value)) for e in day.phase1 if e.topic in MESSAGE_TOPICS]
     n = len(records)
-    parsed = {name: codec._c.parsed[name] for name, _ in records}  # noqa: SLF001 - the ceiling reads fastavro directly
+    ceiling_decode = fast_decoder()  # the throughput bench's ceiling decoder
 
     def ceiling() -> None:
         sends: dict[str, int] = {}
         status: dict[str, str] = {}
         for name, raw in records:
-            bio = io.BytesIO(raw)
-            bio.seek(10)
-            v = schemaless_reader(bio, parsed[name], None)
+            v = ceiling_decode(raw)
             if name == "smstally.DeliveryReceipt":
                 status[v["message_id"]] = v["status"]
             else:
@@ -138,7 +135,7 @@ def measure(messages: int, seed: int, repeat: int) -> tuple[int, list[tuple[str,
 
     def partition() -> None:
         for o in outs:
-            (murmur2(o.key.encode()) & 0x7FFFFFFF) % 4
+            partition_for(o.key.encode(), 4)
 
     def phone_index() -> None:
         stage = PhoneStage(0, EncodedStore(state_codec.encode_phone, state_codec.decode_phone))

@@ -12,7 +12,7 @@ import os
 import random
 from typing import Any, Callable
 
-from .partitioner import murmur2
+from .partitioner import partition_for
 
 log = logging.getLogger("smstally")
 
@@ -51,7 +51,7 @@ class Outbox:
                 parts = self._partitions[topic] = sorted(producer.client.cluster.partitions_for_topic(topic))
             n = len(parts)
             for key, value in items:  # a dead letter may have no key: any partition, as aiokafka
-                p = parts[(murmur2(key) & 0x7FFFFFFF) % n] if key is not None else random.choice(parts)
+                p = parts[partition_for(key, n)] if key is not None else random.choice(parts)
                 by_tp.setdefault((topic, p), []).append((key, value))
         for (topic, partition), items in by_tp.items():
             callback = self._on_delivered.get(topic)

@@ -215,13 +215,15 @@ class Pipeline:
     async def _recover_messages(self) -> None:
         started = time.perf_counter()
         assigned = self._assigned(self.s.topics.message_sent)
-        self.msg_stages, n = self._rebuild(self.messages, assigned, self._message_stage,
-                                           state_codec.message_event_time)
+        self.msg_stages, n = self._rebuild_messages(assigned)
         log.info("message stages rebuilt for partitions %s (%d messages) in %.3f s", sorted(assigned),
                  n, time.perf_counter() - started)
         t = self.s.topics
         self.catchup.track(t.message_sent, t.dlr, t.unsubscribes, t.campaigns)
         self.recovered = True
+
+    def _rebuild_messages(self, partitions: set[int]) -> tuple[dict[int, MessageStage], int]:
+        return self._rebuild(self.messages, partitions, self._message_stage, state_codec.message_event_time)
 
     def _message_stage(self, p: int) -> MessageStage:
         return MessageStage(p, self.messages, self.mapper, int(self.s.pending_timeout_h * HOUR_MS),
@@ -269,8 +271,7 @@ class Pipeline:
         self.outbox.clear()
         self.dead_in_batch = 0
         if tp.topic in (self.s.topics.message_sent, self.s.topics.dlr):
-            self.msg_stages.update(self._rebuild(self.messages, {tp.partition}, self._message_stage,
-                                                 state_codec.message_event_time)[0])
+            self.msg_stages.update(self._rebuild_messages({tp.partition})[0])
         elif tp.topic == self.s.phone_events_topic:
             self.phone_stages.update(self._rebuild(self.phones, {tp.partition}, self._phone_stage)[0])
         elif tp.topic == self.s.campaign_events_topic:
