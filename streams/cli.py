@@ -1,7 +1,8 @@
-"""``smstally``: worker, broker, simulate, report, demo."""
+"""``smstally``: worker, broker, simulate, report, api, export, demo."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import logging
 import os
@@ -160,6 +161,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    """The read side: its own package, none of the worker's runtime (contract §10)."""
+    from readmodel.service import run_api
+    from readmodel.settings import UnsafeListenAddress, api_from_env
+
+    env = dict(os.environ)
+    for flag, var in (("broker", "SMSTALLY_BROKER"), ("flavor", "SMSTALLY_BROKER_FLAVOR"),
+                      ("host", "SMSTALLY_API_HOST"), ("port", "SMSTALLY_API_PORT"), ("read_db", "SMSTALLY_READ_DB"),
+                      ("data_dir", "SMSTALLY_DATA_DIR")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            env[var] = str(v)
+    s = api_from_env(env)
+    logging.basicConfig(level=s.stream.log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    if s.stream.broker_flavor == "auto":
+        s = dataclasses.replace(s, stream=asyncio.run(_resolve_flavor(s.stream)))
+    try:
+        return run_api(s)
+    except UnsafeListenAddress as exc:
+        log.error("%s", exc)
+        return 2
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from readmodel.export import cmd_export as run
+    return run(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     return run_demo(messages=args.messages, seed=args.seed, campaigns=args.campaigns, timeout=args.timeout,
@@ -201,6 +230,23 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("campaign", nargs="?", help="campaign id (all campaigns when omitted)")
     r.add_argument("--wait-ms", type=int, default=1500, help="stop reading after this long without records")
     r.set_defaults(fn=cmd_report)
+
+    a = sub.add_parser("api", help="the read side: read model, HTTP API and live dashboard (SMSTALLY_API_*)")
+    common(a)
+    a.add_argument("--host", help="SMSTALLY_API_HOST (default 127.0.0.1)")
+    a.add_argument("--port", type=int, help="SMSTALLY_API_PORT (default 8080)")
+    a.add_argument("--read-db", help="SMSTALLY_READ_DB: sqlite:///PATH or postgresql://...")
+    a.add_argument("--data-dir", help="SMSTALLY_DATA_DIR (the default SQLite file lives there)")
+    a.set_defaults(fn=cmd_api)
+
+    ex = sub.add_parser("export", help="a campaign's contacts as CSV, through the API (SMSTALLY_API_URL, SMSTALLY_API_TOKEN)")
+    ex.add_argument("campaign", help="campaign id")
+    ex.add_argument("--status", help="canonical status, e.g. HARD_BOUNCE")
+    ex.add_argument("--category", help="e.g. permanent_error")
+    ex.add_argument("--reason", help="not-sent reason, e.g. OPTED_OUT")
+    ex.add_argument("--error-code", help="raw error code")
+    ex.add_argument("-o", "--output", help="file to write (default: standard output)")
+    ex.set_defaults(fn=cmd_export)
 
     d = sub.add_parser("demo", help="embedded broker + worker + simulated traffic + live report")
     d.add_argument("--seed", type=int, default=1)

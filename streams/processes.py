@@ -116,3 +116,18 @@ class WorkerProcess:
     def _close(self) -> None:
         if self._log is not None and not self._log.closed:
             self._log.close()
+
+
+class ApiProcess(WorkerProcess):
+    """``smstally api`` as a real process: the read side, killed and restarted like a worker."""
+
+    def __init__(self, env: dict[str, str], log_path: Path | str):
+        super().__init__(env, log_path, module=("streams.cli", "api"))
+
+    @property
+    def web_port(self) -> int:
+        return int(self.env.get("SMSTALLY_API_PORT", "8080"))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"

@@ -1,0 +1,1 @@
+"""The read side: `smstally api` (read model, HTTP API, live dashboard)."""

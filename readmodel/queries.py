@@ -1,0 +1,193 @@
+"""Reading the read model: the lists of contract §10, filtered and keyset-paged.
+
+Paging is by keyset, never by OFFSET: a cursor holds the sort key of the last row
+returned, so page N costs what page 1 costs and rows arriving meanwhile neither repeat
+nor vanish from a listing. Cursors are opaque to clients (base64url JSON) and checked
+when they come back; a malformed one is the caller's error (``BadRequest``).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import orjson
+
+from .db import Database
+from .schema import MESSAGE_FIELDS, REMOVAL_COLUMNS
+
+SORTS = ("launched_at", "-launched_at", "name", "-sent")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+class BadRequest(ValueError):
+    """A query the caller got wrong (answered 400 with this text as ``detail``)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict]
+    next_cursor: str | None
+
+
+def encode_cursor(kind: str, key: list) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([kind, *key])).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str, arity: int) -> list:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        raise BadRequest("cursor is not one this API returned") from None
+    if not isinstance(value, list) or len(value) != arity + 1 or value[0] != kind:
+        raise BadRequest("cursor does not belong to this listing (it comes from another route or sort)")
+    for v in value[1:]:
+        if not isinstance(v, (str, int)) or isinstance(v, bool):
+            raise BadRequest("cursor is not one this API returned")
+    return value[1:]
+
+
+def _like(text: str) -> str:
+    return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _message(row: tuple) -> dict:
+    d = dict(zip(MESSAGE_FIELDS, row))
+    d["phone_valid"] = bool(d["phone_valid"])
+    return d
+
+
+_MESSAGE_SELECT = ("SELECT message_id, campaign_id, contact_id, phone, status, category, error_code, provider, "
+                   "sent_at, status_at, version, not_sent_reason, phone_valid FROM ")
+
+
+class ReadModel:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- campaigns ------------------------------------------------------------------------
+    def campaigns(self, q: str | None = None, kind: str | None = None, launched_from: int | None = None,
+                  launched_to: int | None = None, sort: str = "-launched_at", limit: int = DEFAULT_LIMIT,
+                  cursor: str | None = None) -> Page:
+        if sort not in SORTS:
+            raise BadRequest(f"sort must be one of {', '.join(SORTS)}")
+        where, params = [], []
+        if q:
+            where.append("(name_lc LIKE ? ESCAPE '\\' OR id_lc LIKE ? ESCAPE '\\')")
+            params += [_like(q), _like(q)]
+        if kind:
+            where.append("kind = ?")
+            params.append(kind)
+        if launched_from is not None:
+            where.append("launched_at >= ?")
+            params.append(launched_from)
+        if launched_to is not None:
+            where.append("launched_at <= ?")
+            params.append(launched_to)
+        # Sort key: a value (never NULL, so keyset comparisons hold) and campaign_id.
+        key_sql, desc = {"launched_at": ("COALESCE(launched_at, -1)", False),
+                         "-launched_at": ("COALESCE(launched_at, -1)", True),
+                         "name": ("name_lc", False), "-sent": ("sent", True)}[sort]
+        if cursor:
+            k, cid = decode_cursor("c" + sort, cursor, 2)
+            op = "<" if desc else ">"
+            where.append(f"({key_sql} {op} ? OR ({key_sql} = ? AND campaign_id {op} ?))")
+            params += [k, k, cid]
+        order = "DESC" if desc else "ASC"
+        sql = (f"SELECT doc, {key_sql} FROM campaigns" + (" WHERE " + " AND ".join(where) if where else "")
+               + f" ORDER BY {key_sql} {order}, campaign_id {order} LIMIT ?")
+        rows = self.db.query(sql, params + [limit + 1])
+        items = [orjson.loads(r[0]) for r in rows[:limit]]
+        nxt = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            nxt = encode_cursor("c" + sort, [last[1], items[-1]["campaign_id"]])
+        return Page(items, nxt)
+
+    def campaign(self, campaign_id: str) -> dict | None:
+        rows = self.db.query("SELECT doc FROM campaigns WHERE campaign_id = ?", (campaign_id,))
+        return orjson.loads(rows[0][0]) if rows else None
+
+    def campaign_history(self, campaign_id: str, limit: int = 5000) -> list[dict]:
+        """Versions in order; at most ``limit``, the newest ones (the chart downsamples)."""
+        rows = self.db.query("SELECT doc FROM campaign_history WHERE campaign_id = ? ORDER BY version DESC LIMIT ?",
+                             (campaign_id, limit))
+        return [orjson.loads(r[0]) for r in reversed(rows)]
+
+    # -- messages -------------------------------------------------------------------------
+    @staticmethod
+    def _message_filters(campaign_id: str, status: str | None, category: str | None,
+                         not_sent_reason: str | None, error_code: str | None) -> tuple[list[str], list[Any]]:
+        where, params = ["campaign_id = ?"], [campaign_id]
+        for col, value in (("status", status), ("category", category), ("reason_key", not_sent_reason),
+                           ("error_code", error_code)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        return where, params
+
+    def messages(self, campaign_id: str, status: str | None = None, category: str | None = None,
+                 not_sent_reason: str | None = None, error_code: str | None = None,
+                 limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> Page:
+        where, params = self._message_filters(campaign_id, status, category, not_sent_reason, error_code)
+        if cursor:
+            (after,) = decode_cursor("m", cursor, 1)
+            where.append("message_id > ?")
+            params.append(after)
+        rows = self.db.query(_MESSAGE_SELECT + "messages WHERE " + " AND ".join(where)
+                             + " ORDER BY campaign_id, message_id LIMIT ?", params + [limit + 1])
+        items = [_message(r) for r in rows[:limit]]
+        nxt = encode_cursor("m", [items[-1]["message_id"]]) if len(rows) > limit else None
+        return Page(items, nxt)
+
+    def count_messages(self, campaign_id: str, **filters: str | None) -> int:
+        where, params = self._message_filters(campaign_id, filters.get("status"), filters.get("category"),
+                                              filters.get("not_sent_reason"), filters.get("error_code"))
+        return self.db.query("SELECT COUNT(*) FROM messages WHERE " + " AND ".join(where), params)[0][0]
+
+    def iter_messages(self, campaign_id: str, status: str | None = None, category: str | None = None,
+                      not_sent_reason: str | None = None, error_code: str | None = None,
+                      chunk: int = 2000) -> Iterator[list[tuple]]:
+        """Every matching row as tuples in ``MESSAGE_FIELDS`` order, in chunks (the CSV export)."""
+        where, params = self._message_filters(campaign_id, status, category, not_sent_reason, error_code)
+        yield from self.db.stream(_MESSAGE_SELECT + "messages WHERE " + " AND ".join(where)
+                                  + " ORDER BY campaign_id, message_id", params, size=chunk)
+
+    def message(self, message_id: str) -> dict | None:
+        rows = self.db.query(_MESSAGE_SELECT + "messages WHERE message_id = ?", (message_id,))
+        if not rows:
+            return None
+        m = _message(rows[0])
+        hist = self.db.query(_MESSAGE_SELECT + "message_history WHERE message_id = ? ORDER BY version",
+                             (message_id,))
+        m["history"] = [_message(r) for r in hist]
+        return m
+
+    # -- removals -------------------------------------------------------------------------
+    def removals(self, reason: str | None = None, phone: str | None = None, limit: int = DEFAULT_LIMIT,
+                 cursor: str | None = None) -> Page:
+        where, params = [], []
+        if reason:
+            where.append("reason = ?")
+            params.append(reason)
+        if phone:
+            where.append("phone = ?")
+            params.append(phone)
+        if cursor:
+            at, eid = decode_cursor("r", cursor, 2)
+            where.append("(at < ? OR (at = ? AND event_id < ?))")
+            params += [at, at, eid]
+        rows = self.db.query(f"SELECT {', '.join(REMOVAL_COLUMNS)} FROM removals"
+                             + (" WHERE " + " AND ".join(where) if where else "")
+                             + " ORDER BY at DESC, event_id DESC LIMIT ?", params + [limit + 1])
+        items = [dict(zip(REMOVAL_COLUMNS, r)) for r in rows[:limit]]
+        nxt = encode_cursor("r", [items[-1]["at"], items[-1]["event_id"]]) if len(rows) > limit else None
+        return Page(items, nxt)
+
+    # -- totals, for readiness and the benchmark --------------------------------------------
+    def counts(self) -> dict[str, int]:
+        return {t: self.db.query(f"SELECT COUNT(*) FROM {t}")[0][0]
+                for t in ("campaigns", "campaign_history", "messages", "message_history", "removals")}

@@ -1,0 +1,99 @@
+"""The read model's tables: one DDL for SQLite and PostgreSQL.
+
+Each output topic becomes a *latest* table (one row per key, replaced only by a higher
+version) and, where the dashboard needs the past, a *history* table keyed by
+(key, version), so a redelivered record lands on the row it already wrote. ``offsets``
+holds, per topic partition, the next offset to read: it is written in the same
+transaction as the rows, which is what makes a killed API process resume exactly.
+"""
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS offsets (
+        topic TEXT NOT NULL,
+        part INTEGER NOT NULL,
+        next_offset BIGINT NOT NULL,
+        PRIMARY KEY (topic, part))""",
+    """CREATE TABLE IF NOT EXISTS meta (
+        k TEXT PRIMARY KEY,
+        v TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS campaigns (
+        campaign_id TEXT PRIMARY KEY,
+        version BIGINT NOT NULL,
+        id_lc TEXT NOT NULL,
+        name_lc TEXT NOT NULL,
+        kind TEXT,
+        launched_at BIGINT,
+        sent BIGINT NOT NULL,
+        doc TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS campaign_history (
+        campaign_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, version))""",
+    """CREATE TABLE IF NOT EXISTS messages (
+        message_id TEXT PRIMARY KEY,
+        campaign_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        contact_id TEXT,
+        phone TEXT NOT NULL,
+        status TEXT NOT NULL,
+        category TEXT NOT NULL,
+        error_code TEXT,
+        provider TEXT,
+        not_sent_reason TEXT,
+        reason_key TEXT,
+        sent_at BIGINT NOT NULL,
+        status_at BIGINT NOT NULL,
+        phone_valid SMALLINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS message_history (
+        message_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        campaign_id TEXT NOT NULL,
+        contact_id TEXT,
+        phone TEXT NOT NULL,
+        status TEXT NOT NULL,
+        category TEXT NOT NULL,
+        error_code TEXT,
+        provider TEXT,
+        not_sent_reason TEXT,
+        sent_at BIGINT NOT NULL,
+        status_at BIGINT NOT NULL,
+        phone_valid SMALLINT NOT NULL,
+        PRIMARY KEY (message_id, version))""",
+    """CREATE TABLE IF NOT EXISTS removals (
+        event_id TEXT PRIMARY KEY,
+        phone TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        contact_id TEXT,
+        campaign_id TEXT,
+        message_id TEXT,
+        status TEXT,
+        error_code TEXT,
+        provider TEXT,
+        channel TEXT,
+        at BIGINT NOT NULL)""",
+)
+
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS messages_by_campaign ON messages (campaign_id, message_id)",
+    "CREATE INDEX IF NOT EXISTS messages_by_status ON messages (campaign_id, status, message_id)",
+    "CREATE INDEX IF NOT EXISTS messages_by_category ON messages (campaign_id, category, message_id)",
+    "CREATE INDEX IF NOT EXISTS messages_by_reason ON messages (campaign_id, reason_key, message_id)",
+    "CREATE INDEX IF NOT EXISTS removals_by_time ON removals (at, event_id)",
+    "CREATE INDEX IF NOT EXISTS removals_by_phone ON removals (phone, at, event_id)",
+)
+
+#: Message columns in table order (the history table has the same minus reason_key).
+MESSAGE_COLUMNS = ("message_id", "campaign_id", "version", "contact_id", "phone", "status", "category",
+                   "error_code", "provider", "not_sent_reason", "reason_key", "sent_at", "status_at",
+                   "phone_valid")
+HISTORY_COLUMNS = tuple(c for c in MESSAGE_COLUMNS if c != "reason_key")
+REMOVAL_COLUMNS = ("event_id", "phone", "reason", "contact_id", "campaign_id", "message_id", "status",
+                   "error_code", "provider", "channel", "at")
+#: What a MessageStatus record carries, in JSON order (contract §6 plus the schema's extras).
+MESSAGE_FIELDS = ("message_id", "campaign_id", "contact_id", "phone", "status", "category", "error_code",
+                  "provider", "sent_at", "status_at", "version", "not_sent_reason", "phone_valid")

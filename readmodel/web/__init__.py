@@ -1,0 +1,1 @@
+"""HTTP: the JSON API, CSV exports, SSE and the dashboard pages."""

@@ -1,0 +1,245 @@
+"""The HTTP side of ``smstally api``: the JSON routes of contract §10, health, metrics.
+
+FastAPI for the OpenAPI document it derives from the routes (the contract asks for one,
+and the schemathesis test reads it) and for query validation; the dashboard's pages are
+in ``pages``. Handlers are plain functions: FastAPI runs them in its thread pool, where
+each thread has its own database connection, so a slow query never blocks the event loop
+that the projector and the live feed share.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import orjson
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from processors.phones import normalize
+
+from ..db import Database
+from ..hub import Hub
+from ..metrics import ApiMetrics
+from ..projector import ProjectorStatus
+from ..queries import BadRequest, ReadModel
+from ..settings import ApiSettings
+from . import models
+from .auth import authorized
+from .csv_export import csv_chunks
+from .privacy import mask_record
+
+MAX_TEXT = 256
+
+
+@dataclass
+class Services:
+    settings: ApiSettings
+    db: Database
+    model: ReadModel
+    hub: Hub
+    status: ProjectorStatus
+    metrics: ApiMetrics
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
+
+
+def _only(*names: str):
+    """Unknown query parameters are an error (contract §10), not something to ignore."""
+    allowed = set(names)
+
+    def check(request: Request) -> None:
+        extra = sorted(set(request.query_params.keys()) - allowed)
+        if extra:
+            takes = ", ".join(sorted(allowed)) or "no query parameters"
+            raise HTTPException(400, f"unknown query parameter(s): {', '.join(extra)}; this route takes {takes}")
+    return Depends(check)
+
+
+_bearer = HTTPBearer(auto_error=False, description="SMSTALLY_API_TOKEN, when one is configured")
+
+
+def create_app(sv: Services) -> FastAPI:
+    s = sv.settings
+    app = FastAPI(title="smstally read API", version="1", docs_url=None, redoc_url=None,
+                  description="Live SMS campaign reception statistics (contract §10). Timestamps are epoch "
+                              "milliseconds; lists are paged with limit and an opaque cursor.")
+    app.state.services = sv
+
+    def require_token(request: Request, _=Depends(_bearer)) -> None:
+        if not authorized(request, s.token):
+            raise HTTPException(401, "a valid token is required: Authorization: Bearer <SMSTALLY_API_TOKEN>",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    def out(rec: dict) -> dict:
+        return mask_record(rec) if s.masked else rec
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(x) for x in e.get("loc", ())[1:]) or "request"
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=400)
+
+    @app.exception_handler(BadRequest)
+    async def bad_cursor(request: Request, exc: BadRequest) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        from .pages import wants_html, error_page
+        if exc.status_code in (401, 404) and wants_html(request):
+            return error_page(request, exc.status_code, str(exc.detail))
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    # -- open routes ------------------------------------------------------------------------
+    @app.get("/health/live", response_model=models.Health, tags=["health"])
+    def live() -> dict:
+        return {"alive": True}
+
+    @app.get("/health/ready", tags=["health"], responses={503: {"description": "not ready"}})
+    def ready() -> Response:
+        st = sv.status
+        sv.metrics.ready.set(1 if st.ready else 0)
+        return JSON(st.body(), status_code=200 if st.ready else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def metrics() -> Response:
+        sv.metrics.ready.set(1 if sv.status.ready else 0)
+        return Response(generate_latest(sv.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- the API ----------------------------------------------------------------------------
+    api = dict(dependencies=[Depends(require_token)], responses=models.ERRORS)
+    text = dict(max_length=MAX_TEXT)
+
+    @app.get("/api/campaigns", response_model=models.CampaignPage, response_class=JSON, tags=["campaigns"],
+             dependencies=[_only("q", "kind", "launched_from", "launched_to", "sort", "limit", "cursor"),
+                           *api["dependencies"]], responses=models.ERRORS)
+    def campaigns(q: Optional[str] = Query(None, **text), kind: Optional[models.Kind] = None,
+                  launched_from: Optional[int] = Query(None, ge=0, le=2**62, description="epoch ms"),
+                  launched_to: Optional[int] = Query(None, ge=0, le=2**62, description="epoch ms"),
+                  sort: models.Sort = "-launched_at", limit: int = Query(100, ge=1, le=1000),
+                  cursor: Optional[str] = Query(None, max_length=2048)):
+        page = sv.model.campaigns(q=q, kind=kind, launched_from=launched_from, launched_to=launched_to,
+                                  sort=sort, limit=limit, cursor=cursor)
+        return JSON({"items": page.items, "next_cursor": page.next_cursor})
+
+    def known_campaign(campaign_id: str) -> dict | None:
+        c = sv.model.campaign(campaign_id)
+        if c is None and not sv.db.query("SELECT 1 FROM messages WHERE campaign_id = ? LIMIT 1", (campaign_id,)):
+            raise HTTPException(404, f"no campaign {campaign_id!r} in the read model")
+        return c
+
+    @app.get("/api/campaigns/{campaign_id}", response_model=models.CampaignStats, response_class=JSON,
+             tags=["campaigns"], dependencies=[_only(), *api["dependencies"]],
+             responses={**models.ERRORS, **models.NOT_FOUND})
+    def campaign(campaign_id: str = Path(..., **text)):
+        c = sv.model.campaign(campaign_id)
+        if c is None:
+            raise HTTPException(404, f"no campaign {campaign_id!r} in the read model")
+        return JSON(c)
+
+    message_filters = ("status", "category", "not_sent_reason", "error_code")
+
+    @app.get("/api/campaigns/{campaign_id}/messages", response_model=models.MessagePage, response_class=JSON,
+             tags=["messages"], dependencies=[_only(*message_filters, "limit", "cursor"), *api["dependencies"]],
+             responses={**models.ERRORS, **models.NOT_FOUND})
+    def messages(campaign_id: str = Path(..., **text), status: Optional[models.Status] = None,
+                 category: Optional[models.Category] = None,
+                 not_sent_reason: Optional[models.NotSentReason] = None,
+                 error_code: Optional[str] = Query(None, **text), limit: int = Query(100, ge=1, le=1000),
+                 cursor: Optional[str] = Query(None, max_length=2048)):
+        known_campaign(campaign_id)
+        page = sv.model.messages(campaign_id, status=status, category=category, not_sent_reason=not_sent_reason,
+                                 error_code=error_code, limit=limit, cursor=cursor)
+        return JSON({"items": [out(m) for m in page.items], "next_cursor": page.next_cursor})
+
+    @app.get("/api/campaigns/{campaign_id}/messages.csv", tags=["messages"], response_class=StreamingResponse,
+             dependencies=[_only(*message_filters), *api["dependencies"]],
+             responses={**models.ERRORS, **models.NOT_FOUND,
+                        200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                              "description": "RFC 4180 CSV with a header row"}})
+    def messages_csv(campaign_id: str = Path(..., **text), status: Optional[models.Status] = None,
+                     category: Optional[models.Category] = None,
+                     not_sent_reason: Optional[models.NotSentReason] = None,
+                     error_code: Optional[str] = Query(None, **text)):
+        known_campaign(campaign_id)
+        chunks = sv.model.iter_messages(campaign_id, status=status, category=category,
+                                        not_sent_reason=not_sent_reason, error_code=error_code)
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", campaign_id)[:80] or "campaign"
+        return StreamingResponse(csv_chunks(chunks, s.masked), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}-messages.csv"'})
+
+    @app.get("/api/messages/{message_id}", response_model=models.MessageWithHistory, response_class=JSON,
+             tags=["messages"], dependencies=[_only(), *api["dependencies"]],
+             responses={**models.ERRORS, **models.NOT_FOUND})
+    def message(message_id: str = Path(..., **text)):
+        m = sv.model.message(message_id)
+        if m is None:
+            raise HTTPException(404, f"no message {message_id!r} in the read model")
+        m = out(m)
+        m["history"] = [out(h) for h in m["history"]]
+        return JSON(m)
+
+    @app.get("/api/removals", response_model=models.RemovalPage, response_class=JSON, tags=["removals"],
+             dependencies=[_only("reason", "phone", "limit", "cursor"), *api["dependencies"]],
+             responses=models.ERRORS)
+    def removals(reason: Optional[models.RemovalReason] = None, phone: Optional[str] = Query(None, max_length=64),
+                 limit: int = Query(100, ge=1, le=1000), cursor: Optional[str] = Query(None, max_length=2048)):
+        page = sv.model.removals(reason=reason, phone=normalize(phone, s.stream.default_region)[0] if phone else None,
+                                 limit=limit, cursor=cursor)
+        return JSON({"items": [out(r) for r in page.items], "next_cursor": page.next_cursor})
+
+    @app.get("/api/events", tags=["live"], response_class=StreamingResponse,
+             dependencies=[_only("campaign_id"), *api["dependencies"]],
+             responses={**models.ERRORS, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                                               "description": "event: campaign, data: CampaignStats JSON"}})
+    async def events(request: Request, campaign_id: Optional[str] = Query(None, **text)):
+        """The latest CampaignStats of every campaign (or of ``campaign_id``) at once, then every change."""
+        listener = sv.hub.subscribe()
+        if campaign_id is not None:
+            first = await asyncio.to_thread(sv.model.campaign, campaign_id)
+            snapshot = [first] if first else []
+        else:
+            snapshot = await asyncio.to_thread(lambda: sv.model.campaigns(limit=1000).items)
+
+        async def stream():
+            sv.metrics.sse_clients.inc()
+            try:
+                yield b"retry: 1000\n\n"
+                for rec in snapshot:
+                    yield b"event: campaign\ndata: " + orjson.dumps(rec) + b"\n\n"
+                last_beat = time.monotonic()
+                while True:
+                    changes = await listener.next(1.0)
+                    if await request.is_disconnected():
+                        return
+                    for rec in changes:
+                        if campaign_id is None or rec["campaign_id"] == campaign_id:
+                            yield b"event: campaign\ndata: " + orjson.dumps(rec) + b"\n\n"
+                    if time.monotonic() - last_beat > 15:
+                        last_beat = time.monotonic()
+                        yield b": keep-alive\n\n"
+            finally:
+                sv.hub.unsubscribe(listener)
+                sv.metrics.sse_clients.dec()
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    from .pages import add_pages
+    add_pages(app, sv)
+    return app

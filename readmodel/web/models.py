@@ -1,0 +1,109 @@
+"""The JSON shapes of the API, for its OpenAPI document (contract §10: the Avro records' names).
+
+Responses are serialized straight from the read model's dicts (orjson); these models only
+describe them, and the schemathesis test checks that they describe them truthfully.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel
+
+from processors import catalog
+
+Status = Literal["PENDING", "PROVIDER_ACCEPTED", "DELIVERED", "SOFT_BOUNCE", "PROVIDER_ERROR", "HARD_BOUNCE",
+                 "UNKNOWN", "NOT_SENT"]
+Category = Literal["receipt", "waiting", "temporary_error", "permanent_error", "unknown", "not_sent"]
+NotSentReason = Literal["HARD_BOUNCE", "OPTED_OUT", "INVALID_NUMBER", "INSUFFICIENT_CREDIT", "DUPLICATE", "OTHER"]
+Kind = Literal["BATCH", "AUTOMATED"]
+RemovalReason = Literal["PERMANENT_ERROR", "BLACKLISTED", "OTHER"]
+Sort = Literal["launched_at", "-launched_at", "name", "-sent"]
+
+assert set(Status.__args__) == set(catalog.STATUSES)  # type: ignore[attr-defined]
+assert set(Category.__args__) == {s.category for s in catalog.STATUSES.values()}  # type: ignore[attr-defined]
+assert set(NotSentReason.__args__) == set(catalog.NOT_SENT_REASONS)  # type: ignore[attr-defined]
+
+
+class CampaignStats(BaseModel):
+    campaign_id: str
+    name: Optional[str] = None
+    kind: Optional[Literal["BATCH", "AUTOMATED", "OTHER"]] = None
+    text: Optional[str] = None
+    sender_id: Optional[str] = None
+    sms_type: Optional[str] = None
+    created_at: Optional[int] = None
+    launched_at: Optional[int] = None
+    launch_list_size: Optional[int] = None
+    version: int
+    updated_at: int
+    sent: int
+    not_sent: int
+    not_sent_by_reason: dict[str, int]
+    status_counts: dict[str, int]
+    unsubscribed: int
+    credits: float
+    rates: dict[str, float]
+    first_sent_at: Optional[int] = None
+    last_event_at: Optional[int] = None
+
+
+class MessageStatus(BaseModel):
+    message_id: str
+    campaign_id: str
+    contact_id: Optional[str] = None
+    phone: str
+    status: Status
+    category: Category
+    error_code: Optional[str] = None
+    provider: Optional[str] = None
+    sent_at: int
+    status_at: int
+    version: int
+    not_sent_reason: Optional[str] = None
+    phone_valid: bool
+
+
+class MessageWithHistory(MessageStatus):
+    history: list[MessageStatus]
+
+
+class Removal(BaseModel):
+    event_id: str
+    phone: str
+    reason: RemovalReason
+    contact_id: Optional[str] = None
+    campaign_id: Optional[str] = None
+    message_id: Optional[str] = None
+    status: Optional[str] = None
+    error_code: Optional[str] = None
+    provider: Optional[str] = None
+    channel: Optional[str] = None
+    at: int
+
+
+class CampaignPage(BaseModel):
+    items: list[CampaignStats]
+    next_cursor: Optional[str]
+
+
+class MessagePage(BaseModel):
+    items: list[MessageStatus]
+    next_cursor: Optional[str]
+
+
+class RemovalPage(BaseModel):
+    items: list[Removal]
+    next_cursor: Optional[str]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class Health(BaseModel):
+    alive: bool
+
+
+ERRORS = {400: {"model": Problem, "description": "a bad query parameter or cursor"},
+          401: {"model": Problem, "description": "a token is configured and the request lacks it"}}
+NOT_FOUND = {404: {"model": Problem, "description": "no such campaign or message in the read model"}}
