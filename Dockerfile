@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
-# smstally worker image.
+# smstally image: the worker (the default command) and the read side.
 #
 #   docker build -t smstally .
 #   docker run --rm -e SMSTALLY_BROKER=kafka://broker:9092 -p 6066:6066 smstally
+#   docker run --rm -e SMSTALLY_BROKER=kafka://broker:9092 -e SMSTALLY_API_TOKEN=... \
+#     -e SMSTALLY_API_HOST=0.0.0.0 -e SMSTALLY_READ_DB=postgresql://user:pass@db/smstally \
+#     -p 8080:8080 smstally smstally api
 #
 # Only the production dependencies are installed: no embedded broker (the
 # `embedded` extra is for local development), no test tools.
@@ -27,8 +30,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
  && pip install --upgrade pip \
  && pip install -r /tmp/requirements.txt
 
-# Then the project itself (packages streams, processors, schemas, simulator and the
-# `smstally` console script), as a regular, non-editable install.
+# Then the project itself (the packages listed in pyproject.toml, readmodel included,
+# and the `smstally` console script), as a regular, non-editable install.
 COPY . .
 RUN pip install . \
  && smstally --help >/dev/null
@@ -56,9 +59,11 @@ WORKDIR /var/lib/smstally
 # named volume mounted here inherits the ownership above.
 VOLUME ["/var/lib/smstally"]
 
-# HTTP: health (/health/live), metrics.
-EXPOSE 6066
+# HTTP: 6066 for the worker (health /health/live, metrics); 8080 for the same image
+# run as `smstally api` (read API, dashboard, /health/live; SMSTALLY_API_PORT).
+EXPOSE 6066 8080
 
+# The worker's probe; `smstally api` containers override it (docker-compose.yml).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=4 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://localhost:%s/health/live' % os.environ.get('SMSTALLY_WEB_PORT', '6066'), timeout=4)"]
 

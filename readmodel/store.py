@@ -110,7 +110,7 @@ def _message_row(rec: dict) -> tuple:
 
 
 def _history_row(rec: dict) -> tuple:
-    return (rec["message_id"], rec["version"], rec["campaign_id"], rec.get("contact_id"), rec["phone"],
+    return (rec["message_id"], rec["campaign_id"], rec["version"], rec.get("contact_id"), rec["phone"],
             rec["status"], rec["category"], rec.get("error_code"), rec.get("provider"),
             rec.get("not_sent_reason"), rec["sent_at"], rec["status_at"], 1 if rec.get("phone_valid", True) else 0)
 

@@ -1,4 +1,4 @@
-"""The deployment files against the contract (CONTRACT.md sections 1 and 9).
+"""The deployment files against the contract (CONTRACT.md sections 1, 9 and 10).
 
 No Docker engine is needed: docker-compose.yml is parsed with PyYAML, the
 Dockerfile with a small instruction parser, and deploy/create-topics.sh is both
@@ -21,6 +21,7 @@ import stat
 import subprocess
 import tomllib
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
@@ -57,6 +58,15 @@ FALLBACK_ENV = {
 }
 OPTIONAL_ENV = {"SMSTALLY_SCHEMA_REGISTRY_URL"}
 
+# Contract section 10 (`smstally api`).
+FALLBACK_API_ENV = {
+    "SMSTALLY_READ_DB",
+    "SMSTALLY_DATA_DIR",
+    "SMSTALLY_API_HOST",
+    "SMSTALLY_API_PORT",
+    "SMSTALLY_API_TOKEN",
+}
+
 # What the compose file must configure the worker with.
 EXPECTED_WORKER_ENV = {
     "SMSTALLY_BROKER": "kafka://kafka:9092",
@@ -66,6 +76,18 @@ EXPECTED_WORKER_ENV = {
     "SMSTALLY_PARTITIONS": "8",
     "SMSTALLY_BROKER_FLAVOR": "kafka",
 }
+
+# What the compose file must configure the api with (the token and the read
+# database are checked apart: one is required, the other points at postgres).
+EXPECTED_API_ENV = {
+    "SMSTALLY_BROKER": "kafka://kafka:9092",
+    "SMSTALLY_BROKER_FLAVOR": "kafka",
+    "SMSTALLY_API_HOST": "0.0.0.0",
+    "SMSTALLY_API_PORT": "8080",
+    "SMSTALLY_DATA_DIR": "/var/lib/smstally",
+}
+POSTGRES_IMAGE = re.compile(r"^postgres:15(\.\d+)?(-[a-z0-9]+)?$")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 MIN_LONG_RETENTION_MS = 7 * 24 * 3600 * 1000
 
@@ -104,6 +126,12 @@ def parse_contract_env(text: str) -> set[str]:
     return names
 
 
+def parse_contract_api_env(text: str) -> set[str]:
+    names = set(re.findall(r"\bSMSTALLY_[A-Z_]*[A-Z]\b", _contract_section(text, 10)))
+    assert names, "no SMSTALLY_* variables found in section 10 of CONTRACT.md"
+    return names
+
+
 @pytest.fixture(scope="module")
 def contract_topics() -> dict[str, str]:
     if CONTRACT.is_file():
@@ -118,11 +146,19 @@ def contract_env() -> set[str]:
     return set(FALLBACK_ENV)
 
 
+@pytest.fixture(scope="module")
+def contract_api_env() -> set[str]:
+    if CONTRACT.is_file():
+        return parse_contract_api_env(CONTRACT.read_text(encoding="utf-8"))
+    return set(FALLBACK_API_ENV)
+
+
 @pytest.mark.skipif(not CONTRACT.is_file(), reason="no ../shared/CONTRACT.md next to the repo")
 def test_fallback_lists_match_the_contract():
     text = CONTRACT.read_text(encoding="utf-8")
     assert parse_contract_topics(text) == FALLBACK_TOPICS
     assert parse_contract_env(text) == FALLBACK_ENV
+    assert parse_contract_api_env(text) == FALLBACK_API_ENV
 
 
 # ----------------------------------------------------------------------------
@@ -152,6 +188,8 @@ def interpolate(value, environ: dict[str, str] | None = None):
             return current if current else default
         if op == "-":
             return default if current is None else current
+        if op == ":?" and current or op == "?" and current is not None:
+            return current
         if op in (":?", "?"):
             raise AssertionError(f"${{{name}}} is required by the compose file")
         return current or ""
@@ -159,7 +197,14 @@ def interpolate(value, environ: dict[str, str] | None = None):
     return _INTERPOLATION.sub(repl, value)
 
 
-def service_env(service: dict) -> dict[str, str | None]:
+def required_variables(value) -> set[str]:
+    """Names a value requires with ${NAME:?message} / ${NAME?message}."""
+    if not isinstance(value, str):
+        return set()
+    return {m.group("braced") for m in _INTERPOLATION.finditer(value) if (m.group("op") or "").endswith("?")}
+
+
+def service_env(service: dict, environ: dict[str, str] | None = None) -> dict[str, str | None]:
     raw = service.get("environment") or {}
     if isinstance(raw, list):
         env = {}
@@ -174,7 +219,7 @@ def service_env(service: dict) -> dict[str, str | None]:
         elif isinstance(value, bool):
             env[str(key)] = str(value).lower()
         else:
-            env[str(key)] = str(interpolate(str(value)))
+            env[str(key)] = str(interpolate(str(value), environ))
     return env
 
 
@@ -488,6 +533,141 @@ def check_worker(compose: dict, contract_env: set[str]) -> None:
     )
 
 
+def _mounts(service: dict) -> dict[str, str]:
+    """Container path -> volume source (named volume or host path)."""
+    mounts = {}
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict):
+            mounts[volume.get("target")] = volume.get("source")
+        else:
+            source, _, rest = str(volume).partition(":")
+            mounts[rest.split(":")[0]] = source
+    return mounts
+
+
+def check_postgres(compose: dict, environ: dict[str, str] | None = None) -> None:
+    services = _services(compose)
+    assert "postgres" in services, "no `postgres` service (the API's read model)"
+    postgres = services["postgres"]
+    assert POSTGRES_IMAGE.match(str(postgres.get("image", ""))), (
+        f"postgres must use the official postgres:15 image, got {postgres.get('image')!r}"
+    )
+    env = service_env(postgres, environ)
+    for name in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"):
+        assert env.get(name), f"postgres does not set {name}"
+    assert env["POSTGRES_DB"] == "smstally"
+    assert "POSTGRES_HOST_AUTH_METHOD" not in env, "no trust authentication in the deployment"
+
+    named = set((compose.get("volumes") or {}).keys())
+    data = env.get("PGDATA", "/var/lib/postgresql/data")
+    mounts = _mounts(postgres)
+    assert mounts.get(data) in named or mounts.get("/var/lib/postgresql/data") in named, (
+        "the postgres data directory is not on a named volume"
+    )
+    assert not [p for p in parse_ports(postgres) if p["published"]], (
+        "postgres must not be published on the host: only the api talks to it"
+    )
+    assert str(postgres.get("restart", "no")) in ("unless-stopped", "always")
+
+    health = postgres.get("healthcheck") or {}
+    assert health.get("test") and not health.get("disable"), "postgres needs a healthcheck"
+    test = argv(health["test"])
+    assert test[0] in ("CMD", "CMD-SHELL")
+    probe = " ".join(test[1:])
+    assert "pg_isready" in probe, "the postgres healthcheck must use pg_isready"
+    assert env["POSTGRES_USER"] in probe or "$POSTGRES_USER" in probe or "$${POSTGRES_USER}" in probe
+
+
+def check_api(compose: dict, contract_api_env: set[str], environ: dict[str, str] | None = None) -> None:
+    """The api service, its environment evaluated against `environ` (default: a
+    token and nothing else, so that the file's own defaults are what is checked)."""
+    environ = {"SMSTALLY_API_TOKEN": "t0ken-for-the-test"} if environ is None else environ
+    services = _services(compose)
+    assert "api" in services, "no `api` service (`smstally api`)"
+    api, worker = services["api"], services["smstally"]
+
+    # The worker's image, another command.
+    assert api.get("image") == worker.get("image") == "smstally:latest", (
+        f"the api must run the worker's image smstally:latest, got {api.get('image')!r}"
+    )
+    build = api.get("build")
+    if build:
+        assert build == worker.get("build"), "the api must be built exactly like the worker"
+    assert not argv(api.get("entrypoint")), "the api must not override the image's entrypoint"
+    assert argv(api.get("command")) == ["smstally", "api"]
+    assert api.get("init") is True, "init: true (signals and zombie reaping for the API process)"
+    assert str(api.get("restart", "no")) == "unless-stopped"
+
+    raw_env = api.get("environment") or {}
+    if isinstance(raw_env, list):
+        raw_env = dict(str(item).partition("=")[::2] for item in raw_env)
+    raw = {str(k): v for k, v in raw_env.items()}
+    env = service_env(api, environ)
+    for name in sorted(contract_api_env):
+        assert env.get(name), f"the api does not set {name}"
+    for name, value in EXPECTED_API_ENV.items():
+        assert env.get(name) == value, f"{name}={env.get(name)!r}, expected {value!r}"
+    assert env["SMSTALLY_BROKER"] == service_env(worker)["SMSTALLY_BROKER"], (
+        "the api must read the broker the worker writes to"
+    )
+
+    # The token: required from the operator, never a default in the file.
+    token = str(raw.get("SMSTALLY_API_TOKEN", ""))
+    assert required_variables(token) == {"SMSTALLY_API_TOKEN"} and token.startswith("${"), (
+        f"SMSTALLY_API_TOKEN must be ${{SMSTALLY_API_TOKEN:?...}}, got {token!r}"
+    )
+    assert env["SMSTALLY_API_TOKEN"] == environ.get("SMSTALLY_API_TOKEN")
+    try:
+        service_env(api, {k: v for k, v in environ.items() if k != "SMSTALLY_API_TOKEN"})
+    except AssertionError:
+        pass
+    else:
+        raise AssertionError("the compose file must refuse to start without SMSTALLY_API_TOKEN")
+    if env["SMSTALLY_API_HOST"] not in LOOPBACK:
+        assert env["SMSTALLY_API_TOKEN"], "a non-loopback API address needs a token"
+
+    # The read model is the postgres service, with its credentials.
+    url = urlsplit(env["SMSTALLY_READ_DB"])
+    assert url.scheme in ("postgresql", "postgres"), f"SMSTALLY_READ_DB is not PostgreSQL: {url.scheme}"
+    assert url.hostname in services, "SMSTALLY_READ_DB must name a compose service"
+    database = services[url.hostname]
+    assert POSTGRES_IMAGE.match(str(database.get("image", ""))), "SMSTALLY_READ_DB is not the postgres service"
+    db_env = service_env(database, environ)
+    assert (url.port or 5432) == 5432
+    assert unquote(url.username or "") == db_env["POSTGRES_USER"], "SMSTALLY_READ_DB user != POSTGRES_USER"
+    assert unquote(url.password or "") == db_env["POSTGRES_PASSWORD"], (
+        "SMSTALLY_READ_DB password != POSTGRES_PASSWORD"
+    )
+    assert url.path.lstrip("/") == db_env["POSTGRES_DB"], "SMSTALLY_READ_DB database != POSTGRES_DB"
+
+    deps = depends_conditions(api)
+    broker = re.match(r"^kafka://([^:/]+):(\d+)$", env["SMSTALLY_BROKER"])
+    assert broker and deps.get(broker.group(1)) == "service_healthy", "the api must wait for a healthy kafka"
+    assert deps.get("topics") == "service_completed_successfully", (
+        "the api must wait for the topics job to succeed"
+    )
+    assert deps.get(url.hostname) == "service_healthy", "the api must wait for a healthy postgres"
+
+    port = int(env["SMSTALLY_API_PORT"])
+    published = [p for p in parse_ports(api) if p["target"] == port]
+    assert published and published[0]["published"] == str(port), f"the api's port {port} is not published"
+
+    named = set((compose.get("volumes") or {}).keys())
+    mounts = _mounts(api)
+    data_dir = env["SMSTALLY_DATA_DIR"]
+    assert mounts.get(data_dir) in named, f"the api's {data_dir} is not on a named volume"
+    assert mounts.get(data_dir) not in set(_mounts(worker).values()), (
+        "the api must not share the workers' state volume"
+    )
+
+    health = api.get("healthcheck") or {}
+    assert not health.get("disable")
+    test = " ".join(argv(health.get("test")))
+    assert f"http://localhost:{port}/health/live" in test, (
+        "the api healthcheck must probe /health/live on the API port"
+    )
+
+
 # ----------------------------------------------------------------------------
 # Dockerfile
 # ----------------------------------------------------------------------------
@@ -563,6 +743,7 @@ def check_dockerfile(text: str, compose: dict) -> None:
 
     exposed = {p.split("/")[0] for keyword, args in stage if keyword == "EXPOSE" for p in args.split()}
     assert "6066" in exposed, "EXPOSE 6066 missing"
+    assert "8080" in exposed, "EXPOSE 8080 missing (the same image runs `smstally api`)"
 
     entrypoint = [exec_form(a) for k, a in stage if k == "ENTRYPOINT"]
     cmd = [exec_form(a) for k, a in stage if k == "CMD"]
@@ -572,6 +753,9 @@ def check_dockerfile(text: str, compose: dict) -> None:
     command = argv(_services(compose)["smstally"].get("command"))
     if command:
         assert (entrypoint[-1] if entrypoint else []) + command == ["smstally", "worker"]
+    api = _services(compose).get("api")
+    if api is not None:
+        assert (entrypoint[-1] if entrypoint else []) + argv(api.get("command")) == ["smstally", "api"]
 
     data_dir = service_env(_services(compose)["smstally"])["SMSTALLY_DATA_DIR"]
     volumes = []
@@ -614,6 +798,31 @@ def test_script_partition_count_comes_from_the_environment_default_8():
 
 def test_worker_service(compose, contract_env):
     check_worker(compose, contract_env)
+
+
+def test_postgres_service(compose):
+    check_postgres(compose)
+
+
+def test_api_service(compose, contract_api_env):
+    check_api(compose, contract_api_env)
+
+
+def test_api_and_postgres_agree_on_a_custom_password(compose, contract_api_env):
+    environ = {"SMSTALLY_API_TOKEN": "tok", "SMSTALLY_PG_PASSWORD": "s3cret-pw"}
+    check_postgres(compose, environ)
+    check_api(compose, contract_api_env, environ)
+    api_env = service_env(_services(compose)["api"], environ)
+    assert urlsplit(api_env["SMSTALLY_READ_DB"]).password == "s3cret-pw"
+
+
+def test_the_api_token_is_required(compose):
+    api = _services(compose)["api"]
+    with pytest.raises(AssertionError, match="SMSTALLY_API_TOKEN"):
+        service_env(api, {})
+    with pytest.raises(AssertionError, match="SMSTALLY_API_TOKEN"):
+        service_env(api, {"SMSTALLY_API_TOKEN": ""})
+    assert service_env(api, {"SMSTALLY_API_TOKEN": "abc"})["SMSTALLY_API_TOKEN"] == "abc"
 
 
 def test_dockerfile(compose):
@@ -780,9 +989,74 @@ def test_checks_fail_on_a_broken_compose(compose, contract_env):
     assert _fails(check_worker, broken, contract_env)
 
 
+def test_checks_fail_on_a_broken_api_or_postgres(compose, contract_api_env):
+    def broken(mutate):
+        copied = copy.deepcopy(compose)
+        mutate(copied["services"])
+        return copied
+
+    def unset(service, key):
+        return lambda s: s[service].pop(key)
+
+    def setenv(service, key, value):
+        return lambda s: s[service]["environment"].__setitem__(key, value)
+
+    def depends(service, name, condition):
+        return lambda s: s[service]["depends_on"][name].__setitem__("condition", condition)
+
+    api_mutations = {
+        "no api": lambda s: s.pop("api"),
+        "worker command": lambda s: s["api"].__setitem__("command", ["smstally", "worker"]),
+        "other image": lambda s: s["api"].__setitem__("image", "smstally-api:latest"),
+        "entrypoint": lambda s: s["api"].__setitem__("entrypoint", ["smstally"]),
+        "token default": setenv("api", "SMSTALLY_API_TOKEN", "${SMSTALLY_API_TOKEN:-changeme}"),
+        "token literal": setenv("api", "SMSTALLY_API_TOKEN", "changeme"),
+        "no token": lambda s: s["api"]["environment"].pop("SMSTALLY_API_TOKEN"),
+        "no read db": lambda s: s["api"]["environment"].pop("SMSTALLY_READ_DB"),
+        "sqlite": setenv("api", "SMSTALLY_READ_DB", "sqlite:////var/lib/smstally/read.db"),
+        "wrong host": setenv("api", "SMSTALLY_READ_DB",
+                             "postgresql://smstally:${SMSTALLY_PG_PASSWORD:-smstally-local}@db:5432/smstally"),
+        "wrong password": setenv("api", "SMSTALLY_READ_DB",
+                                 "postgresql://smstally:other@postgres:5432/smstally"),
+        "wrong database": setenv("api", "SMSTALLY_READ_DB",
+                                 "postgresql://smstally:${SMSTALLY_PG_PASSWORD:-smstally-local}@postgres/x"),
+        "loopback only": setenv("api", "SMSTALLY_API_HOST", "127.0.0.1"),
+        "other broker": setenv("api", "SMSTALLY_BROKER", "kafka://kafka:9094"),
+        "kafka started": depends("api", "kafka", "service_started"),
+        "topics started": depends("api", "topics", "service_started"),
+        "postgres started": depends("api", "postgres", "service_started"),
+        "no postgres dep": lambda s: s["api"]["depends_on"].pop("postgres"),
+        "no port": unset("api", "ports"),
+        "no healthcheck": unset("api", "healthcheck"),
+        "worker probe": lambda s: s["api"]["healthcheck"].__setitem__(
+            "test", ["CMD", "curl", "-f", "http://localhost:6066/health/live"]),
+        "no init": unset("api", "init"),
+        "worker state": lambda s: s["api"].__setitem__("volumes", ["smstally-data:/var/lib/smstally"]),
+    }
+    for label, mutate in api_mutations.items():
+        assert _fails(check_api, broken(mutate), contract_api_env), label
+
+    postgres_mutations = {
+        "no postgres": lambda s: s.pop("postgres"),
+        "postgres 16": lambda s: s["postgres"].__setitem__("image", "postgres:16"),
+        "no password": lambda s: s["postgres"]["environment"].pop("POSTGRES_PASSWORD"),
+        "trust": setenv("postgres", "POSTGRES_HOST_AUTH_METHOD", "trust"),
+        "other db": setenv("postgres", "POSTGRES_DB", "postgres"),
+        "no volume": unset("postgres", "volumes"),
+        "published": lambda s: s["postgres"].__setitem__("ports", ["5432:5432"]),
+        "no healthcheck": unset("postgres", "healthcheck"),
+        "not pg_isready": lambda s: s["postgres"]["healthcheck"].__setitem__("test", ["CMD", "true"]),
+    }
+    for label, mutate in postgres_mutations.items():
+        assert _fails(check_postgres, broken(mutate)), label
+    # The api's read database must follow the postgres service's credentials.
+    assert _fails(check_api, broken(setenv("postgres", "POSTGRES_USER", "someone")), contract_api_env)
+
+
 def test_checks_fail_on_a_broken_dockerfile(compose):
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert _fails(check_dockerfile, text.replace("CMD [\"smstally\", \"worker\"]", "CMD [\"smstally\"]"), compose)
     assert _fails(check_dockerfile, text + '\nENTRYPOINT ["smstally"]\n', compose)
     assert _fails(check_dockerfile, re.sub(r"^USER .*$", "USER root", text, flags=re.M), compose)
     assert _fails(check_dockerfile, text.replace("pip install .", "pip install smstally"), compose)
+    assert _fails(check_dockerfile, text.replace("EXPOSE 6066 8080", "EXPOSE 6066"), compose)
