@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import socket
 import shutil
 import sys
 import tempfile
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from .broker import EmbeddedBroker, free_port
 from .config import from_env
-from .processes import WorkerProcess
+from .processes import ApiProcess, WorkerProcess
 from .report import render, render_brief
 
 
@@ -28,7 +30,7 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
 
     work = Path(tempfile.mkdtemp(prefix="smstally-demo-"))
     broker = EmbeddedBroker(f"kafka://127.0.0.1:{free_port()}", log_path=work / "broker.log")
-    worker = None
+    worker = api = None
     tty = sys.stdout.isatty()
     try:
         print(f"[demo] starting the embedded broker ({work}/broker.log)", flush=True)
@@ -39,6 +41,14 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
         s = from_env(env)
         print(f"[demo] starting a worker on {broker.url} ({work}/worker.log)", flush=True)
         worker = WorkerProcess(env, work / "worker.log").start()
+        token = secrets.token_urlsafe(18)
+        api_env = dict(env, SMSTALLY_API_TOKEN=token, SMSTALLY_API_HOST="127.0.0.1",
+                       SMSTALLY_API_PORT=os.environ.get("SMSTALLY_API_PORT") or str(_api_port()),
+                       SMSTALLY_DATA_DIR=str(work / "api"))
+        api = ApiProcess(api_env, work / "api.log").start()
+        print(f"[demo] starting smstally api ({work}/api.log)\n"
+              f"[demo] dashboard: {api.url}/login?token={token}\n"
+              f"[demo]   (or open {api.url}/login and paste the token {token})", flush=True)
         scenario = generate(seed=seed, messages=messages, campaigns=campaigns)
         print(scenario.summary(), flush=True)
         n_events = len(scenario.phase1) + len(scenario.phase2)
@@ -51,7 +61,8 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
             last_draw[0] = now
             if not worker.running:
                 raise RuntimeError(f"the worker exited with code {worker.proc.returncode}; see {worker.log_path}")
-            head = f"[demo] {time.monotonic() - t0:6.1f}s  live CampaignStats from {s.topics.campaign_stats}"
+            head = (f"[demo] {time.monotonic() - t0:6.1f}s  live CampaignStats from {s.topics.campaign_stats}"
+                    f"   dashboard: {api.url}/login?token={token}")
             tail = f"still different: {len(diff)} figure(s)" if diff else ""
             if tty:
                 print("\033[2J\033[H" + head + "\n" + render_brief(latest) + "\n" + tail, flush=True)
@@ -68,12 +79,25 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
             return await wait_for_expected(s, scenario.expected.stats, timeout, on_progress=draw)
 
         ok, latest, diff = asyncio.run(go())
+        if ok:
+            api_diff = _wait_api(api, token, scenario.expected.stats, timeout=120)
+            if api_diff:
+                ok, diff = False, ["the API's /api/campaigns: " + d for d in api_diff]
         elapsed = time.monotonic() - t0
         print("\n".join(render(latest[c]) + "\n" for c in sorted(latest)))
         if ok:
             print(f"[demo] OK: the published statistics equal the simulator's expected totals for "
                   f"{len(latest)} campaigns; {n_events} events in {elapsed:.1f}s end to end "
-                  f"({n_events / elapsed:,.0f} events/s, including the phase-2 wait)", flush=True)
+                  f"({n_events / elapsed:,.0f} events/s, including the phase-2 wait); the API's "
+                  f"/api/campaigns equals them too", flush=True)
+            if tty and not keep_running_disabled():
+                print(f"[demo] the dashboard stays up: {api.url}/login?token={token}\n"
+                      "[demo] press Ctrl-C to stop everything", flush=True)
+                try:
+                    while worker.running and api.running:
+                        time.sleep(0.5)
+                except KeyboardInterrupt:
+                    print("\n[demo] stopping", flush=True)
             return 0
         print("[demo] FAILED: the statistics did not reach the expected totals:\n  " + "\n  ".join(diff[:20]),
               flush=True)
@@ -85,6 +109,8 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
         print(f"[demo] error: {exc}", flush=True)
         return 1
     finally:
+        if api is not None:
+            api.stop()
         if worker is not None:
             worker.stop()
         broker.stop()
@@ -92,3 +118,43 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
             print(f"[demo] work directory kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def keep_running_disabled() -> bool:
+    """``SMSTALLY_DEMO_EXIT=1``: exit once the totals match, even on a terminal."""
+    return os.environ.get("SMSTALLY_DEMO_EXIT") == "1"
+
+
+def _api_port() -> int:
+    """8080 (the API's default) when it is free, else any free port."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", 8080))
+            return 8080
+        except OSError:
+            return free_port()
+
+
+def _wait_api(api: ApiProcess, token: str, expected: dict, timeout: float) -> list[str]:
+    """Until the read model's campaigns equal the expected totals; the last differences if never."""
+    import json
+    import urllib.request
+
+    from simulator.check import mismatches
+
+    deadline = time.monotonic() + timeout
+    diff = ["no answer from the API"]
+    while time.monotonic() < deadline:
+        if not api.running:
+            return [f"smstally api exited with code {api.proc.returncode}; see {api.log_path}"]
+        req = urllib.request.Request(f"{api.url}/api/campaigns?limit=1000", headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                items = json.loads(r.read())["items"]
+            diff = mismatches(expected, {c["campaign_id"]: c for c in items})
+            if not diff:
+                return []
+        except Exception as exc:  # noqa: BLE001 - not up yet
+            diff = [f"no answer from the API: {exc}"]
+        time.sleep(0.3)
+    return diff

@@ -7,20 +7,20 @@ sets (HttpOnly, SameSite=Strict); without one, phone numbers are masked.
 """
 from __future__ import annotations
 
+import hmac
 from functools import lru_cache
 from typing import Optional
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader
-from markupsafe import Markup
 
 from processors import catalog
 from processors.phones import normalize
 
-from . import charts, format, glossary, models
+from . import charts, format, glossary
 from .auth import COOKIE, authorized, safe_next, session_value
 from .privacy import mask_record
 
@@ -58,10 +58,6 @@ def error_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
     return render(request, "error.html", status_code=status_code, status_code_=status_code, detail=detail)
 
 
-class _NeedLogin(Exception):
-    pass
-
-
 def add_pages(app: FastAPI, sv) -> None:
     s = sv.settings
     from pathlib import Path
@@ -81,21 +77,9 @@ def add_pages(app: FastAPI, sv) -> None:
             return None, error_page(request, 404, f"No campaign {campaign_id!r} in the read model (yet).")
         return c, None
 
-    @app.get("/login", include_in_schema=False)
-    def login_form(request: Request, next: str = "/"):
-        if s.token is None or authorized(request, s.token):
-            return RedirectResponse(safe_next(next), status_code=303)
-        return render(request, "login.html", error=None, next=safe_next(next))
-
-    @app.post("/login", include_in_schema=False)
-    async def login(request: Request):
-        from urllib.parse import parse_qs
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        token = (form.get("token") or [""])[0]
-        nxt = safe_next((form.get("next") or ["/"])[0])
+    def log_in(request: Request, token: str, nxt: str):
         if s.token is None:
             return RedirectResponse(nxt, status_code=303)
-        import hmac
         if not hmac.compare_digest(token.encode(), s.token.encode()):
             return render(request, "login.html", status_code=401, error="That token is not the right one.",
                           next=nxt)
@@ -103,6 +87,20 @@ def add_pages(app: FastAPI, sv) -> None:
         resp.set_cookie(COOKIE, session_value(s.token), httponly=True, samesite="strict", path="/",
                         secure=request.url.scheme == "https")
         return resp
+
+    @app.get("/login", include_in_schema=False)
+    def login_form(request: Request, next: str = "/", token: Optional[str] = None):
+        """The form; with ``?token=`` (the demo's printed link) it logs in and drops the token from the URL."""
+        if token is not None:
+            return log_in(request, token, safe_next(next))
+        if s.token is None or authorized(request, s.token):
+            return RedirectResponse(safe_next(next), status_code=303)
+        return render(request, "login.html", error=None, next=safe_next(next))
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request):
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        return log_in(request, (form.get("token") or [""])[0], safe_next((form.get("next") or ["/"])[0]))
 
     @app.post("/logout", include_in_schema=False)
     def logout():
@@ -131,7 +129,7 @@ def add_pages(app: FastAPI, sv) -> None:
         history = sv.model.campaign_history(campaign_id)
         return render(request, "campaign.html", c=c, wording="emarsys" if wording == "emarsys" else "smsmode",
                       chart_svg=charts.rates_chart(history), pending_timeout_h=s.stream.pending_timeout_h,
-                      glossary=glossary.GLOSSARY if hasattr(glossary, "GLOSSARY") else glossary.entries(),
+                      glossary=glossary.GLOSSARY,
                       csv_base=f"/api/campaigns/{_q(campaign_id)}/messages.csv",
                       contacts_base=f"/campaigns/{_q(campaign_id)}/contacts",
                       error_rate_warning=s.error_rate_warning)
@@ -210,5 +208,3 @@ def _title(filters: dict) -> str:
         return filters["category"].replace("_", " ").capitalize()
     return "All contacts"
 
-
-_ = (Markup, Query, models)

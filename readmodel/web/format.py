@@ -1,0 +1,334 @@
+"""Jinja filters and globals of the dashboard.
+
+Every formatter here has a twin in ``static/live.js`` that must give the very same
+text for the same input (the live updates rewrite server-rendered cells). Both work
+on the same IEEE doubles with the same integer rounding, so they agree exactly:
+
+- ``num``: 12345 -> ``"12,345"``; None -> ``"—"``
+- ``pct``: a fraction -> ``"92.1%"``; 0 -> ``"0%"``, 1 -> ``"100%"``, tiny -> ``"<0.1%"``,
+  almost all -> ``">99.9%"``; None -> ``"—"``
+- ``credits``: 1234.5 -> ``"1,234.5"`` (at most 2 decimals)
+- ``dt``: epoch ms -> ``"2026-12-01 14:03 UTC"``; ``dt_short`` without `` UTC``;
+  ``dts`` with seconds
+- ``reltime``: epoch ms -> ``"3 min ago"`` / ``"in 2 h"`` / ``"just now"``
+"""
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any, Mapping
+from urllib.parse import quote, urlencode
+
+from processors import catalog
+
+from . import glossary as g
+
+DASH = "\u2014"
+
+
+# --------------------------------------------------------------------------- numbers
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and not (
+        isinstance(x, float) and not math.isfinite(x)
+    )
+
+
+def _group(n: int) -> str:
+    sign = "-" if n < 0 else ""
+    s = str(abs(n))
+    parts = []
+    while len(s) > 3:
+        parts.append(s[-3:])
+        s = s[:-3]
+    parts.append(s)
+    return sign + ",".join(reversed(parts))
+
+
+def num(x: Any) -> str:
+    """An integer count with thousands separators."""
+    if not _is_number(x):
+        return DASH
+    return _group(int(math.floor(x + 0.5)) if isinstance(x, float) else int(x))
+
+
+def pct(x: Any) -> str:
+    """A fraction as a percentage with one decimal (see the module doc for the edges)."""
+    if not _is_number(x):
+        return DASH
+    if x <= 0:
+        return "0%"
+    if x >= 1:
+        return "100%"
+    p = int(math.floor(x * 1000 + 0.5))  # per mille, rounded half up (same in JS)
+    if p <= 0:
+        return "<0.1%"
+    if p >= 1000:
+        return ">99.9%"
+    return f"{p // 10}.{p % 10}%"
+
+
+def credits(x: Any) -> str:
+    """A credit amount: at most two decimals, trailing zeros dropped."""
+    if not _is_number(x):
+        return DASH
+    cents = int(math.floor(abs(x) * 100 + 0.5))
+    sign = "-" if x < 0 and cents else ""
+    whole, frac = divmod(cents, 100)
+    out = sign + _group(whole)
+    if frac:
+        out += "." + f"{frac:02d}".rstrip("0")
+    return out
+
+
+def hours(x: Any) -> str:
+    """A number of hours without a useless ``.0``: 72.0 -> ``"72"``, 1.5 -> ``"1.5"``."""
+    if not _is_number(x):
+        return DASH
+    if float(x).is_integer():
+        return str(int(x))
+    return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def share(part: Any, whole: Any) -> float | None:
+    """part / whole, 0 when whole is 0, None when either is not a number."""
+    if not _is_number(part) or not _is_number(whole):
+        return None
+    return part / whole if whole else 0.0
+
+
+# --------------------------------------------------------------------------- times
+
+def _utc(ms: Any) -> datetime | None:
+    if not _is_number(ms):
+        return None
+    try:
+        return datetime.fromtimestamp(int(ms) // 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def dt(ms: Any) -> str:
+    d = _utc(ms)
+    return d.strftime("%Y-%m-%d %H:%M UTC") if d else DASH
+
+
+def dt_short(ms: Any) -> str:
+    d = _utc(ms)
+    return d.strftime("%Y-%m-%d %H:%M") if d else DASH
+
+
+def dts(ms: Any) -> str:
+    d = _utc(ms)
+    return d.strftime("%Y-%m-%d %H:%M:%S UTC") if d else DASH
+
+
+def iso(ms: Any) -> str:
+    """ISO 8601 UTC with milliseconds, for ``<time datetime=...>``."""
+    if not _is_number(ms):
+        return ""
+    d = _utc(ms)
+    if d is None:
+        return ""
+    return d.strftime("%Y-%m-%dT%H:%M:%S") + f".{int(ms) % 1000:03d}Z"
+
+
+def reltime(ms: Any, now_ms: Any = None) -> str:
+    if not _is_number(ms):
+        return DASH
+    now = time.time() * 1000 if now_ms is None else now_ms
+    delta = (now - ms) / 1000.0
+    future = delta < 0
+    s = abs(delta)
+    if s < 45:
+        return "just now"
+    if s < 3600:
+        v, unit = int(math.floor(s / 60 + 0.5)) or 1, "min"
+        if v >= 60:
+            v, unit = 1, "h"
+    elif s < 86400:
+        v, unit = int(math.floor(s / 3600 + 0.5)), "h"
+        if v >= 24:
+            v, unit = 1, "d"
+    else:
+        v, unit = int(math.floor(s / 86400 + 0.5)), "d"
+    return f"in {v} {unit}" if future else f"{v} {unit} ago"
+
+
+# --------------------------------------------------------------------------- urls
+
+def pathseg(value: Any) -> str:
+    """One URL path segment: everything but unreserved characters percent-encoded."""
+    return quote("" if value is None else str(value), safe="")
+
+
+def qs(*maps: Mapping[str, Any] | None, **params: Any) -> str:
+    """A query string (``"?a=1&b=2"``, or ``""`` when empty); None and "" are left out.
+
+    Later arguments override earlier ones: ``qs(filters, cursor=c)``.
+    """
+    merged: dict[str, Any] = {}
+    for m in maps:
+        if m:
+            merged.update(m)
+    merged.update(params)
+    pairs = [(k, str(v)) for k, v in merged.items() if v is not None and v != ""]
+    return "?" + urlencode(pairs) if pairs else ""
+
+
+# --------------------------------------------------------------------------- stats
+
+def _get(c: Any, key: str, default: Any = None) -> Any:
+    if c is None:
+        return default
+    if isinstance(c, Mapping):
+        return c.get(key, default)
+    return getattr(c, key, default)
+
+
+def count(c: Any, status: str) -> int:
+    counts = _get(c, "status_counts") or {}
+    v = counts.get(status, 0)
+    return int(v) if _is_number(v) else 0
+
+
+def cat_count(c: Any, category: str) -> int:
+    return sum(count(c, s) for s in catalog.STATUSES if catalog.STATUSES[s].category == category)
+
+
+def reason_count(c: Any, reason: str) -> int:
+    v = (_get(c, "not_sent_by_reason") or {}).get(reason, 0)
+    return int(v) if _is_number(v) else 0
+
+
+def contacts(c: Any) -> int:
+    return int(_get(c, "sent") or 0) + int(_get(c, "not_sent") or 0)
+
+
+def rate(c: Any, name: str) -> float:
+    """A rate of contract §6 (from the record, else computed), plus ``errors`` =
+    temporary_error + permanent_error."""
+    if name == "errors":
+        return rate(c, "temporary_error") + rate(c, "permanent_error")
+    rates = _get(c, "rates") or {}
+    v = rates.get(name)
+    if _is_number(v):
+        return float(v)
+    sent = _get(c, "sent") or 0
+    if not sent:
+        return 0.0
+    if name == "unsubscribe":
+        return (_get(c, "unsubscribed") or 0) / sent
+    return sum(count(c, s) for s in catalog.RATE_NUMERATORS.get(name, ())) / sent
+
+
+#: The stacked progress bar: the final categories in this order, then the waiting rest.
+PROGRESS_SEGMENTS: tuple[str, ...] = ("receipt", "temporary_error", "permanent_error", "unknown")
+
+
+def progress(c: Any) -> dict[str, Any]:
+    """``{"done": fraction no longer waiting, "segments": [(category, x, width)]}``,
+    x and width in percent (0..100) for an SVG bar of width 100."""
+    segs = []
+    x = 0.0
+    sent = _get(c, "sent") or 0
+    for cat in PROGRESS_SEGMENTS:
+        w = rate(c, cat) * 100 if sent else 0.0
+        w = max(0.0, min(w, 100.0 - x))
+        segs.append((cat, round(x, 3), round(w, 3)))
+        x += w
+    done = (1.0 - rate(c, "waiting")) if sent else 0.0
+    return {"done": max(0.0, min(done, 1.0)), "segments": segs}
+
+
+def sorted_breakdown(m: Any) -> list[tuple[str, dict[str, int], int]]:
+    """A ``by_provider``/``by_operator`` map as rows ``(key, counts, total)``, largest first."""
+    rows = []
+    for key, counts in (m or {}).items():
+        counts = counts or {}
+        total = sum(int(v) for v in counts.values() if _is_number(v))
+        rows.append((str(key), counts, total))
+    rows.sort(key=lambda r: (-r[2], r[0]))
+    return rows
+
+
+#: Delivery-time buckets (contract §11) and the thresholds the dashboard shows.
+DELIVERY_BUCKETS: tuple[tuple[str, int | None], ...] = (
+    ("le_5", 5), ("le_10", 10), ("le_30", 30), ("le_60", 60), ("le_120", 120),
+    ("le_300", 300), ("le_600", 600), ("le_1800", 1800), ("le_3600", 3600),
+    ("le_7200", 7200), ("le_21600", 21600), ("le_86400", 86400),
+    ("le_259200", 259200), ("gt_259200", None),
+)
+DELIVERY_THRESHOLDS: tuple[tuple[int, str], ...] = ((10, "10 s"), (60, "1 min"), (600, "10 min"), (3600, "1 h"))
+
+
+def delivered_within(c: Any, seconds: int) -> float | None:
+    """Share of the delivered messages delivered within ``seconds`` (None without data)."""
+    buckets = _get(c, "delivery_seconds")
+    if not buckets:
+        return None
+    total = sum(int(v) for v in buckets.values() if _is_number(v))
+    if not total:
+        return None
+    within = sum(
+        int(buckets.get(name, 0) or 0) for name, bound in DELIVERY_BUCKETS if bound is not None and bound <= seconds
+    )
+    return within / total
+
+
+# --------------------------------------------------------------------------- registration
+
+FILTERS = {
+    "num": num,
+    "pct": pct,
+    "credits": credits,
+    "hours": hours,
+    "dt": dt,
+    "dt_short": dt_short,
+    "dts": dts,
+    "iso": iso,
+    "reltime": reltime,
+    "pathseg": pathseg,
+    "status_label": g.status_label,
+    "status_category": g.status_category,
+    "category_label": g.category_label,
+    "reason_label": g.reason_label,
+    "removal_reason_label": g.removal_reason_label,
+    "channel_label": g.channel_label,
+    "kind_label": g.kind_label,
+}
+
+GLOBALS = {
+    "qs": qs,
+    "share": share,
+    "count": count,
+    "cat_count": cat_count,
+    "reason_count": reason_count,
+    "contacts_total": contacts,
+    "rate": rate,
+    "progress": progress,
+    "sorted_breakdown": sorted_breakdown,
+    "delivered_within": delivered_within,
+    "DELIVERY_THRESHOLDS": DELIVERY_THRESHOLDS,
+    "status_glossary": g.GLOSSARY,
+    "glossary_by_status": g.BY_STATUS,
+    "STATUS_ORDER": g.STATUS_ORDER,
+    "SENT_STATUS_ORDER": g.SENT_STATUS_ORDER,
+    "CATEGORY_ORDER": g.CATEGORY_ORDER,
+    "statuses_of": g.statuses_of,
+    "NOT_SENT_REASONS": g.NOT_SENT_REASONS,
+    "NOT_SENT_REASON_HINTS": g.NOT_SENT_REASON_HINTS,
+    "REMOVAL_REASON_LABELS": g.REMOVAL_REASON_LABELS,
+    "RATE_LABELS": g.RATE_LABELS,
+    "RATE_HINTS": g.RATE_HINTS,
+    "RATE_CATEGORY": g.RATE_CATEGORY,
+    "PROGRESS_SEGMENTS": PROGRESS_SEGMENTS,
+}
+
+
+def register(env: Any) -> Any:
+    """Add the dashboard's filters and globals to a Jinja environment; returns it."""
+    env.filters.update(FILTERS)
+    env.globals.update(GLOBALS)
+    return env
