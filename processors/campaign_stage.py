@@ -37,7 +37,7 @@ def fold(state: CampaignState | None, campaign_id: str, record: dict, offset: in
         return state
     kind = record["type"]
     if kind == "launch":
-        return replace(state, last_offset=offset, updated_at=record["at"],
+        return replace(state, last_offset=offset, updated_at=max(state.updated_at, record["at"]),
                        summary={k: record.get(k) for k in SUMMARY_FIELDS})
     slot = f"{kind}{record['p']}"
     held = state.parts.get(slot)
@@ -45,7 +45,8 @@ def fold(state: CampaignState | None, campaign_id: str, record: dict, offset: in
         return replace(state, last_offset=offset)  # stale: keep figures, but the offset moved on
     parts = dict(state.parts)
     parts[slot] = (list(record["v"]), record["c"])
-    return replace(state, last_offset=offset, updated_at=record["at"], parts=parts)
+    # Never back: records of the log carry the clocks of the workers that wrote them.
+    return replace(state, last_offset=offset, updated_at=max(state.updated_at, record["at"]), parts=parts)
 
 
 def stats(state: CampaignState) -> dict:

@@ -321,7 +321,9 @@ class Pipeline:
         for rec in records:
             c = self._decode(rec, CampaignLaunched.from_record)
             if c is not None:
-                value = {"type": "launch", "at": c.launched_at,
+                # "at" is when the summary came in (like a partial's), not the launch's
+                # event time: CampaignStats.updated_at is one clock, processing time.
+                value = {"type": "launch", "at": _now_ms(),
                          **{k: getattr(c, k) for k in campaign_stage.SUMMARY_FIELDS}}
                 self.outbox.add(self.names[CAMPAIGN_EVENT], c.campaign_id.encode(), _dumps(value))
         await self._ship(tp, records)

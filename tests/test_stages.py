@@ -535,3 +535,12 @@ def test_state_codec_reads_the_format_before_orphan_reporting_and_refuses_unknow
     for decode in (state_codec.decode_message, state_codec.decode_phone, state_codec.decode_campaign):
         with pytest.raises(ValueError, match="unsupported"):
             decode(b"[2]")
+
+
+def test_updated_at_never_goes_back():
+    """Log records carry the clocks of the workers that wrote them; the stats' time only moves on."""
+    launch = {"type": "launch", "at": 50, "name": "N", "kind": "BATCH", "text": "T", "sender_id": "S",
+              "sms_type": "marketing", "created_at": 1, "launched_at": 1, "launch_list_size": 10}
+    late = dict(m_part(0, [1, 0, 5], 1), at=100)
+    s = campaign_stage.stats(fold_log([late, launch]))
+    assert s["updated_at"] == 100
