@@ -143,9 +143,11 @@ class Projector:
             pos = stored.get((tp.topic, tp.partition))
             if pos is None:
                 await consumer.seek_to_beginning(tp)
+                # The log's start, not 0: a partition whose records all expired is caught up.
+                pos = await consumer.position(tp)
             else:
                 consumer.seek(tp, pos)
-            self.status.positions[tp] = pos or 0
+            self.status.positions[tp] = pos
         ends = await consumer.end_offsets(tps)
         self.status.start_ends = dict(ends)
         self.status.topics_found = True

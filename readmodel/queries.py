@@ -36,16 +36,20 @@ def encode_cursor(kind: str, key: list) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([kind, *key])).decode().rstrip("=")
 
 
-def decode_cursor(kind: str, cursor: str, arity: int) -> list:
+_INT64 = (-2**63, 2**63 - 1)
+
+
+def decode_cursor(kind: str, cursor: str, types: tuple[type, ...]) -> list:
+    """The key a cursor holds, each value of the type (and an int of the range) its listing sorts on."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = orjson.loads(raw)
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         raise BadRequest("cursor is not one this API returned") from None
-    if not isinstance(value, list) or len(value) != arity + 1 or value[0] != kind:
+    if not isinstance(value, list) or len(value) != len(types) + 1 or value[0] != kind:
         raise BadRequest("cursor does not belong to this listing (it comes from another route or sort)")
-    for v in value[1:]:
-        if not isinstance(v, (str, int)) or isinstance(v, bool):
+    for v, t in zip(value[1:], types):
+        if type(v) is not t or (t is int and not _INT64[0] <= v <= _INT64[1]):
             raise BadRequest("cursor is not one this API returned")
     return value[1:]
 
@@ -92,7 +96,7 @@ class ReadModel:
                          "-launched_at": ("COALESCE(launched_at, -1)", True),
                          "name": ("name_lc", False), "-sent": ("sent", True)}[sort]
         if cursor:
-            k, cid = decode_cursor("c" + sort, cursor, 2)
+            k, cid = decode_cursor("c" + sort, cursor, (str if sort == "name" else int, str))
             op = "<" if desc else ">"
             where.append(f"({key_sql} {op} ? OR ({key_sql} = ? AND campaign_id {op} ?))")
             params += [k, k, cid]
@@ -134,7 +138,7 @@ class ReadModel:
                  limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> Page:
         where, params = self._message_filters(campaign_id, status, category, not_sent_reason, error_code)
         if cursor:
-            (after,) = decode_cursor("m", cursor, 1)
+            (after,) = decode_cursor("m", cursor, (str,))
             where.append("message_id > ?")
             params.append(after)
         rows = self.db.query(_MESSAGE_SELECT + "messages WHERE " + " AND ".join(where)
@@ -177,7 +181,7 @@ class ReadModel:
             where.append("phone = ?")
             params.append(phone)
         if cursor:
-            at, eid = decode_cursor("r", cursor, 2)
+            at, eid = decode_cursor("r", cursor, (int, str))
             where.append("(at < ? OR (at = ? AND event_id < ?))")
             params += [at, at, eid]
         rows = self.db.query(f"SELECT {', '.join(REMOVAL_COLUMNS)} FROM removals"

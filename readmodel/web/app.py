@@ -48,7 +48,7 @@ class Services:
     metrics: ApiMetrics
 
 
-class JSON(Response):
+class JSON(JSONResponse):  # a JSONResponse, so that FastAPI documents the response_model
     media_type = "application/json"
 
     def render(self, content) -> bytes:
@@ -122,12 +122,12 @@ def create_app(sv: Services) -> FastAPI:
         return Response(generate_latest(sv.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     # -- the API ----------------------------------------------------------------------------
-    api = dict(dependencies=[Depends(require_token)], responses=models.ERRORS)
+    auth = Depends(require_token)  # first in every route's dependencies: 401 before any 400
     text = dict(max_length=MAX_TEXT)
 
     @app.get("/api/campaigns", response_model=models.CampaignPage, response_class=JSON, tags=["campaigns"],
-             dependencies=[_only("q", "kind", "launched_from", "launched_to", "sort", "limit", "cursor"),
-                           *api["dependencies"]], responses=models.ERRORS)
+             dependencies=[auth,
+                           _only("q", "kind", "launched_from", "launched_to", "sort", "limit", "cursor")], responses=models.ERRORS)
     def campaigns(q: Optional[str] = Query(None, **text), kind: Optional[models.Kind] = None,
                   launched_from: Optional[int] = Query(None, ge=0, le=2**62, description="epoch ms"),
                   launched_to: Optional[int] = Query(None, ge=0, le=2**62, description="epoch ms"),
@@ -144,7 +144,7 @@ def create_app(sv: Services) -> FastAPI:
         return c
 
     @app.get("/api/campaigns/{campaign_id}", response_model=models.CampaignStats, response_class=JSON,
-             tags=["campaigns"], dependencies=[_only(), *api["dependencies"]],
+             tags=["campaigns"], dependencies=[auth, _only()],
              responses={**models.ERRORS, **models.NOT_FOUND})
     def campaign(campaign_id: str = Path(..., **text)):
         c = sv.model.campaign(campaign_id)
@@ -155,7 +155,7 @@ def create_app(sv: Services) -> FastAPI:
     message_filters = ("status", "category", "not_sent_reason", "error_code")
 
     @app.get("/api/campaigns/{campaign_id}/messages", response_model=models.MessagePage, response_class=JSON,
-             tags=["messages"], dependencies=[_only(*message_filters, "limit", "cursor"), *api["dependencies"]],
+             tags=["messages"], dependencies=[auth, _only(*message_filters, "limit", "cursor")],
              responses={**models.ERRORS, **models.NOT_FOUND})
     def messages(campaign_id: str = Path(..., **text), status: Optional[models.Status] = None,
                  category: Optional[models.Category] = None,
@@ -168,7 +168,7 @@ def create_app(sv: Services) -> FastAPI:
         return JSON({"items": [out(m) for m in page.items], "next_cursor": page.next_cursor})
 
     @app.get("/api/campaigns/{campaign_id}/messages.csv", tags=["messages"], response_class=StreamingResponse,
-             dependencies=[_only(*message_filters), *api["dependencies"]],
+             dependencies=[auth, _only(*message_filters)],
              responses={**models.ERRORS, **models.NOT_FOUND,
                         200: {"content": {"text/csv": {"schema": {"type": "string"}}},
                               "description": "RFC 4180 CSV with a header row"}})
@@ -184,7 +184,7 @@ def create_app(sv: Services) -> FastAPI:
                                  headers={"Content-Disposition": f'attachment; filename="{name}-messages.csv"'})
 
     @app.get("/api/messages/{message_id}", response_model=models.MessageWithHistory, response_class=JSON,
-             tags=["messages"], dependencies=[_only(), *api["dependencies"]],
+             tags=["messages"], dependencies=[auth, _only()],
              responses={**models.ERRORS, **models.NOT_FOUND})
     def message(message_id: str = Path(..., **text)):
         m = sv.model.message(message_id)
@@ -195,7 +195,7 @@ def create_app(sv: Services) -> FastAPI:
         return JSON(m)
 
     @app.get("/api/removals", response_model=models.RemovalPage, response_class=JSON, tags=["removals"],
-             dependencies=[_only("reason", "phone", "limit", "cursor"), *api["dependencies"]],
+             dependencies=[auth, _only("reason", "phone", "limit", "cursor")],
              responses=models.ERRORS)
     def removals(reason: Optional[models.RemovalReason] = None, phone: Optional[str] = Query(None, max_length=64),
                  limit: int = Query(100, ge=1, le=1000), cursor: Optional[str] = Query(None, max_length=2048)):
@@ -203,8 +203,16 @@ def create_app(sv: Services) -> FastAPI:
                                  limit=limit, cursor=cursor)
         return JSON({"items": [out(r) for r in page.items], "next_cursor": page.next_cursor})
 
+    def all_campaigns() -> list[dict]:
+        items, cursor = [], None
+        while True:
+            page = sv.model.campaigns(limit=1000, cursor=cursor)
+            items += page.items
+            if not (cursor := page.next_cursor):
+                return items
+
     @app.get("/api/events", tags=["live"], response_class=StreamingResponse,
-             dependencies=[_only("campaign_id"), *api["dependencies"]],
+             dependencies=[auth, _only("campaign_id")],
              responses={**models.ERRORS, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                                                "description": "event: campaign, data: CampaignStats JSON"}})
     async def events(request: Request, campaign_id: Optional[str] = Query(None, **text)):
@@ -214,7 +222,7 @@ def create_app(sv: Services) -> FastAPI:
             first = await asyncio.to_thread(sv.model.campaign, campaign_id)
             snapshot = [first] if first else []
         else:
-            snapshot = await asyncio.to_thread(lambda: sv.model.campaigns(limit=1000).items)
+            snapshot = await asyncio.to_thread(all_campaigns)
 
         async def stream():
             sv.metrics.sse_clients.inc()

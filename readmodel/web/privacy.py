@@ -43,7 +43,7 @@ def mask_record(rec: dict) -> dict:
 
 # -- CSV ----------------------------------------------------------------------------------
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_E164 = re.compile(r"\+\d+")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")  # E.164: a country code (never 0), at most 15 digits
 
 
 def neutralize_cell(value: str) -> str:
