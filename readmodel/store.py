@@ -20,6 +20,15 @@ from .db import Database
 from .schema import HISTORY_COLUMNS, MESSAGE_COLUMNS, REMOVAL_COLUMNS
 
 
+def _text(v):
+    """PostgreSQL refuses NUL in text; one such value would stop the projector for good."""
+    return v.replace("\x00", "\ufffd") if v.__class__ is str and "\x00" in v else v
+
+
+def _clean(row: tuple) -> tuple:
+    return tuple(_text(v) for v in row) if any(v.__class__ is str and "\x00" in v for v in row) else row
+
+
 def reason_key(rec: dict) -> str | None:
     """The not-sent reason as the statistics count it: a not-sent message without one is OTHER."""
     if rec.get("not_sent_reason"):
@@ -135,12 +144,12 @@ class ReadModelWriter:
                 if rows:
                     cur.executemany(sql(stmt), rows)
 
-            many(UPSERT_CAMPAIGN, [_campaign_row(r) for r in batch.campaigns.values()])
-            many(INSERT_CAMPAIGN_HISTORY, [(cid, v, r["updated_at"], orjson.dumps(r).decode())
+            many(UPSERT_CAMPAIGN, [_clean(_campaign_row(r)) for r in batch.campaigns.values()])
+            many(INSERT_CAMPAIGN_HISTORY, [_clean((cid, v, r["updated_at"], orjson.dumps(r).decode()))
                                            for (cid, v), r in batch.campaign_history.items()])
-            many(UPSERT_MESSAGE, [_message_row(r) for r in batch.messages.values()])
-            many(INSERT_MESSAGE_HISTORY, [_history_row(r) for r in batch.message_history.values()])
-            many(INSERT_REMOVAL, [_removal_row(r) for r in batch.removals.values()])
+            many(UPSERT_MESSAGE, [_clean(_message_row(r)) for r in batch.messages.values()])
+            many(INSERT_MESSAGE_HISTORY, [_clean(_history_row(r)) for r in batch.message_history.values()])
+            many(INSERT_REMOVAL, [_clean(_removal_row(r)) for r in batch.removals.values()])
             many(UPSERT_OFFSET, [(t, p, o) for (t, p), o in batch.offsets.items()])
 
     def offsets(self) -> dict[tuple[str, int], int]:

@@ -67,6 +67,25 @@ def _only(*names: str):
     return Depends(check)
 
 
+class RefuseNul:
+    """A NUL in a path or query value is the caller's error (400): PostgreSQL cannot even compare it."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and ("\x00" in scope.get("path", "")
+                                        or b"%00" in scope.get("query_string", b"")
+                                        or b"%00" in scope.get("raw_path", b"")):
+            body = b'{"detail":"a NUL character (%00) is not allowed in a path or query parameter"}'
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
 _bearer = HTTPBearer(auto_error=False, description="SMSTALLY_API_TOKEN, when one is configured")
 
 
@@ -76,6 +95,7 @@ def create_app(sv: Services) -> FastAPI:
                   description="Live SMS campaign reception statistics (contract §10). Timestamps are epoch "
                               "milliseconds; lists are paged with limit and an opaque cursor.")
     app.state.services = sv
+    app.add_middleware(RefuseNul)
 
     def require_token(request: Request, _=Depends(_bearer)) -> None:
         if not authorized(request, s.token):
@@ -143,18 +163,9 @@ def create_app(sv: Services) -> FastAPI:
             raise HTTPException(404, f"no campaign {campaign_id!r} in the read model")
         return c
 
-    @app.get("/api/campaigns/{campaign_id}", response_model=models.CampaignStats, response_class=JSON,
-             tags=["campaigns"], dependencies=[auth, _only()],
-             responses={**models.ERRORS, **models.NOT_FOUND})
-    def campaign(campaign_id: str = Path(..., **text)):
-        c = sv.model.campaign(campaign_id)
-        if c is None:
-            raise HTTPException(404, f"no campaign {campaign_id!r} in the read model")
-        return JSON(c)
-
     message_filters = ("status", "category", "not_sent_reason", "error_code")
 
-    @app.get("/api/campaigns/{campaign_id}/messages", response_model=models.MessagePage, response_class=JSON,
+    @app.get("/api/campaigns/{campaign_id:path}/messages", response_model=models.MessagePage, response_class=JSON,
              tags=["messages"], dependencies=[auth, _only(*message_filters, "limit", "cursor")],
              responses={**models.ERRORS, **models.NOT_FOUND})
     def messages(campaign_id: str = Path(..., **text), status: Optional[models.Status] = None,
@@ -167,7 +178,7 @@ def create_app(sv: Services) -> FastAPI:
                                  error_code=error_code, limit=limit, cursor=cursor)
         return JSON({"items": [out(m) for m in page.items], "next_cursor": page.next_cursor})
 
-    @app.get("/api/campaigns/{campaign_id}/messages.csv", tags=["messages"], response_class=StreamingResponse,
+    @app.get("/api/campaigns/{campaign_id:path}/messages.csv", tags=["messages"], response_class=StreamingResponse,
              dependencies=[auth, _only(*message_filters)],
              responses={**models.ERRORS, **models.NOT_FOUND,
                         200: {"content": {"text/csv": {"schema": {"type": "string"}}},
@@ -183,7 +194,16 @@ def create_app(sv: Services) -> FastAPI:
         return StreamingResponse(csv_chunks(chunks, s.masked), media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": f'attachment; filename="{name}-messages.csv"'})
 
-    @app.get("/api/messages/{message_id}", response_model=models.MessageWithHistory, response_class=JSON,
+    @app.get("/api/campaigns/{campaign_id:path}", response_model=models.CampaignStats, response_class=JSON,
+             tags=["campaigns"], dependencies=[auth, _only()],
+             responses={**models.ERRORS, **models.NOT_FOUND})
+    def campaign(campaign_id: str = Path(..., **text)):
+        c = sv.model.campaign(campaign_id)
+        if c is None:
+            raise HTTPException(404, f"no campaign {campaign_id!r} in the read model")
+        return JSON(c)
+
+    @app.get("/api/messages/{message_id:path}", response_model=models.MessageWithHistory, response_class=JSON,
              tags=["messages"], dependencies=[auth, _only()],
              responses={**models.ERRORS, **models.NOT_FOUND})
     def message(message_id: str = Path(..., **text)):

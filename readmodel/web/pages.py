@@ -119,29 +119,14 @@ def add_pages(app: FastAPI, sv) -> None:
         return render(request, "campaigns.html", campaigns=page.items, q=q, kind=kind,
                       next_cursor=page.next_cursor, sort=sort)
 
-    @app.get("/campaigns/{campaign_id}", include_in_schema=False)
-    def campaign_page(request: Request, campaign_id: str, wording: str = "smsmode"):
-        if (r := guard(request)) is not None:
-            return r
-        c, missing = campaign_or_404(request, campaign_id)
-        if missing:
-            return missing
-        history = sv.model.campaign_history(campaign_id)
-        return render(request, "campaign.html", c=c, wording="emarsys" if wording == "emarsys" else "smsmode",
-                      chart_svg=charts.rates_chart(history), pending_timeout_h=s.stream.pending_timeout_h,
-                      glossary=glossary.GLOSSARY,
-                      csv_base=f"/api/campaigns/{_q(campaign_id)}/messages.csv",
-                      contacts_base=f"/campaigns/{_q(campaign_id)}/contacts",
-                      error_rate_warning=s.error_rate_warning)
-
-    @app.get("/campaigns/{campaign_id}/chart.svg", include_in_schema=False)
+    @app.get("/campaigns/{campaign_id:path}/chart.svg", include_in_schema=False)
     def chart(request: Request, campaign_id: str):
         if not authorized(request, s.token):
             return Response("log in", status_code=401)
         svg = charts.rates_chart(sv.model.campaign_history(campaign_id))
         return Response(str(svg), media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
-    @app.get("/campaigns/{campaign_id}/contacts", include_in_schema=False)
+    @app.get("/campaigns/{campaign_id:path}/contacts", include_in_schema=False)
     def contacts(request: Request, campaign_id: str, status: Optional[str] = None, category: Optional[str] = None,
                  not_sent_reason: Optional[str] = None, error_code: Optional[str] = None,
                  cursor: Optional[str] = None):
@@ -161,7 +146,22 @@ def add_pages(app: FastAPI, sv) -> None:
                       csv_url=f"/api/campaigns/{_q(campaign_id)}/messages.csv" + ("?" + urlencode(filters) if filters else ""),
                       total=sv.model.count_messages(campaign_id, **filters))
 
-    @app.get("/messages/{message_id}", include_in_schema=False)
+    @app.get("/campaigns/{campaign_id:path}", include_in_schema=False)
+    def campaign_page(request: Request, campaign_id: str, wording: str = "smsmode"):
+        if (r := guard(request)) is not None:
+            return r
+        c, missing = campaign_or_404(request, campaign_id)
+        if missing:
+            return missing
+        history = sv.model.campaign_history(campaign_id)
+        return render(request, "campaign.html", c=c, wording="emarsys" if wording == "emarsys" else "smsmode",
+                      chart_svg=charts.rates_chart(history), pending_timeout_h=s.stream.pending_timeout_h,
+                      glossary=glossary.GLOSSARY,
+                      csv_base=f"/api/campaigns/{_q(campaign_id)}/messages.csv",
+                      contacts_base=f"/campaigns/{_q(campaign_id)}/contacts",
+                      error_rate_warning=s.error_rate_warning)
+
+    @app.get("/messages/{message_id:path}", include_in_schema=False)
     def message_page(request: Request, message_id: str):
         if (r := guard(request)) is not None:
             return r

@@ -56,7 +56,7 @@ def neutralize_cell(value: str) -> str:
 # -- logs ---------------------------------------------------------------------------------
 # Seven digits or more, possibly with the separators people write numbers with; the last
 # four digits stay, so that an operator can still tell two log lines apart.
-_PHONE_LIKE = re.compile(r"(?<![\w])(\+|%2B|00)?\d(?:[\d .\-]|%20){5,}\d")
+_PHONE_LIKE = re.compile(r"(?<!\d)(\+|%2B|00)?\d(?:[\d .\-]|%20){5,}\d")
 
 
 def scrub(text: str) -> str:
