@@ -40,6 +40,7 @@ class ProjectorStatus:
     broker_ok: bool = False
     broker_checked: float = 0.0
     db_ok: bool = True
+    generation: int = 0  # committed batches: what read caches are valid for
     last_error: str | None = None
 
     def lagging(self) -> dict[str, int]:
@@ -193,6 +194,7 @@ class Projector:
                 continue
             batch = self._batch(got)
             await self._apply(batch)
+            self.status.generation += 1
             for (topic, part), nxt in batch.offsets.items():
                 for tp in got:
                     if tp.topic == topic and tp.partition == part:

@@ -83,5 +83,10 @@ def run_api(s: ApiSettings) -> int:
                 task.cancel()
             sv.db.close()
 
-    asyncio.run(main())
+    try:  # uvloop when installed: the same asyncio, a faster loop (and httptools, picked by uvicorn)
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
     return 0

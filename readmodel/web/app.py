@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -59,7 +60,7 @@ def _only(*names: str):
     """Unknown query parameters are an error (contract §10), not something to ignore."""
     allowed = set(names)
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:  # async: no thread-pool hop for a set difference
         extra = sorted(set(request.query_params.keys()) - allowed)
         if extra:
             takes = ", ".join(sorted(allowed)) or "no query parameters"
@@ -86,6 +87,23 @@ class RefuseNul:
         await self.app(scope, receive, send)
 
 
+class ResponseCache:
+    """Response bodies by URL, valid until the projector's next commit (its generation)."""
+
+    def __init__(self, size: int = 2048):
+        self.size = size
+        self.entries: dict[str, tuple[int, bytes]] = {}
+
+    def get(self, key: str, generation: int) -> bytes | None:
+        hit = self.entries.get(key)
+        return hit[1] if hit is not None and hit[0] == generation else None
+
+    def put(self, key: str, generation: int, body: bytes) -> None:
+        if len(self.entries) >= self.size:
+            self.entries.clear()
+        self.entries[key] = (generation, body)
+
+
 _bearer = HTTPBearer(auto_error=False, description="SMSTALLY_API_TOKEN, when one is configured")
 
 
@@ -97,10 +115,24 @@ def create_app(sv: Services) -> FastAPI:
     app.state.services = sv
     app.add_middleware(RefuseNul)
 
-    def require_token(request: Request, _=Depends(_bearer)) -> None:
+    async def require_token(request: Request, _=Depends(_bearer)) -> None:
         if not authorized(request, s.token):
             raise HTTPException(401, "a valid token is required: Authorization: Bearer <SMSTALLY_API_TOKEN>",
                                 headers={"WWW-Authenticate": "Bearer"})
+
+    cache = ResponseCache()
+
+    async def cached(request: Request, answer, missing: str = "") -> Response:
+        """The campaign routes, the ones every dashboard and poller hits: one query per commit."""
+        key = request.url.path + "?" + request.url.query
+        body = cache.get(key, sv.status.generation)
+        if body is None:
+            generation = sv.status.generation  # before the query: never newer than what it read
+            body = await run_in_threadpool(answer)
+            if body is None:
+                raise HTTPException(404, missing)
+            cache.put(key, generation, body)
+        return Response(body, media_type="application/json")
 
     def out(rec: dict) -> dict:
         return mask_record(rec) if s.masked else rec
@@ -127,17 +159,17 @@ def create_app(sv: Services) -> FastAPI:
 
     # -- open routes ------------------------------------------------------------------------
     @app.get("/health/live", response_model=models.Health, tags=["health"])
-    def live() -> dict:
+    async def live() -> dict:
         return {"alive": True}
 
     @app.get("/health/ready", tags=["health"], responses={503: {"description": "not ready"}})
-    def ready() -> Response:
+    async def ready() -> Response:
         st = sv.status
         sv.metrics.ready.set(1 if st.ready else 0)
         return JSON(st.body(), status_code=200 if st.ready else 503)
 
     @app.get("/metrics", tags=["health"], response_class=Response)
-    def metrics() -> Response:
+    async def metrics() -> Response:
         sv.metrics.ready.set(1 if sv.status.ready else 0)
         return Response(generate_latest(sv.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -148,14 +180,16 @@ def create_app(sv: Services) -> FastAPI:
     @app.get("/api/campaigns", response_model=models.CampaignPage, response_class=JSON, tags=["campaigns"],
              dependencies=[auth,
                            _only("q", "kind", "launched_from", "launched_to", "sort", "limit", "cursor")], responses=models.ERRORS)
-    def campaigns(q: Optional[str] = Query(None, **text), kind: Optional[models.Kind] = None,
-                  launched_from: Optional[int] = Query(None, ge=0, le=2**62, description="epoch ms"),
-                  launched_to: Optional[int] = Query(None, ge=0, le=2**62, description="epoch ms"),
-                  sort: models.Sort = "-launched_at", limit: int = Query(100, ge=1, le=1000),
-                  cursor: Optional[str] = Query(None, max_length=2048)):
-        page = sv.model.campaigns(q=q, kind=kind, launched_from=launched_from, launched_to=launched_to,
-                                  sort=sort, limit=limit, cursor=cursor)
-        return JSON({"items": page.items, "next_cursor": page.next_cursor})
+    async def campaigns(request: Request, q: Optional[str] = Query(None, **text), kind: Optional[models.Kind] = None,
+                        launched_from: Optional[int] = Query(None, ge=0, le=2**62, description="epoch ms"),
+                        launched_to: Optional[int] = Query(None, ge=0, le=2**62, description="epoch ms"),
+                        sort: models.Sort = "-launched_at", limit: int = Query(100, ge=1, le=1000),
+                        cursor: Optional[str] = Query(None, max_length=2048)):
+        def answer() -> bytes:
+            page = sv.model.campaigns(q=q, kind=kind, launched_from=launched_from, launched_to=launched_to,
+                                      sort=sort, limit=limit, cursor=cursor)
+            return orjson.dumps({"items": page.items, "next_cursor": page.next_cursor})
+        return await cached(request, answer)
 
     def known_campaign(campaign_id: str) -> dict | None:
         c = sv.model.campaign(campaign_id)
@@ -197,11 +231,11 @@ def create_app(sv: Services) -> FastAPI:
     @app.get("/api/campaigns/{campaign_id:path}", response_model=models.CampaignStats, response_class=JSON,
              tags=["campaigns"], dependencies=[auth, _only()],
              responses={**models.ERRORS, **models.NOT_FOUND})
-    def campaign(campaign_id: str = Path(..., **text)):
-        c = sv.model.campaign(campaign_id)
-        if c is None:
-            raise HTTPException(404, f"no campaign {campaign_id!r} in the read model")
-        return JSON(c)
+    async def campaign(request: Request, campaign_id: str = Path(..., **text)):
+        def answer() -> bytes | None:
+            c = sv.model.campaign(campaign_id)
+            return None if c is None else orjson.dumps(c)
+        return await cached(request, answer, f"no campaign {campaign_id!r} in the read model")
 
     @app.get("/api/messages/{message_id:path}", response_model=models.MessageWithHistory, response_class=JSON,
              tags=["messages"], dependencies=[auth, _only()],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -22,9 +23,18 @@ def _country_code(digits: str) -> str:
     return ""
 
 
+@lru_cache(maxsize=4096)
+def _e164_head(first_digits: str) -> int:
+    return 1 + len(_country_code(first_digits))
+
+
 def mask_phone(phone: str | None) -> str | None:
     if phone is None:
         return None
+    n = len(phone)
+    if n > 5 and phone[0] == "+" and phone[1:].isdigit():  # E.164: the common case, no loop
+        head = min(_e164_head(phone[1:4]), n - 4)
+        return phone[:head] + "*" * (n - 4 - head) + phone[-4:]
     keep_head = 0
     if phone.startswith("+") and phone[1:].isdigit():
         keep_head = 1 + len(_country_code(phone[1:]))
