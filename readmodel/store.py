@@ -136,6 +136,16 @@ class ReadModelWriter:
         """All of the batch and its offsets, or nothing."""
         if not batch:
             return
+        try:
+            self._write(batch, lambda row: row)
+        except Exception as exc:  # psycopg's DataError; SQLite stores NUL as it is
+            if not self.db.pg or "NUL" not in str(exc):
+                raise
+            # PostgreSQL refuses NUL in text, and a batch it refuses would be retried forever:
+            # written again with U+FFFD instead (checked only then: it costs a third of a write).
+            self._write(batch, _clean)
+
+    def _write(self, batch: Batch, clean) -> None:
         with self.db.transaction() as c:
             cur = c.cursor()
             sql = self.db.sql
@@ -144,12 +154,12 @@ class ReadModelWriter:
                 if rows:
                     cur.executemany(sql(stmt), rows)
 
-            many(UPSERT_CAMPAIGN, [_clean(_campaign_row(r)) for r in batch.campaigns.values()])
-            many(INSERT_CAMPAIGN_HISTORY, [_clean((cid, v, r["updated_at"], orjson.dumps(r).decode()))
+            many(UPSERT_CAMPAIGN, [clean(_campaign_row(r)) for r in batch.campaigns.values()])
+            many(INSERT_CAMPAIGN_HISTORY, [clean((cid, v, r["updated_at"], orjson.dumps(r).decode()))
                                            for (cid, v), r in batch.campaign_history.items()])
-            many(UPSERT_MESSAGE, [_clean(_message_row(r)) for r in batch.messages.values()])
-            many(INSERT_MESSAGE_HISTORY, [_clean(_history_row(r)) for r in batch.message_history.values()])
-            many(INSERT_REMOVAL, [_clean(_removal_row(r)) for r in batch.removals.values()])
+            many(UPSERT_MESSAGE, [clean(_message_row(r)) for r in batch.messages.values()])
+            many(INSERT_MESSAGE_HISTORY, [clean(_history_row(r)) for r in batch.message_history.values()])
+            many(INSERT_REMOVAL, [clean(_removal_row(r)) for r in batch.removals.values()])
             many(UPSERT_OFFSET, [(t, p, o) for (t, p), o in batch.offsets.items()])
 
     def offsets(self) -> dict[tuple[str, int], int]:
