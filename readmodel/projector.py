@@ -192,7 +192,9 @@ class Projector:
             got = await consumer.getmany(timeout_ms=200, max_records=5000)
             if not got:
                 continue
-            batch = self._batch(got)
+            # Decoded in the writer's thread: a 5 000-record batch takes ~50 ms to decode, and
+            # on the event loop every open request would wait behind it.
+            batch = await asyncio.get_running_loop().run_in_executor(self._write_thread, self._batch, got)
             await self._apply(batch)
             self.status.generation += 1
             for (topic, part), nxt in batch.offsets.items():
