@@ -77,7 +77,7 @@ if str(ROOT) not in sys.path:
 
 import orjson  # noqa: E402
 
-from bench.throughput import (PARTITIONS, BenchFailure, SmstallyGroup, attribute_stops, cpu_seconds,  # noqa: E402
+from bench.throughput import (PARTITIONS, probe_traffic, BenchFailure, SmstallyGroup, attribute_stops, cpu_seconds,  # noqa: E402
                               message_ids, peak_rss_mb, produce, say, timeout_for)
 
 API_TOPICS = ("campaign_stats", "message_status", "removals")
@@ -598,51 +598,8 @@ async def latency_load(s, api_url: str | None, rate: float, duration: float, rec
     consumer.assign(tps)
     await consumer.seek_to_end(*tps)
 
-    def now_ms() -> int:
-        return int(time.time() * 1000)
-
-    async def send(topic: str, key: str, name: str, value: dict) -> asyncio.Future:
-        return await producer.send(topic, key=key.encode(), value=codec.encode(name, value))
-
     async def produce_load() -> None:
-        t0 = now_ms()
-        await (await send(s.topics.campaigns, cid, "smstally.CampaignLaunched", {
-            "event_id": f"{cid}-launch", "campaign_id": cid, "name": "latency probe", "kind": "AUTOMATED",
-            "text": "BENCH: latency probe. STOP au 36111", "sender_id": "BENCH", "sms_type": "transactional",
-            "created_at": t0, "launched_at": t0, "launch_list_size": 0}))
-        interval = 2.0 / rate
-        start = time.monotonic()
-        sends_done, receipts_due, futures = 0, [], []
-        last_send = start
-        while True:
-            elapsed = time.monotonic() - start
-            producing = elapsed < duration
-            due = int(elapsed / interval) + 1 if producing else sends_done
-            while sends_done < due:
-                mid = next(ids)
-                futures.append(await send(s.topics.message_sent, mid, "smstally.MessageSent", {
-                    "event_id": f"{mid}-s", "campaign_id": cid, "message_id": mid, "contact_id": None,
-                    "phone": f"+336{10_000_000 + sends_done % 89_999_999:08d}", "sent_at": now_ms(),
-                    "outcome": "SUBMITTED", "not_sent_reason": None, "segments": 1, "credits": 0.05,
-                    "provider": "smpp", "country": "FR", "operator": "Orange"}))
-                receipts_due.append((time.monotonic() + receipt_delay, mid))
-                sends_done += 1
-                last_send = time.monotonic()
-            while receipts_due and receipts_due[0][0] <= time.monotonic():
-                _, mid = receipts_due.pop(0)
-                produced.append(time.time())
-                t = now_ms()
-                futures.append(await send(s.topics.dlr, mid, "smstally.DeliveryReceipt", {
-                    "event_id": f"{mid}-r", "message_id": mid, "campaign_id": cid, "provider": "smpp",
-                    "status": "DELIVRD", "error_code": None, "done_at": t, "received_at": t}))
-            if len(futures) >= 500:
-                await asyncio.gather(*futures)
-                futures.clear()
-            if not producing and not receipts_due:
-                break
-            await asyncio.sleep(min(interval, 0.005))
-        await asyncio.gather(*futures)
-        res.achieved_rate = 2 * sends_done / max(last_send - start, interval)
+        res.achieved_rate = await probe_traffic(producer, codec, s, cid, ids, rate, duration, receipt_delay, produced)
 
     def reflect(into: list[float], delivered: int, at: float) -> None:
         while len(into) < min(delivered, len(produced)):
