@@ -137,20 +137,26 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
         kill_one()  # one more, while the STOP replies are folded
         t_last = time.monotonic()
 
-        async def settle() -> dict:
+        async def settle() -> tuple[dict, bool]:
             async with StatsView(s) as view:
                 deadline = time.monotonic() + settle_timeout
                 while mismatches(scenario.expected.stats, await view.refresh()):
                     if time.monotonic() > deadline:
-                        break
-                return dict(view.latest)
+                        return dict(view.latest), True
+                return dict(view.latest), False
 
-        latest = asyncio.run(settle())
+        latest, timed_out = asyncio.run(settle())
         report.final_settle_s = time.monotonic() - t_last
         report.mismatches = mismatches(scenario.expected.stats, latest)
         report.mismatches += _check_outputs(cluster, scenario, report)
         if any("unsubscribed" in m for m in report.mismatches):
             report.mismatches += _explain_attribution(cluster)
+        if report.mismatches:
+            # Whether the group was still busy (a timing problem) or idle with a wrong answer
+            # (a lost or double-counted event) is the first thing a failure must tell.
+            report.mismatches.append(f"settle {'timed out' if timed_out else 'ended'} after "
+                                     f"{report.final_settle_s:.1f}s")
+            report.mismatches += [f"worker {j}: {p.readiness()}" for j, p in enumerate(procs)]
         return report
     finally:
         cluster.close()
@@ -193,7 +199,21 @@ def _check_outputs(cluster: Cluster, scenario, report: ChaosReport) -> list[str]
     wrong = [mid for mid, st in scenario.expected.message_status.items() if statuses.get(mid) != st]
     if wrong:
         problems.append(f"message statuses: {len(wrong)} differ, e.g. {wrong[:3]}")
+        problems.append(_where(cluster, scenario, wrong, statuses))
     return problems
+
+
+def _where(cluster: Cluster, scenario, wrong: list[str], statuses: dict[str, str]) -> str:
+    """Which partitions and which (expected, got) pairs the wrong statuses fall on: a loss
+    confined to one partition points at its offsets, one spread over all at the fold."""
+    from collections import Counter
+
+    from streams.partitioner import partition_for
+
+    n = cluster.partitions
+    parts = Counter(partition_for(mid.encode(), n) for mid in wrong)
+    pairs = Counter((scenario.expected.message_status[mid], statuses.get(mid)) for mid in wrong)
+    return f"wrong statuses by message partition {dict(parts)}; (expected, got) {dict(pairs)}"
 
 
 def _explain_attribution(cluster: Cluster) -> list[str]:

@@ -5,9 +5,7 @@ import pytest
 
 from tests.chaos import run_chaos
 
-# Not in the default run: in about one run in ten, two receipts folded before a kill are
-# missing afterwards (suspected: Faust's post-recovery seek cut short by a second rebalance,
-# "exception performing seek when flow not active"). Open in issue 3; run with -m chaos.
+# Part of the default run; alone: ./run test -m chaos -s. The long version is scripts/crash_soak.py.
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 
