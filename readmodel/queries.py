@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -154,11 +154,11 @@ class ReadModel:
 
     def iter_messages(self, campaign_id: str, status: str | None = None, category: str | None = None,
                       not_sent_reason: str | None = None, error_code: str | None = None,
-                      chunk: int = 2000) -> Iterator[list[tuple]]:
+                      chunk: int = 2000) -> "MessageRows":
         """Every matching row as tuples in ``MESSAGE_FIELDS`` order, in chunks (the CSV export)."""
         where, params = self._message_filters(campaign_id, status, category, not_sent_reason, error_code)
-        yield from self.db.stream(_MESSAGE_SELECT + "messages WHERE " + " AND ".join(where)
-                                  + " ORDER BY campaign_id, message_id", params, size=chunk)
+        return MessageRows(self.db, "messages WHERE " + " AND ".join(where) + " ORDER BY campaign_id, message_id",
+                           params, chunk)
 
     def message(self, message_id: str) -> dict | None:
         rows = self.db.query(_MESSAGE_SELECT + "messages WHERE message_id = ?", (message_id,))
@@ -195,3 +195,61 @@ class ReadModel:
     def counts(self) -> dict[str, int]:
         return {t: self.db.query(f"SELECT COUNT(*) FROM {t}")[0][0]
                 for t in ("campaigns", "campaign_history", "messages", "message_history", "removals")}
+
+
+class MessageRows:
+    """The rows of one export, read lazily, like ``Database.stream``: iterated, chunks of
+    ``MESSAGE_FIELDS`` tuples. The CSV reads the same rows, same filter and order, through a
+    SELECT list of its own (``select``, ``copy_csv``): a row formatted by the database costs a
+    fraction of one formatted in Python."""
+
+    def __init__(self, db: Database, source: str, params: list, chunk: int):
+        self.db, self.source, self.params, self.chunk = db, source, params, chunk
+
+    @property
+    def pg(self) -> bool:
+        return self.db.pg
+
+    def _sql(self, columns: str) -> str:
+        # only our own SQL gets "?" -> "%s": a "?" in the SELECT list is the caller's text
+        return f"SELECT {columns} FROM {self.db.sql(self.source)}"
+
+    def __iter__(self) -> Iterator[list[tuple]]:
+        return self.db.stream(_MESSAGE_SELECT + self.source, self.params, size=self.chunk)
+
+    def select(self, columns: str, functions: dict[str, Callable] | None = None,
+               size: int = 5000) -> Iterator[list[tuple]]:
+        """SQLite: the rows through ``columns``, which may call ``functions`` (one argument each)."""
+        c = self.db.connect(shared=True)
+        try:
+            for name, fn in (functions or {}).items():
+                c.create_function(name, 1, fn, deterministic=True)
+            cur = c.execute(self._sql(columns), self.params)
+            while rows := cur.fetchmany(size):
+                yield rows
+        finally:
+            c.close()
+
+    def server_encoding(self) -> str:
+        return self.db.query("SHOW server_encoding")[0][0]
+
+    def copy_csv(self, columns: str, size: int = 5000) -> Iterator[list]:
+        """PostgreSQL: the rows through ``columns`` as ``COPY ... (FORMAT csv)`` lines (UTF-8,
+        each ending with LF), ``size`` a chunk. COPY streams from one snapshot, like a
+        server-side cursor, without a Python tuple per row."""
+        c = self.db.connect(shared=True)
+        try:
+            c.execute("SET client_encoding TO 'UTF8'")
+            with c.cursor() as cur:
+                sql = self._sql(columns.replace("%", "%%"))  # psycopg merges the parameters here
+                with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", self.params) as cp:
+                    read, lines = cp.read, []
+                    while line := read():
+                        lines.append(line)
+                        if len(lines) >= size:
+                            yield lines
+                            lines = []
+                    if lines:
+                        yield lines
+        finally:
+            c.close()

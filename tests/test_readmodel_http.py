@@ -352,6 +352,22 @@ def test_csv_filters_match_the_json_listing(make_app):
     assert [r[0] for r in csv_rows(c, "/api/campaigns/c1/messages.csv?not_sent_reason=OTHER")[1:]] == ["m3"]
 
 
+@pytest.mark.parametrize("token", [None, TOKEN])
+def test_csv_over_http_is_the_python_formatter_byte_for_byte(make_app, token):
+    """The route streams the SQL-formatted export (masked without a token); it must be what
+    formatting each row in Python gives (tests/test_csv_fast_path.py holds the details)."""
+    from readmodel.web.csv_export import reference_chunks
+    extra = [status(f"h{i}", "c1", "DELIVERED", contact=v, error_code=v) for i, v in
+             enumerate(HOSTILE_CONTACTS + ROUND_TRIP_CONTACTS)]
+    app, sv = make_app(token, extra)
+    c = client(app)
+    if token:
+        c.headers["Authorization"] = f"Bearer {token}"
+    for q, filters in (("", {}), ("?status=NOT_SENT", {"status": "NOT_SENT"})):
+        want = b"".join(reference_chunks(sv.model.iter_messages("c1", **filters), masked=token is None))
+        assert c.get("/api/campaigns/c1/messages.csv" + q).content == want, q
+
+
 # -- logs -----------------------------------------------------------------------------------
 COUNTRY_CODES = ["1", "7", "33", "44", "49", "352", "971"]
 
