@@ -2,8 +2,14 @@
 
 No consumer group: the database, not Kafka, remembers where this read model is (the
 offsets are committed with the rows), and every API process reads every partition.
-A batch is what one ``getmany`` returned; it is decoded, deduplicated in memory, written
-in one transaction, and only then announced to the live feed.
+Fetching and decoding overlap with writing: while the writer thread commits one batch,
+the records fetched meanwhile are decoded (in a thread of their own) into the next, which
+the writer takes as a whole when it is free. A batch is thus everything that arrived during
+the previous write (up to ``MAX_PENDING_RECORDS``): small when the projector keeps up, so
+the live feed waits for no more than one write, and large while it catches up, when fewer,
+larger transactions cost less per record (SQLite writes each dirty page once per commit).
+Each batch is deduplicated in memory, written in one transaction with its offsets, and only
+then announced to the live feed.
 
 Readiness (contract §10): caught up with the end offsets found at start, and the broker
 answering now. A broker that goes away leaves the read model serving what it has.
@@ -11,6 +17,7 @@ answering now. A broker that goes away leaves the read model serving what it has
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +32,10 @@ from .settings import ApiSettings
 from .store import Batch, ReadModelWriter
 
 log = logging.getLogger("smstally.api.projector")
+
+#: Decoded records that wait for the writer, at most (then fetching pauses): bounds memory
+#: (~1 kB a record) and the size of one transaction.
+MAX_PENDING_RECORDS = 20_000
 
 _RECORD = {"campaign_stats": "smstally.CampaignStats", "message_status": "smstally.MessageStatus",
            "removals": "smstally.AddressBookRemoval"}
@@ -77,6 +88,11 @@ class Projector:
         self._stopping = asyncio.Event()
         # One thread writes, so it keeps one connection (and one SQLite writer).
         self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readmodel-writer")
+        # One thread decodes, off the event loop the requests share (a 5 000-record fetch takes
+        # ~50 ms), and owns ``_pending``: decoding into it and taking it are serialised there.
+        self._decode_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readmodel-decoder")
+        self._pending = Batch()
+        self._tps: dict[tuple[str, int], object] = {}  # (topic, partition) -> TopicPartition
 
     def stop(self) -> None:
         self._stopping.set()
@@ -115,6 +131,7 @@ class Projector:
         finally:
             await consumer.stop()
             self._write_thread.shutdown(wait=True)
+            self._decode_thread.shutdown(wait=True)
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -139,6 +156,7 @@ class Projector:
             return None
         tps = [TopicPartition(t, p) for t in self.kinds for p in sorted(consumer.partitions_for_topic(t) or ())]
         consumer.assign(tps)
+        self._tps = {(tp.topic, tp.partition): tp for tp in tps}
         stored = await asyncio.to_thread(self.writer.offsets)
         for tp in tps:
             pos = stored.get((tp.topic, tp.partition))
@@ -188,25 +206,57 @@ class Projector:
                      time.monotonic() - self.status.started)
 
     async def _consume(self, consumer) -> None:
-        while not self._stopping.is_set():
-            got = await consumer.getmany(timeout_ms=200, max_records=5000)
-            if not got:
-                continue
-            # Decoded in the writer's thread: a 5 000-record batch takes ~50 ms to decode, and
-            # on the event loop every open request would wait behind it.
-            batch = await asyncio.get_running_loop().run_in_executor(self._write_thread, self._batch, got)
-            await self._apply(batch)
-            self.status.generation += 1
-            for (topic, part), nxt in batch.offsets.items():
-                for tp in got:
-                    if tp.topic == topic and tp.partition == part:
-                        self.status.positions[tp] = nxt
-            self._check_caught_up()
-            if batch.campaigns:
-                self.hub.publish(list(batch.campaigns.values()))
+        fed, room = asyncio.Event(), asyncio.Event()
+        tasks = {asyncio.create_task(self._fetch(consumer, fed, room)), asyncio.create_task(self._write(fed, room))}
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                t.result()  # the fetcher ends when stopping; anything else is an error to raise
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _batch(self, got: dict) -> Batch:
-        batch = Batch()
+    async def _fetch(self, consumer, fed: asyncio.Event, room: asyncio.Event) -> None:
+        """Fetch and decode into the pending batch, until it is full: then wait for the writer."""
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            if self._pending.records >= MAX_PENDING_RECORDS:
+                room.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(room.wait(), 0.5)  # a timeout only re-checks: never stuck
+                continue
+            got = await consumer.getmany(timeout_ms=200, max_records=5000)
+            if got:
+                await loop.run_in_executor(self._decode_thread, self._decode, got)
+                fed.set()
+
+    async def _write(self, fed: asyncio.Event, room: asyncio.Event) -> None:
+        """Take whatever is decoded, commit it, repeat: one transaction in flight at a time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await fed.wait()
+            fed.clear()
+            batch = await loop.run_in_executor(self._decode_thread, self._take)
+            room.set()
+            if batch:
+                await self._apply(batch)
+                self._committed(batch)
+
+    def _take(self) -> Batch:
+        batch, self._pending = self._pending, Batch()
+        return batch
+
+    def _committed(self, batch: Batch) -> None:
+        self.status.generation += 1
+        for key, nxt in batch.offsets.items():
+            self.status.positions[self._tps[key]] = nxt
+        self._check_caught_up()
+        if batch.campaigns:
+            self.hub.publish(list(batch.campaigns.values()))
+
+    def _decode(self, got: dict) -> None:
+        batch = self._pending
         m = self.metrics
         for tp, records in got.items():
             kind = self.kinds[tp.topic]
@@ -227,7 +277,6 @@ class Projector:
             m.records.labels(tp.topic).inc(len(records) - n_bad)
             if n_bad:
                 m.undecodable.labels(tp.topic).inc(n_bad)
-        return batch
 
     async def _apply(self, batch: Batch) -> None:
         """Until it is in: a database that fails is retried, never skipped (that would lose rows)."""

@@ -11,13 +11,14 @@ PostgreSQL database do.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import orjson
 
 from processors import catalog
 
 from .db import Database
-from .schema import HISTORY_COLUMNS, MESSAGE_COLUMNS, REMOVAL_COLUMNS
+from .schema import HISTORY_COLUMNS, MESSAGE_COLUMNS, REMOVAL_COLUMNS, column_types
 
 
 def _text(v):
@@ -74,36 +75,48 @@ class Batch:
         return bool(self.offsets)
 
 
-def _placeholders(n: int) -> str:
-    return ", ".join("?" * n)
+@dataclass(frozen=True)
+class _Table:
+    """One table the writer fills, and how a row already there is treated: replaced by a
+    higher ``guard`` (a version, an offset), or, without a guard, kept as it is."""
+    name: str
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+    guard: str | None = None
+
+    def _conflict(self) -> str:
+        key = ", ".join(self.key)
+        if self.guard is None:
+            return f"ON CONFLICT ({key}) DO NOTHING"
+        sets = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in self.key)
+        return f"ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE excluded.{self.guard} > {self.name}.{self.guard}"
+
+    @cached_property
+    def row_sql(self) -> str:
+        """One row per execution (SQLite: ``executemany`` steps it in C, with no round trips)."""
+        return (f"INSERT INTO {self.name} ({', '.join(self.columns)}) "
+                f"VALUES ({', '.join('?' * len(self.columns))}) {self._conflict()}")
+
+    @cached_property
+    def unnest_sql(self) -> str:
+        """Every row in one statement, one array per column (PostgreSQL): the server plans and
+        runs one statement per table and batch instead of one per row, which was most of its
+        CPU. A key may occur once per statement: ``Batch`` deduplicates, and so does
+        ``_dedupe`` after NUL replacement."""
+        types = column_types(self.name)
+        arrays = ", ".join(f"%b::{types[c].lower()}[]" for c in self.columns)
+        return (f"INSERT INTO {self.name} ({', '.join(self.columns)}) SELECT * FROM unnest({arrays}) "
+                f"{self._conflict()}")
 
 
-def _update_set(columns: tuple[str, ...], key: str) -> str:
-    return ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
-
-
-_CAMPAIGN_COLS = ("campaign_id", "version", "id_lc", "name_lc", "kind", "launched_at", "sent", "doc")
-UPSERT_CAMPAIGN = (
-    f"INSERT INTO campaigns ({', '.join(_CAMPAIGN_COLS)}) VALUES ({_placeholders(len(_CAMPAIGN_COLS))}) "
-    f"ON CONFLICT (campaign_id) DO UPDATE SET {_update_set(_CAMPAIGN_COLS, 'campaign_id')} "
-    "WHERE excluded.version > campaigns.version")
-INSERT_CAMPAIGN_HISTORY = (
-    "INSERT INTO campaign_history (campaign_id, version, updated_at, doc) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (campaign_id, version) DO NOTHING")
-UPSERT_MESSAGE = (
-    f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({_placeholders(len(MESSAGE_COLUMNS))}) "
-    f"ON CONFLICT (message_id) DO UPDATE SET {_update_set(MESSAGE_COLUMNS, 'message_id')} "
-    "WHERE excluded.version > messages.version")
-INSERT_MESSAGE_HISTORY = (
-    f"INSERT INTO message_history ({', '.join(HISTORY_COLUMNS)}) VALUES ({_placeholders(len(HISTORY_COLUMNS))}) "
-    "ON CONFLICT (message_id, version) DO NOTHING")
-INSERT_REMOVAL = (
-    f"INSERT INTO removals ({', '.join(REMOVAL_COLUMNS)}) VALUES ({_placeholders(len(REMOVAL_COLUMNS))}) "
-    "ON CONFLICT (event_id) DO NOTHING")
-UPSERT_OFFSET = (
-    "INSERT INTO offsets (topic, part, next_offset) VALUES (?, ?, ?) "
-    "ON CONFLICT (topic, part) DO UPDATE SET next_offset = excluded.next_offset "
-    "WHERE excluded.next_offset > offsets.next_offset")
+CAMPAIGNS = _Table("campaigns", ("campaign_id", "version", "id_lc", "name_lc", "kind", "launched_at", "sent", "doc"),
+                   ("campaign_id",), "version")
+CAMPAIGN_HISTORY = _Table("campaign_history", ("campaign_id", "version", "updated_at", "doc"),
+                          ("campaign_id", "version"))
+MESSAGES = _Table("messages", MESSAGE_COLUMNS, ("message_id",), "version")
+MESSAGE_HISTORY = _Table("message_history", HISTORY_COLUMNS, ("message_id", "version"))
+REMOVALS = _Table("removals", REMOVAL_COLUMNS, ("event_id",))
+OFFSETS = _Table("offsets", ("topic", "part", "next_offset"), ("topic", "part"), "next_offset")
 
 
 def _campaign_row(rec: dict) -> tuple:
@@ -128,6 +141,46 @@ def _removal_row(rec: dict) -> tuple:
     return tuple(rec.get(c) for c in REMOVAL_COLUMNS)
 
 
+def _table_rows(batch: Batch) -> list[tuple[_Table, list[tuple]]]:
+    return [
+        (CAMPAIGNS, [_campaign_row(r) for r in batch.campaigns.values()]),
+        (CAMPAIGN_HISTORY, [(cid, v, r["updated_at"], orjson.dumps(r).decode())
+                            for (cid, v), r in batch.campaign_history.items()]),
+        (MESSAGES, [_message_row(r) for r in batch.messages.values()]),
+        (MESSAGE_HISTORY, [_history_row(r) for r in batch.message_history.values()]),
+        (REMOVALS, [_removal_row(r) for r in batch.removals.values()]),
+        (OFFSETS, [(t, p, o) for (t, p), o in batch.offsets.items()]),
+    ]
+
+
+def _dedupe(table: _Table, rows: list[tuple]) -> list[tuple]:
+    """One row per key, the one a row-by-row write would leave (the highest guard, else the
+    first): replacing NUL can make two keys one, and PostgreSQL refuses a key twice in one
+    ``INSERT ... ON CONFLICT DO UPDATE``."""
+    key = [table.columns.index(c) for c in table.key]
+    guard = table.columns.index(table.guard) if table.guard else None
+    out: dict[tuple, tuple] = {}
+    for row in rows:
+        k = tuple(row[i] for i in key)
+        cur = out.get(k)
+        if cur is None or (guard is not None and row[guard] > cur[guard]):
+            out[k] = row
+    return list(out.values())
+
+
+def _refused_nul(exc: Exception) -> bool:
+    """Text parameters: psycopg refuses NUL itself; binary arrays: the server does (22021)."""
+    return getattr(exc, "sqlstate", None) == "22021" or "NUL" in str(exc)
+
+
+def _cleaned(table: _Table, rows: list[tuple]) -> list[tuple]:
+    return _dedupe(table, [_clean(r) for r in rows])
+
+
+def _columns(rows: list[tuple]) -> list[list]:
+    return [list(col) for col in zip(*rows)]
+
+
 class ReadModelWriter:
     def __init__(self, db: Database):
         self.db = db
@@ -136,31 +189,27 @@ class ReadModelWriter:
         """All of the batch and its offsets, or nothing."""
         if not batch:
             return
+        tables = _table_rows(batch)
         try:
-            self._write(batch, lambda row: row)
+            self._write(tables)
         except Exception as exc:  # psycopg's DataError; SQLite stores NUL as it is
-            if not self.db.pg or "NUL" not in str(exc):
+            if not self.db.pg or not _refused_nul(exc):
                 raise
             # PostgreSQL refuses NUL in text, and a batch it refuses would be retried forever:
             # written again with U+FFFD instead (checked only then: it costs a third of a write).
-            self._write(batch, _clean)
+            self._write([(t, _cleaned(t, rows)) for t, rows in tables])
 
-    def _write(self, batch: Batch, clean) -> None:
+    def _write(self, tables: list[tuple[_Table, list[tuple]]]) -> None:
         with self.db.transaction() as c:
+            self.db.tune_for_writing(c)  # each time: a reconnect gets it too, and it costs microseconds
             cur = c.cursor()
-            sql = self.db.sql
-
-            def many(stmt: str, rows: list[tuple]) -> None:
-                if rows:
-                    cur.executemany(sql(stmt), rows)
-
-            many(UPSERT_CAMPAIGN, [clean(_campaign_row(r)) for r in batch.campaigns.values()])
-            many(INSERT_CAMPAIGN_HISTORY, [clean((cid, v, r["updated_at"], orjson.dumps(r).decode()))
-                                           for (cid, v), r in batch.campaign_history.items()])
-            many(UPSERT_MESSAGE, [clean(_message_row(r)) for r in batch.messages.values()])
-            many(INSERT_MESSAGE_HISTORY, [clean(_history_row(r)) for r in batch.message_history.values()])
-            many(INSERT_REMOVAL, [clean(_removal_row(r)) for r in batch.removals.values()])
-            many(UPSERT_OFFSET, [(t, p, o) for (t, p), o in batch.offsets.items()])
+            for table, rows in tables:
+                if not rows:
+                    continue
+                if self.db.pg:
+                    cur.execute(table.unnest_sql, _columns(rows))
+                else:
+                    cur.executemany(table.row_sql, rows)
 
     def offsets(self) -> dict[tuple[str, int], int]:
         return {(t, p): o for t, p, o in self.db.query("SELECT topic, part, next_offset FROM offsets")}

@@ -395,6 +395,30 @@ def test_text_with_a_nul_character_is_stored_postgresql(pg_url):
         d.close()
 
 
+def test_keys_that_nul_replacement_makes_one_are_written_once_postgresql(pg_url):
+    """PostgreSQL gets one statement per table and batch (``unnest``), which refuses a key
+    twice; "m\x00" and "m\ufffd" are two keys in the batch and one once NUL is replaced:
+    the row a row-by-row write would leave stays (the highest version; the first removal)."""
+    d = Database(pg_url)
+    d.create_schema()
+    try:
+        b = Batch()
+        b.add_status(status_rec("m1", 2) | {"message_id": "m\x00"})
+        b.add_status(status_rec("m1", 5) | {"message_id": "m\ufffd"})
+        b.add_status(status_rec("m1", 3) | {"message_id": "m\x00x"})
+        b.add_status(status_rec("m1", 1) | {"message_id": "m\ufffdx"})
+        b.add_removal(removal_rec("e1") | {"event_id": "e\x00", "reason": "OTHER"})
+        b.add_removal(removal_rec("e2") | {"event_id": "e\ufffd", "reason": "BLACKLISTED"})
+        b.advance(TOPICS["status"], 0, 0)
+        ReadModelWriter(d).apply(b)
+        t = read_tables(d)
+        assert {k: v[1] for k, v in t["messages"].items()} == {"m\ufffd": 5, "m\ufffdx": 3}
+        assert sorted(t["message_history"]) == [("m\ufffd", 2), ("m\ufffd", 5), ("m\ufffdx", 1), ("m\ufffdx", 3)]
+        assert {k: v[2] for k, v in t["removals"].items()} == {"e\ufffd": "OTHER"}
+    finally:
+        d.close()
+
+
 @pytest.fixture
 def pg_db(pg_url):
     d = Database(pg_url)
