@@ -27,11 +27,14 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--wipe", type=float, default=0.3, help="probability of restarting on a wiped data dir")
+    p.add_argument("--keep", type=Path, help="keep each round's logs and data under this directory")
     a = p.parse_args()
     failed = 0
     for r in range(a.rounds):
         with tempfile.TemporaryDirectory(prefix="smstally-soak-") as tmp:
-            rep = run_chaos(Path(tmp), workers=a.workers, messages=a.messages, kills=a.kills,
+            where = Path(tmp) if a.keep is None else a.keep / f"round-{r + 1}"
+            where.mkdir(parents=True, exist_ok=True)
+            rep = run_chaos(where, workers=a.workers, messages=a.messages, kills=a.kills,
                             seed=a.seed + r, wipe_probability=a.wipe, settle_timeout=600, log=lambda m: None)
         print(f"round {r + 1}/{a.rounds}: {rep.line()}", flush=True)
         for m in rep.mismatches[:20]:

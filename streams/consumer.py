@@ -76,6 +76,7 @@ class BatchConsumer(AIOKafkaConsumer):
         self._jump: dict[TP, tuple[int, int]] = {}  # (expected, found) of the last seek back
         self._still: dict[TP, tuple[int, float]] = {}  # next offset, and since when it has not moved
         self._next_check = 0.0
+        self._restored: dict[TP, int] = {}  # next offset the restored state needs, per partition
 
     @classmethod
     def with_handlers(cls, handlers: Mapping[str, BatchHandler], on_error: Callable[[TP], None] | None = None,
@@ -99,10 +100,22 @@ class BatchConsumer(AIOKafkaConsumer):
         self._next.clear()  # positions are only known again after the seek to committed
         self._jump.clear()
         self._still.clear()
+        self._restored.clear()  # told again by the recovery of this assignment
         await super().on_partitions_assigned(assigned, generation_id)
 
+    def restored_up_to(self, tp: TP, next_offset: int) -> None:
+        """Say, after a table recovery, from which offset of ``tp`` the restored state needs
+        its input (the progress mark + 1, or 0 when the state holds none of it)."""
+        self._restored[tp] = next_offset
+
     async def perform_seek(self) -> None:
-        """Faust's seek to the committed offsets, which also become the next to process."""
+        """Faust's seek to the committed offsets, which also become the next to process, or
+        back to where the restored state ends when that is earlier.
+
+        A commit only follows the changelog writes of what it covers, so a state behind its
+        commit means the restore missed part of the changelog: replaying from the state's own
+        mark (folds skip what they already hold) is what keeps that from losing counts.
+        """
         committed = await self.seek_to_committed()
         for tp, offset in committed.items():
             known = offset is not None and offset >= 0
@@ -110,7 +123,13 @@ class BatchConsumer(AIOKafkaConsumer):
             if offset:
                 self._committed_offset[tp] = offset
             if known and tp.topic in self.handlers:
-                self._next[tp] = offset
+                restored = self._restored.get(tp)
+                if restored is not None and restored < offset:
+                    log.warning("%s[%d]: the restored state reflects offsets before %d only, but %d is "
+                                "committed; replaying from %d", tp.topic, tp.partition, restored, offset, restored)
+                    await self.seek(tp, restored)
+                else:
+                    self._next[tp] = offset
 
     async def seek(self, partition: TP, offset: int) -> None:
         """Seek in the consumer thread. Faust's ``seek`` calls aiokafka's from the event loop

@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import faust
 import orjson
+from faust.types import TP
 
 from processors import campaign_stage, state_codec
 from processors.events import CampaignLaunched, DeliveryReceipt, InvalidEvent, MessageSent, Unsubscribe
@@ -219,6 +220,7 @@ class Pipeline:
         log.info("message stages rebuilt for partitions %s (%d messages) in %.3f s", sorted(assigned),
                  n, time.perf_counter() - started)
         t = self.s.topics
+        self._tell_restored(self.messages, (t.message_sent, t.dlr), assigned)
         self.catchup.track(t.message_sent, t.dlr, t.unsubscribes, t.campaigns)
         self.recovered = True
 
@@ -233,8 +235,9 @@ class Pipeline:
         return PhoneStage(p, self.phones, int(self.s.attribution_window_h * HOUR_MS))
 
     async def _recover_phones(self) -> None:
-        self.phone_stages, _ = self._rebuild(self.phones, self._assigned(self.s.phone_events_topic),
-                                             self._phone_stage)
+        assigned = self._assigned(self.s.phone_events_topic)
+        self.phone_stages, _ = self._rebuild(self.phones, assigned, self._phone_stage)
+        self._tell_restored(self.phones, (self.s.phone_events_topic,), assigned)
         self.catchup.track(self.s.phone_events_topic)
 
     async def _recover_campaigns(self) -> None:
@@ -247,7 +250,16 @@ class Pipeline:
         # that no version older than one already published goes out (contract §6).
         for cid in self.campaigns:
             self.stats_throttle.mark(cid)
+        self._tell_restored(self.campaigns_store, (self.s.campaign_events_topic,), assigned)
         self.catchup.track(self.s.campaign_events_topic)
+
+    def _tell_restored(self, store: TableStore, topics: Sequence[str], partitions: set[int]) -> None:
+        """Where each input partition's restored state ends, for the seek after recovery."""
+        consumer = self.app.consumer
+        for topic in topics:
+            for p in partitions:
+                last = store.progress(topic, p)
+                consumer.restored_up_to(TP(topic, p), 0 if last is None else last + 1)
 
     async def ready(self) -> bool:
         """Recovered, not rebalancing, and caught up with the backlog found at assignment."""
@@ -306,6 +318,7 @@ class Pipeline:
                 ev = decode(rec, parse)
                 if ev is not None:
                     emit(stage.process(ev))
+            self.messages.mark(tp.topic, tp.partition, records[-1].offset)
             self.messages.flush(self.outbox, tp.partition)
         await self._ship(tp, records)
 
@@ -339,6 +352,7 @@ class Pipeline:
                     stage.index_send(value["phone"], value["campaign_id"], value["message_id"], value["sent_at"])
                 else:
                     self._emit(stage.process_unsubscribe(Unsubscribe(**value)))
+            self.phones.mark(tp.topic, tp.partition, records[-1].offset)
             self.phones.flush(self.outbox, tp.partition)
         await self._ship(tp, records)
 
@@ -357,6 +371,7 @@ class Pipeline:
                 self.campaigns[cid] = new
                 if old is None or new.parts is not old.parts or new.summary is not old.summary:
                     self.stats_throttle.mark(cid)
+            self.campaigns_store.mark(tp.topic, tp.partition, records[-1].offset)
             self.campaigns_store.flush(self.outbox, tp.partition)
         await self._ship(tp, records)
 

@@ -8,6 +8,12 @@ Reads see the held writes first.
 
 Keys are bytes on both paths (live writes and changelog recovery) so that the memory store
 and RocksDB agree; values are the stage codecs' bytes.
+
+Each batch also writes a *progress mark*: the last input offset it folded, after its states
+and through the same changelog. A table restored from its changelog thus knows which input
+it reflects, whatever the committed offset says: if the restore stopped short (or the
+changelog lost its tail), the mark is behind the commit and the pipeline replays from it
+(the Kafka Streams checkpoint, kept in the store itself).
 """
 from __future__ import annotations
 
@@ -24,6 +30,14 @@ from .outbox import Outbox
 _MISSING = object()
 log = logging.getLogger("smstally")
 
+#: Progress marks live in the table beside the states. State keys are UTF-8 encoded ids,
+#: which never contain the byte 0xFF, so no id can collide with a mark.
+MARK_PREFIX = b"\xffprogress\x00"
+
+
+def mark_key(topic: str, partition: int) -> bytes:
+    return b"%s%s\x00%d" % (MARK_PREFIX, topic.encode(), partition)
+
 
 class TableStore(MutableMapping):
     def __init__(self, table: Any, encode: Callable[[Any], bytes], decode: Callable[[bytes], Any]):
@@ -31,6 +45,7 @@ class TableStore(MutableMapping):
         self.encode = encode
         self.decode = decode
         self.pending: dict[str, Any] = {}
+        self.marks: dict[bytes, int] = {}  # mark key -> last input offset of the batch
         self._db: Any = None  # the batch's partition database, inside ``for_batch``
 
     @contextlib.contextmanager
@@ -66,9 +81,21 @@ class TableStore(MutableMapping):
     def __delitem__(self, key: str) -> None:
         raise NotImplementedError("states are never deleted: a changelog tombstone would lose history")
 
+    def mark(self, topic: str, partition: int, offset: int) -> None:
+        """Record that the batch being handled folded ``topic[partition]`` up to ``offset``."""
+        self.marks[mark_key(topic, partition)] = offset
+
+    def progress(self, topic: str, partition: int) -> int | None:
+        """The last offset of ``topic[partition]`` the stored states reflect; None: none."""
+        key = mark_key(topic, partition)
+        raw = self.table.data.get(key)
+        return None if raw is None else int(raw)
+
     def flush(self, outbox: Outbox, partition: int) -> None:
-        """Write the held states (inside ``for_batch``): RocksDB gets one write batch."""
-        if not self.pending:
+        """Write the held states, then the marks (inside ``for_batch``): RocksDB gets one
+        write batch, the changelog the same records in the same order, so any prefix of it
+        that holds a mark holds every state of that mark's batch."""
+        if not self.pending and not self.marks:
             return
         changelog = self.table.changelog_topic.get_topic_name()
         outbox.on_delivered(changelog, self._persisted)
@@ -79,9 +106,14 @@ class TableStore(MutableMapping):
             k, raw = key.encode(), encode(value)
             put(k, raw)
             add(changelog, k, raw, partition)
+        for k, offset in self.marks.items():
+            raw = b"%d" % offset
+            put(k, raw)
+            add(changelog, k, raw, partition)
         if writes is not None:
             self._db.write(writes)
         self.pending.clear()
+        self.marks.clear()
 
     def _persisted(self, partition: int, offset: int) -> None:
         """What Faust does when one of its own changelog writes is acknowledged: remember the
@@ -95,13 +127,18 @@ class TableStore(MutableMapping):
 
     def discard_pending(self) -> None:
         self.pending.clear()
+        self.marks.clear()
 
     def __iter__(self) -> Iterator[str]:
         for k in self.table.data.keys():
-            yield k.decode() if isinstance(k, bytes) else k
+            if isinstance(k, bytes):
+                if k.startswith(MARK_PREFIX):
+                    continue
+                k = k.decode()
+            yield k
 
     def __len__(self) -> int:
-        return len(self.table.data)
+        return sum(1 for _ in self)
 
     @property
     def partitioned(self) -> bool:
@@ -112,11 +149,11 @@ class TableStore(MutableMapping):
         """Encoded states, of one partition (read from its own RocksDB) or of all."""
         data = self.table.data
         if partition is not None and self.partitioned:
-            values = data._visible_values(data._db_for_partition(partition))
+            items = data._visible_items(data._db_for_partition(partition))
         else:
-            values = data.values()
-        for raw in values:
-            if raw is not None:
+            items = data.items()
+        for key, raw in items:
+            if raw is not None and not key.startswith(MARK_PREFIX):
                 yield raw
 
     def states(self, partition: int | None = None) -> Iterator[Any]:

@@ -1,5 +1,6 @@
 """Shared fixtures.
 
+``cluster`` is a broker of a test's own with its worker processes (tests/harness.py).
 ``broker`` is one embedded Tansu broker for the whole session: starting one
 is cheap (~0.1 s) but tests share it to stay fast, so each test uses its own
 topic and group names. It is stopped at the end even if the session fails,
@@ -36,6 +37,19 @@ def broker(tmp_path_factory):
         yield instance
     finally:
         instance.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A broker of its own and the worker processes a test starts (tests/harness.py),
+    all stopped afterwards: for tests that stop, restart or kill workers."""
+    from tests.harness import Cluster
+
+    c = Cluster(tmp_path).start()
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 # ----------------------------------------------------------------------------

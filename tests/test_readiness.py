@@ -23,7 +23,7 @@ from simulator.check import sends_counted
 from simulator.scenario import generate
 from streams.clients import StatsView
 from streams.processes import WorkerProcess
-from tests.harness import Cluster, get, processed
+from tests.harness import get, processed
 
 pytestmark = pytest.mark.integration
 
@@ -88,15 +88,6 @@ def watch_until_ready(w: WorkerProcess, timeout: float, on_first_ready=None) -> 
                 return dict(live=live, ready=ready, worker_503=worker_503, first_ready=first_ready, extra=extra)
         assert t < timeout, f"not ready after {timeout}s: {fmt(ready)}\n{w.tail()}"
         time.sleep(POLL_S)
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path).start()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_ready_false_until_recovered_and_during_a_rebalance_live_throughout(cluster):
