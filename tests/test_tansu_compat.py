@@ -197,6 +197,50 @@ def test_end_offsets_wrong_without_layer_right_with_it(broker, no_patch):
 
 
 @pytest.mark.integration
+def test_an_uncorrected_end_offset_is_asked_again_never_passed_on(broker, no_patch, monkeypatch, caplog):
+    """When the correcting Fetch leaves a partition out (or fails), Tansu's own answer may
+    be low: the lookup is retried rather than answered with it."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    topic = f"endoffsets-retry-{_tag()}"
+    tp = TopicPartition(topic, 0)
+    real, calls = tansu.log_end_offsets, []
+
+    async def flaky(client, node_id, start, **kw):
+        calls.append(dict(start))
+        if len(calls) == 1:
+            return {}  # the broker left the partition out of its answer
+        if len(calls) == 2:
+            raise ConnectionError("connection reset")
+        return await real(client, node_id, start, **kw)
+
+    async def scenario():
+        await _create_topic(broker.bootstrap, topic, 1)
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, retry_backoff_ms=10)
+        await producer.start()
+        await consumer.start()
+        try:
+            batch = producer.create_batch()
+            for i in range(5):
+                assert batch.append(key=None, value=b"v%d" % i, timestamp=None)
+            batch.close()
+            await (await producer.send_batch(batch, topic, partition=0))
+            tansu.install()
+            monkeypatch.setattr(tansu, "log_end_offsets", flaky)
+            return (await consumer.end_offsets([tp]))[tp]
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    with caplog.at_level("WARNING", logger=tansu.__name__):
+        end = asyncio.run(scenario())
+    assert end == 5  # Tansu alone says 1 (one batch of five)
+    assert len(calls) == 3
+    assert "no high watermark for" in caplog.text and "fetch failed" in caplog.text
+
+
+@pytest.mark.integration
 def test_fetch_without_wait_returns_nothing(broker):
     """Why the layer's Fetch waits >= 1 ms (and detect_flavor's probe)."""
     from aiokafka.client import AIOKafkaClient

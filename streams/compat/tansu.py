@@ -31,7 +31,9 @@ a Tansu release that fixes one makes a test fail and the workaround can go.
    wait, and substitutes the high watermark (the last stable offset under
    ``read_committed``). A Fetch with ``max_wait_ms=0`` is useless here:
    Tansu then answers with no partitions at all, hence the wait of a few ms.
-   If the Fetch fails, Tansu's answer is kept and a warning logged.
+   If the Fetch fails or leaves a partition out, the lookup fails with a
+   retriable error (aiokafka asks again) and a warning is logged: Tansu's own
+   answer may be low, and a table recovered up to it silently misses updates.
 
 2. **JoinGroup is held for half the session timeout** (Faust settings,
    :func:`faust_settings`). Tansu answers a JoinGroup only after waiting
@@ -174,6 +176,7 @@ def install() -> bool:
     if _original_proc_offset_request is not None:
         return True
     import aiokafka
+    from aiokafka import errors as Errors
     from aiokafka.consumer.fetcher import Fetcher
 
     version = getattr(aiokafka, "__version__", "0")
@@ -213,9 +216,15 @@ def install() -> bool:
             )
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - keep Tansu's answer
-            log.warning("Tansu end-offset workaround: fetch failed (%r); keeping ListOffsets answer", exc)
-            return offsets
+        except Exception as exc:  # noqa: BLE001 - never hand back an answer known to be low
+            log.warning("Tansu end-offset workaround: fetch failed (%r); asking again", exc)
+            raise Errors.RequestTimedOutError(f"correcting fetch failed: {exc!r}") from exc
+        missing = sorted(f"{tp.topic}[{tp.partition}]" for tp in latest if tp not in ends)
+        if missing:
+            # Tansu's own answer may be below the end: a table recovered up to it would
+            # silently miss its newest updates. A retriable error makes aiokafka ask again.
+            log.warning("Tansu end-offset workaround: no high watermark for %s; asking again", ", ".join(missing))
+            raise Errors.RequestTimedOutError(f"no high watermark for {', '.join(missing)}")
         for tp, end in ends.items():
             listed, timestamp = offsets[tp]
             if end != listed:
