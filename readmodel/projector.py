@@ -17,7 +17,6 @@ answering now. A broker that goes away leaves the read model serving what it has
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -92,7 +91,6 @@ class Projector:
         # ~50 ms), and owns ``_pending``: decoding into it and taking it are serialised there.
         self._decode_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readmodel-decoder")
         self._pending = Batch()
-        self._tps: dict[tuple[str, int], object] = {}  # (topic, partition) -> TopicPartition
 
     def stop(self) -> None:
         self._stopping.set()
@@ -156,7 +154,6 @@ class Projector:
             return None
         tps = [TopicPartition(t, p) for t in self.kinds for p in sorted(consumer.partitions_for_topic(t) or ())]
         consumer.assign(tps)
-        self._tps = {(tp.topic, tp.partition): tp for tp in tps}
         stored = await asyncio.to_thread(self.writer.offsets)
         for tp in tps:
             pos = stored.get((tp.topic, tp.partition))
@@ -221,10 +218,11 @@ class Projector:
         """Fetch and decode into the pending batch, until it is full: then wait for the writer."""
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            # Cleared before the check, and set by the writer after every take: a take the check
+            # did not see sets it again, so no wake-up is lost.
+            room.clear()
             if self._pending.records >= MAX_PENDING_RECORDS:
-                room.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(room.wait(), 0.5)  # a timeout only re-checks: never stuck
+                await self._until_set(room)
                 continue
             got = await consumer.getmany(timeout_ms=200, max_records=5000)
             if got:
@@ -238,19 +236,30 @@ class Projector:
             await fed.wait()
             fed.clear()
             batch = await loop.run_in_executor(self._decode_thread, self._take)
-            room.set()
+            room.set()  # ``_pending`` is empty again
             if batch:
                 await self._apply(batch)
                 self._committed(batch)
+
+    async def _until_set(self, event: asyncio.Event) -> None:
+        """Until ``event`` is set, or stopping."""
+        waits = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._stopping.wait())}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     def _take(self) -> Batch:
         batch, self._pending = self._pending, Batch()
         return batch
 
     def _committed(self, batch: Batch) -> None:
+        from aiokafka.structs import TopicPartition
+
         self.status.generation += 1
-        for key, nxt in batch.offsets.items():
-            self.status.positions[self._tps[key]] = nxt
+        for (topic, partition), nxt in batch.offsets.items():
+            self.status.positions[TopicPartition(topic, partition)] = nxt
         self._check_caught_up()
         if batch.campaigns:
             self.hub.publish(list(batch.campaigns.values()))

@@ -63,7 +63,6 @@ def setup(tmp_path):
     db.create_schema()
     p = Projector(s, db, Hub(), ApiMetrics())
     tp = TopicPartition(s.stream.topics.message_status, 0)
-    p._tps = {(tp.topic, tp.partition): tp}
     codec = AvroCodec(None)
     n = FETCHES * PER_FETCH
     records = [Record(i, codec.encode("smstally.MessageStatus", status(i, 1 + i // 3000))) for i in range(n)]
