@@ -66,6 +66,8 @@ def _message(row: tuple) -> dict:
 
 _MESSAGE_SELECT = ("SELECT message_id, campaign_id, contact_id, phone, status, category, error_code, provider, "
                    "sent_at, status_at, version, not_sent_reason, phone_valid FROM ")
+# The order of the listing's covering index: pages and the export read it without sorting.
+_MESSAGE_ORDER = " ORDER BY campaign_id, message_id"
 
 
 class ReadModel:
@@ -124,41 +126,42 @@ class ReadModel:
     # -- messages -------------------------------------------------------------------------
     @staticmethod
     def _message_filters(campaign_id: str, status: str | None, category: str | None,
-                         not_sent_reason: str | None, error_code: str | None) -> tuple[list[str], list[Any]]:
+                         not_sent_reason: str | None, error_code: str | None,
+                         after: str | None = None) -> tuple[str, list[Any]]:
+        """``messages WHERE ...`` and its parameters: one definition of the rows a listing, its
+        count and the CSV export hold, so the export is the listing's pages end to end."""
         where, params = ["campaign_id = ?"], [campaign_id]
         for col, value in (("status", status), ("category", category), ("reason_key", not_sent_reason),
                            ("error_code", error_code)):
             if value is not None:
                 where.append(f"{col} = ?")
                 params.append(value)
-        return where, params
+        if after is not None:  # a page's cursor: the rows after it in _MESSAGE_ORDER
+            where.append("message_id > ?")
+            params.append(after)
+        return "messages WHERE " + " AND ".join(where), params
 
     def messages(self, campaign_id: str, status: str | None = None, category: str | None = None,
                  not_sent_reason: str | None = None, error_code: str | None = None,
                  limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> Page:
-        where, params = self._message_filters(campaign_id, status, category, not_sent_reason, error_code)
-        if cursor:
-            (after,) = decode_cursor("m", cursor, (str,))
-            where.append("message_id > ?")
-            params.append(after)
-        rows = self.db.query(_MESSAGE_SELECT + "messages WHERE " + " AND ".join(where)
-                             + " ORDER BY campaign_id, message_id LIMIT ?", params + [limit + 1])
+        (after,) = decode_cursor("m", cursor, (str,)) if cursor else (None,)
+        source, params = self._message_filters(campaign_id, status, category, not_sent_reason, error_code, after)
+        rows = self.db.query(_MESSAGE_SELECT + source + _MESSAGE_ORDER + " LIMIT ?", params + [limit + 1])
         items = [_message(r) for r in rows[:limit]]
         nxt = encode_cursor("m", [items[-1]["message_id"]]) if len(rows) > limit else None
         return Page(items, nxt)
 
     def count_messages(self, campaign_id: str, **filters: str | None) -> int:
-        where, params = self._message_filters(campaign_id, filters.get("status"), filters.get("category"),
-                                              filters.get("not_sent_reason"), filters.get("error_code"))
-        return self.db.query("SELECT COUNT(*) FROM messages WHERE " + " AND ".join(where), params)[0][0]
+        source, params = self._message_filters(campaign_id, filters.get("status"), filters.get("category"),
+                                               filters.get("not_sent_reason"), filters.get("error_code"))
+        return self.db.query("SELECT COUNT(*) FROM " + source, params)[0][0]
 
     def iter_messages(self, campaign_id: str, status: str | None = None, category: str | None = None,
                       not_sent_reason: str | None = None, error_code: str | None = None,
                       chunk: int = 2000) -> "MessageRows":
         """Every matching row as tuples in ``MESSAGE_FIELDS`` order, in chunks (the CSV export)."""
-        where, params = self._message_filters(campaign_id, status, category, not_sent_reason, error_code)
-        return MessageRows(self.db, "messages WHERE " + " AND ".join(where) + " ORDER BY campaign_id, message_id",
-                           params, chunk)
+        source, params = self._message_filters(campaign_id, status, category, not_sent_reason, error_code)
+        return MessageRows(self.db, source + _MESSAGE_ORDER, params, chunk)
 
     def message(self, message_id: str) -> dict | None:
         rows = self.db.query(_MESSAGE_SELECT + "messages WHERE message_id = ?", (message_id,))
@@ -199,9 +202,9 @@ class ReadModel:
 
 class MessageRows:
     """The rows of one export, read lazily, like ``Database.stream``: iterated, chunks of
-    ``MESSAGE_FIELDS`` tuples. The CSV reads the same rows, same filter and order, through a
-    SELECT list of its own (``select``, ``copy_csv``): a row formatted by the database costs a
-    fraction of one formatted in Python."""
+    ``MESSAGE_FIELDS`` tuples. The CSV reads the same rows, same filter and order (``source``,
+    from ``ReadModel._message_filters``), through a SELECT list of its own (``select``,
+    ``copy_csv``): a row formatted by the database costs a fraction of one formatted in Python."""
 
     def __init__(self, db: Database, source: str, params: list, chunk: int):
         self.db, self.source, self.params, self.chunk = db, source, params, chunk

@@ -4,8 +4,8 @@ Rows come from the database in chunks and leave as chunks of bytes, so a million
 export holds one chunk at a time; every cell a spreadsheet would evaluate is neutralized.
 
 A row formatted in Python costs more than the database takes to read it, so the database
-computes the cells: ``_sqlite_columns`` and ``_pg_columns`` are SQL forms of
-``reference_cells``, which stays the definition (``tests/test_csv_fast_path.py`` holds the
+computes the cells: ``_columns`` is ``reference_cells`` in SQL, once for both databases
+(a ``_Dialect`` each), and ``reference_cells`` stays the definition (``tests/test_csv_fast_path.py`` holds the
 SQL to it byte for byte). SQL takes the common shapes only (an ASCII E.164 phone, a time
 between 1970 and 9999) and hands the rest back to Python: through SQLite functions, or on
 PostgreSQL, which cannot call Python, through a last column carrying the row's raw values.
@@ -16,7 +16,7 @@ import csv
 import io
 import sys
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Callable, Iterable, Iterator
 
 import orjson
@@ -30,7 +30,8 @@ HEADER = ("message_id", "contact_id", "phone", "status", "category", "error_code
 _IDX = {f: i for i, f in enumerate(MESSAGE_FIELDS)}
 _MID, _CONTACT, _PHONE, _STATUS, _CATEGORY, _CODE, _PROVIDER, _REASON, _SENT, _AT = (
     _IDX[f] for f in HEADER)
-_RISKY = frozenset("=+-@\t\r")  # a first character that makes a spreadsheet evaluate the cell
+_RISKY_START = "=+-@\t\r"  # a first character that makes a spreadsheet evaluate the cell
+_RISKY = frozenset(_RISKY_START)
 _HEADER_LINE = (",".join(HEADER) + "\r\n").encode()
 CHUNK_ROWS = 5000  # ~600 kB of CSV: few enough thread hops and sends, small against the RSS budget
 
@@ -104,60 +105,167 @@ def csv_chunks(chunks: Iterable[list[tuple]], masked: bool) -> Iterator[bytes]:
     return _sqlite_chunks(chunks, masked)
 
 
-# -- shared SQL pieces ---------------------------------------------------------------------
+# -- the cells in SQL, once for both databases -----------------------------------------------
 _MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z; below 0 and above, Python formats the time
-_STARS = "*" * 40
-_MAX_FAST_PHONE = len(_STARS) + 4  # the longest phone the star literal can mask
 
 
 def _codes(n: int) -> str:
     return ",".join(f"'{c}'" for c in sorted(_COUNTRY_CODES) if len(c) == n)
 
 
-def _masked_e164(stars: Callable[[str], str], left: Callable[[int], str], right4: str) -> str:
+class _Dialect:
+    """What SQLite and PostgreSQL spell differently, so that each cell rule is written once:
+    each subclass spells ``risky``, ``e164``, ``neutralized`` and ``text`` (of a column),
+    ``maskable`` and ``stars`` (for ``_masked_e164``) and ``iso`` (a time).
+
+    ``e164`` may match fewer values than ``privacy._E164`` (never more): a number it misses
+    goes through ``neutralized``, which must then know the rest of ``neutralize_cell``. A
+    cell SQL does not take gets ``otherwise`` (a function of ``_sqlite_functions``) or, where
+    the database cannot call Python, stays NULL for ``leftover`` to hand the row back."""
+
+    def otherwise(self, function: str, col: str) -> str:
+        return ""
+
+    def leftover(self, fast: list[str]) -> tuple[str, ...]:
+        return ()
+
+
+class _Sqlite(_Dialect):
+    """Python functions are registered on the connection, so SQL only does the cheap cases."""
+    RISKY = "(" + ", ".join(str(ord(c)) for c in _RISKY_START) + ")"  # unicode() of the characters
+    STARS = "*" * 40
+    MAX_MASKABLE = len(STARS) + 4  # the longest phone the star literal can mask
+
+    @staticmethod
+    def _plus_ascii_digits(col: str, first: str, lo: int, hi: int) -> str:
+        return f"length({col}) BETWEEN {lo} AND {hi} AND {col} GLOB '+{first}*' AND NOT substr({col}, 2) GLOB '*[^0-9]*'"
+
+    def risky(self, col: str) -> str:
+        return f"unicode({col}) IN {self.RISKY}"
+
+    def e164(self, col: str) -> str:
+        # ASCII digits only (GLOB has no \d): other digits go to csv_cell, which knows them
+        return self._plus_ascii_digits(col, "[1-9]", 8, 16)
+
+    def neutralized(self, col: str) -> str:
+        return f"csv_cell({col})"
+
+    def text(self, expr: str) -> str:
+        return f"ifnull({expr}, '')"
+
+    def maskable(self, col: str) -> str:
+        return self._plus_ascii_digits(col, "[0-9]", 9, self.MAX_MASKABLE)
+
+    def stars(self, n: str) -> str:
+        return f"substr('{self.STARS}', 1, {n})"
+
+    def iso(self, col: str) -> str:
+        # unixepoch rounds seconds * 1000 to the millisecond and %f prints SS.SSS: exact for integers
+        return f"strftime('%Y-%m-%dT%H:%M:%fZ', {col} / 1000.0, 'unixepoch')"
+
+    def otherwise(self, function: str, col: str) -> str:
+        return f" ELSE {function}({col})"
+
+
+@lru_cache(maxsize=1)
+def _decimal_class() -> str:
+    """What ``\\d`` matches in Python (str.isdecimal: every script's digits), as a bracket
+    expression of PostgreSQL's regular expressions, for ``privacy._E164`` in SQL."""
+    ranges: list[list[int]] = []
+    for c in range(sys.maxunicode + 1):
+        if chr(c).isdecimal():
+            if ranges and ranges[-1][1] == c - 1:
+                ranges[-1][1] = c
+            else:
+                ranges.append([c, c])
+    return "[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]"
+
+
+# COPY ... (FORMAT csv) quotes a value exactly when csv.writer does (it holds the delimiter, the
+# quote, CR or LF; quotes doubled) except the empty string, which it writes as "": cells are
+# NULLIF'd to NULL, written empty. It ends lines with LF; the empty 11th column of a row
+# formatted in SQL makes every such line end with ",\n", which becomes "\r\n".
+class _Postgres(_Dialect):
+    """Cannot call Python: a cell it does not take is NULL, and the row's raw values come in a
+    last column (``leftover``) for ``_pg_line`` to finish."""
+    RISKY = "(" + ", ".join(f"'{c}'" if c.isprintable() else f"chr({ord(c)})" for c in _RISKY_START) + ")"
+
+    def risky(self, col: str) -> str:
+        return f"left({col}, 1) IN {self.RISKY}"
+
+    def e164(self, col: str) -> str:
+        return f"{col} ~ '^\\+[1-9]{_decimal_class()}{{6,14}}$'"
+
+    def neutralized(self, col: str) -> str:
+        return f"'''' || {col}"  # e164 is exact here, so this is all neutralize_cell does
+
+    def text(self, expr: str) -> str:
+        return f"NULLIF({expr}, '')"
+
+    def maskable(self, col: str) -> str:
+        return f"{col} ~ '^\\+[0-9]{{8,}}$'"
+
+    def stars(self, n: str) -> str:
+        return f"repeat('*', {n})"
+
+    def iso(self, col: str) -> str:
+        # seconds and milliseconds apart: interval * bigint goes through a double, exact only while
+        # the product in microseconds has a 53-bit mantissa (seconds to 9999 do, milliseconds not)
+        at = f"timestamp '1970-01-01' + ({col} / 1000) * interval '1 second' + ({col} % 1000) * interval '1 millisecond'"
+        return f"to_char({at}, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+    def leftover(self, fast: list[str]) -> tuple[str, ...]:
+        slow = " OR ".join(f"NOT ({f})" for f in fast)
+        return (f"CASE WHEN {slow} THEN json_build_array(phone, sent_at, status_at)::text END",)
+
+
+_SQLITE, _PG = _Sqlite(), _Postgres()
+
+
+def _sql_cell(d: _Dialect, col: str) -> str:
+    return d.text(f"CASE WHEN {d.risky(col)} AND NOT ({d.e164(col)}) THEN {d.neutralized(col)} ELSE {col} END")
+
+
+def _masked_e164(d: _Dialect) -> str:
     """``mask_phone`` of '+' and 9 or more ASCII digits, neutralized: the head is '+' and a
     country code of 1 to 3 digits tried shortest first (``privacy._country_code``), at least
     one '*' follows, so the cell is never an E.164 number and always gets its "'"."""
-    branches = " ".join(f"WHEN substr(phone, 2, {n}) IN ({_codes(n)}) THEN {left(1 + n)} || {stars(f'length(phone) - {5 + n}')}"
+    # substr(s, i, n) and substr(s, i) mean the same in both databases; only the stars differ
+    branches = " ".join(f"WHEN substr(phone, 2, {n}) IN ({_codes(n)}) THEN substr(phone, 1, {1 + n}) || {d.stars(f'length(phone) - {5 + n}')}"
                         for n in (1, 2, 3))
-    return f"'''' || CASE {branches} ELSE '+' || {stars('length(phone) - 5')} END || {right4}"
+    return f"'''' || CASE {branches} ELSE '+' || {d.stars('length(phone) - 5')} END || substr(phone, length(phone) - 3)"
+
+
+def _sql_phone(d: _Dialect, masked: bool) -> str:
+    if not masked:
+        return _sql_cell(d, "phone")
+    return f"CASE WHEN {d.maskable('phone')} THEN {_masked_e164(d)}{d.otherwise('csv_phone', 'phone')} END"
+
+
+def _in_range(col: str) -> str:
+    return f"{col} BETWEEN 0 AND {_MAX_MS}"
+
+
+def _sql_time(d: _Dialect, col: str) -> str:
+    return f"CASE WHEN {_in_range(col)} THEN {d.iso(col)}{d.otherwise('csv_time', col)} END"
+
+
+@lru_cache(maxsize=4)
+def _columns(d: _Dialect, masked: bool) -> str:
+    # fast: what the cells test before they take a value, so that ``leftover`` hands back the
+    # rows with a cell left to Python and no others
+    fast = ([d.maskable("phone")] if masked else []) + [_in_range("sent_at"), _in_range("status_at")]
+    return ", ".join((_sql_cell(d, "message_id"), _sql_cell(d, "contact_id"), _sql_phone(d, masked),
+                      d.text("status"), d.text("category"), _sql_cell(d, "error_code"), _sql_cell(d, "provider"),
+                      d.text("not_sent_reason"), _sql_time(d, "sent_at"), _sql_time(d, "status_at"),
+                      *d.leftover(fast)))
+
+
+_sqlite_columns = partial(_columns, _SQLITE)  # by these names the tests EXPLAIN the export
+_pg_columns = partial(_columns, _PG)
 
 
 # -- SQLite ----------------------------------------------------------------------------------
-_SQLITE_RISKY = "(61, 43, 45, 64, 9, 13)"  # unicode() of = + - @ tab CR
-
-
-def _sqlite_cell(col: str) -> str:
-    return f"CASE WHEN unicode({col}) IN {_SQLITE_RISKY} THEN csv_cell({col}) ELSE ifnull({col}, '') END"
-
-
-def _sqlite_ascii_digits(col: str, first: str) -> str:
-    return f"{col} GLOB '+{first}*' AND NOT substr({col}, 2) GLOB '*[^0-9]*'"
-
-
-def _sqlite_phone(masked: bool) -> str:
-    if masked:
-        fast = _masked_e164(lambda n: f"substr('{_STARS}', 1, {n})", lambda n: f"substr(phone, 1, {n})",
-                            "substr(phone, -4)")
-        return (f"CASE WHEN length(phone) BETWEEN 9 AND {_MAX_FAST_PHONE} AND {_sqlite_ascii_digits('phone', '[0-9]')}"
-                f" THEN {fast} ELSE csv_phone(phone) END")
-    e164 = f"length(phone) BETWEEN 8 AND 16 AND {_sqlite_ascii_digits('phone', '[1-9]')}"
-    return f"CASE WHEN unicode(phone) IN {_SQLITE_RISKY} AND NOT ({e164}) THEN csv_cell(phone) ELSE phone END"
-
-
-def _sqlite_time(col: str) -> str:
-    # unixepoch rounds seconds * 1000 to the millisecond and %f prints SS.SSS: exact for integers
-    return (f"CASE WHEN {col} BETWEEN 0 AND {_MAX_MS} THEN strftime('%Y-%m-%dT%H:%M:%fZ', {col} / 1000.0, 'unixepoch')"
-            f" ELSE csv_time({col}) END")
-
-
-@lru_cache(maxsize=2)
-def _sqlite_columns(masked: bool) -> str:
-    return ", ".join((_sqlite_cell("message_id"), _sqlite_cell("contact_id"), _sqlite_phone(masked), "status",
-                      "category", _sqlite_cell("error_code"), _sqlite_cell("provider"), "ifnull(not_sent_reason, '')",
-                      _sqlite_time("sent_at"), _sqlite_time("status_at")))
-
-
 def _sqlite_functions(masked: bool) -> dict[str, Callable]:
     return {"csv_cell": neutralize_cell, "csv_phone": lambda p: phone_cell(p, masked), "csv_time": _IsoClock()}
 
@@ -187,67 +295,6 @@ def _plain_lines(chunk: list[tuple]) -> str | None:
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
-# COPY ... (FORMAT csv) quotes a value exactly when csv.writer does (it holds the delimiter, the
-# quote, CR or LF; quotes doubled) except the empty string, which it writes as "": cells are
-# NULLIF'd to NULL, written empty. It ends lines with LF; the empty 11th column of a row
-# formatted in SQL makes every such line end with ",\n", which becomes "\r\n".
-_PG_RISKY = "('=', '+', '-', '@', chr(9), chr(13))"
-
-
-@lru_cache(maxsize=1)
-def _decimal_class() -> str:
-    """What ``\\d`` matches in Python (str.isdecimal: every script's digits), as a bracket
-    expression of PostgreSQL's regular expressions, for ``privacy._E164`` in SQL."""
-    ranges: list[list[int]] = []
-    for c in range(sys.maxunicode + 1):
-        if chr(c).isdecimal():
-            if ranges and ranges[-1][1] == c - 1:
-                ranges[-1][1] = c
-            else:
-                ranges.append([c, c])
-    return "[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]"
-
-
-def _pg_e164() -> str:
-    return f"'^\\+[1-9]{_decimal_class()}{{6,14}}$'"
-
-
-def _pg_cell(col: str) -> str:
-    return f"NULLIF(CASE WHEN left({col}, 1) IN {_PG_RISKY} AND {col} !~ {_pg_e164()} THEN '''' || {col} ELSE {col} END, '')"
-
-
-_PG_FAST_PHONE = "phone ~ '^\\+[0-9]{8,}$'"
-
-
-def _pg_phone(masked: bool) -> str:
-    if not masked:
-        return _pg_cell("phone")
-    fast = _masked_e164(lambda n: f"repeat('*', {n})", lambda n: f"left(phone, {n})", "right(phone, 4)")
-    return f"CASE WHEN {_PG_FAST_PHONE} THEN {fast} END"
-
-
-def _pg_in_range(col: str) -> str:
-    return f"{col} BETWEEN 0 AND {_MAX_MS}"
-
-
-def _pg_time(col: str) -> str:
-    # seconds and milliseconds apart: interval * bigint goes through a double, exact only while
-    # the product in microseconds has a 53-bit mantissa (seconds to 9999 do, milliseconds not)
-    at = f"timestamp '1970-01-01' + ({col} / 1000) * interval '1 second' + ({col} % 1000) * interval '1 millisecond'"
-    return f"CASE WHEN {_pg_in_range(col)} THEN to_char({at}, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
-
-
-@lru_cache(maxsize=2)
-def _pg_columns(masked: bool) -> str:
-    slow = f"NOT ({_pg_in_range('sent_at')}) OR NOT ({_pg_in_range('status_at')})"
-    if masked:
-        slow = f"NOT ({_PG_FAST_PHONE}) OR {slow}"
-    return ", ".join((_pg_cell("message_id"), _pg_cell("contact_id"), _pg_phone(masked), "NULLIF(status, '')",
-                      "NULLIF(category, '')", _pg_cell("error_code"), _pg_cell("provider"),
-                      "NULLIF(not_sent_reason, '')", _pg_time("sent_at"), _pg_time("status_at"),
-                      f"CASE WHEN {slow} THEN json_build_array(phone, sent_at, status_at)::text END"))
-
-
 def _pg_chunks(rows, masked: bool) -> Iterator[bytes]:
     yield _HEADER_LINE
     iso = _IsoClock()
