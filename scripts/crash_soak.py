@@ -27,6 +27,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--wipe", type=float, default=0.3, help="probability of restarting on a wiped data dir")
+    p.add_argument("--settle", type=float, default=600.0, help="seconds to wait for the figures to settle")
     p.add_argument("--keep", type=Path, help="keep each round's logs and data under this directory")
     a = p.parse_args()
     failed = 0
@@ -35,7 +36,7 @@ def main() -> int:
             where = Path(tmp) if a.keep is None else a.keep / f"round-{r + 1}"
             where.mkdir(parents=True, exist_ok=True)
             rep = run_chaos(where, workers=a.workers, messages=a.messages, kills=a.kills,
-                            seed=a.seed + r, wipe_probability=a.wipe, settle_timeout=600, log=lambda m: None)
+                            seed=a.seed + r, wipe_probability=a.wipe, settle_timeout=a.settle, log=lambda m: None)
         print(f"round {r + 1}/{a.rounds}: {rep.line()}", flush=True)
         for m in rep.mismatches[:20]:
             print("   ", m)

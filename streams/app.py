@@ -1,6 +1,7 @@
 """Building the Faust app from settings: the only place that knows Faust's configuration."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -75,14 +76,15 @@ def _web(app: faust.App, pipe: Pipeline) -> None:
         ak = c._thread._ensure_consumer()
         out = {}
         for tp in sorted(c.assignment()):
-            try:
-                pos = await ak.position(tp)
+            try:  # bounded: see CatchUp.lagging on why position() may wait for ever
+                pos = await asyncio.wait_for(ak.position(tp), 0.5)
             except Exception as exc:  # noqa: BLE001
                 pos = repr(exc)
             out[f"{tp.topic}[{tp.partition}]"] = {
                 "position": pos, "highwater": ak.highwater(tp), "paused": tp in ak.paused(),
                 "faust_paused": tp in c._paused_partitions, "active": tp in (c._active_partitions or ()),
-                "read": c._read_offset.get(tp), "committed": c._committed_offset.get(tp)}
+                "read": c._read_offset.get(tp), "committed": c._committed_offset.get(tp),
+                "next": c.next_offset(tp)}
         return web.json(out)
 
     @app.page("/metrics")

@@ -89,15 +89,14 @@ class CatchUp:
             pos = consumer.next_offset(tp)
             if pos is None:
                 # Nothing processed since assignment. Faust's read offset is the committed
-                # offset after its post-recovery seek, or the last record handed to the stream;
-                # unset when that seek was cut short by another rebalance, in which case
-                # the fetch position (nothing fetched beyond it) tells whether anything is left.
+                # offset after its post-recovery seek; when that seek was cut short by another
+                # rebalance, the last commit it knows of. Never the consumer's position: that
+                # call waits in the consumer thread until the partition has a valid position,
+                # which a paused partition may never get, and two such waits occupy every
+                # worker of the thread's call queue, so no fetch or seek runs again.
                 pos = consumer._read_offset.get(tp)
                 if pos is None:
-                    try:
-                        pos = await consumer.position(tp) or 0
-                    except Exception:  # noqa: BLE001 - revoked while we asked: not caught up
-                        pos = -1
+                    pos = consumer._committed_offset.get(tp) or 0
             if pos < target:
                 out[f"{tp.topic}[{tp.partition}]"] = f"{pos}/{target}"
         return out

@@ -65,8 +65,19 @@ class WorkerProcess:
 
     def readiness(self) -> str:
         """The worker's own account of its readiness, for diagnostics."""
+        return self._page("/health/ready")
+
+    def diagnose(self) -> str:
+        """Its consumer's view of every partition, and a dump of every thread's and task's
+        stack into its log (SIGUSR1: mode's worker "cries"): what a stuck worker waits on."""
+        consumer = self._page("/debug/consumer")
+        if self.running:
+            os.kill(self.proc.pid, signal.SIGUSR1)
+        return f"consumer {consumer}; stacks dumped to {self.log_path}"
+
+    def _page(self, path: str) -> str:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health/ready", timeout=1) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=2) as r:
                 return r.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.read().decode(errors="replace")

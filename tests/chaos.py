@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 import shutil
 import threading
 import time
@@ -18,6 +19,7 @@ from processors.removals import removal_id
 from simulator.check import mismatches, sends_counted
 from simulator.scenario import generate
 from streams.clients import StatsView, publish
+from streams.partitioner import partition_for
 from tests.harness import Cluster
 
 
@@ -56,10 +58,11 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
     rng = random.Random(seed)
     report = ChaosReport()
     cluster = Cluster(tmp, partitions=4).start()
+    procs: list = []
     try:
         s = cluster.settings
         dirs = [tmp / f"state-{i}" for i in range(workers)]
-        procs = [cluster.worker(data_dir=d) for d in dirs]
+        procs += [cluster.worker(data_dir=d) for d in dirs]
         for w in procs:
             w.wait_ready(120)
         scenario = generate(seed=seed, messages=messages, campaigns=4)
@@ -156,10 +159,23 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
             # (a lost or double-counted event) is the first thing a failure must tell.
             report.mismatches.append(f"settle {'timed out' if timed_out else 'ended'} after "
                                      f"{report.final_settle_s:.1f}s")
-            report.mismatches += [f"worker {j}: {p.readiness()}" for j, p in enumerate(procs)]
+            report.mismatches += _diagnose(procs)
         return report
+    except Exception as exc:
+        exc.add_note("\n".join(_diagnose(procs)))
+        raise
     finally:
         cluster.close()
+
+
+def _diagnose(procs: list) -> list[str]:
+    """Each worker's readiness, its consumer's positions and (in its log) every stack."""
+    out = []
+    for j, p in enumerate(procs):
+        out.append(f"worker {j}: {p.readiness()}")
+        out.append(f"worker {j}: {p.diagnose()}")
+    time.sleep(1.0)  # the stack dumps are written by the workers' event loops
+    return out
 
 
 def _check_outputs(cluster: Cluster, scenario, report: ChaosReport) -> list[str]:
@@ -206,10 +222,6 @@ def _check_outputs(cluster: Cluster, scenario, report: ChaosReport) -> list[str]
 def _where(cluster: Cluster, scenario, wrong: list[str], statuses: dict[str, str]) -> str:
     """Which partitions and which (expected, got) pairs the wrong statuses fall on: a loss
     confined to one partition points at its offsets, one spread over all at the fold."""
-    from collections import Counter
-
-    from streams.partitioner import partition_for
-
     n = cluster.partitions
     parts = Counter(partition_for(mid.encode(), n) for mid in wrong)
     pairs = Counter((scenario.expected.message_status[mid], statuses.get(mid)) for mid in wrong)
