@@ -40,8 +40,8 @@ class Settings:
     app_id: str = "smstally"
     store: str = "rocksdb"  # or "memory"
     replication_factor: int = 1
-    stats_interval_ms: int = 250
-    partial_interval_ms: int = 100
+    stats_interval_ms: int = 100
+    partial_interval_ms: int = 50
     pending_timeout_h: float = 72.0
     attribution_window_h: float = 72.0
     orphan_window_h: float = 24.0
