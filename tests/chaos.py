@@ -205,7 +205,9 @@ def _check_outputs(cluster: Cluster, scenario, report: ChaosReport) -> list[str]
     if got != want:
         missing = set(want) - set(got)
         extra = set(got) - set(want)
-        problems.append(f"removals: {len(missing)} missing, {len(extra)} unexpected")
+        problems.append(f"removals: {len(missing)} missing, {len(extra)} unexpected; missing e.g. "
+                        f"{[want[e] for e in sorted(missing)[:3]]}, unexpected e.g. "
+                        f"{[(by_id[e]['reason'], by_id[e]['phone'], by_id[e].get('campaign_id')) for e in sorted(extra)[:3]]}")
     latest: dict[str, dict] = {}
     for _, v, _, _ in cluster.read_topic(t.message_status):
         cur = latest.get(v["message_id"])
