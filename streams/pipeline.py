@@ -317,8 +317,7 @@ class Pipeline:
                 ev = decode(rec, parse)
                 if ev is not None:
                     emit(stage.process(ev))
-            self.messages.mark(tp.topic, tp.partition, records[-1].offset)
-            self.messages.flush(self.outbox, tp.partition)
+            self.messages.flush(self.outbox, tp, records[-1].offset)
         await self._ship(tp, records)
 
     async def _route_unsubscribes(self, tp: Any, records: Sequence[Any]) -> None:
@@ -351,8 +350,7 @@ class Pipeline:
                     stage.index_send(value["phone"], value["campaign_id"], value["message_id"], value["sent_at"])
                 else:
                     self._emit(stage.process_unsubscribe(Unsubscribe(**value)))
-            self.phones.mark(tp.topic, tp.partition, records[-1].offset)
-            self.phones.flush(self.outbox, tp.partition)
+            self.phones.flush(self.outbox, tp, records[-1].offset)
         await self._ship(tp, records)
 
     async def _fold_campaigns(self, tp: Any, records: Sequence[Any]) -> None:
@@ -370,8 +368,7 @@ class Pipeline:
                 self.campaigns[cid] = new
                 if old is None or new.parts is not old.parts or new.summary is not old.summary:
                     self.stats_throttle.mark(cid)
-            self.campaigns_store.mark(tp.topic, tp.partition, records[-1].offset)
-            self.campaigns_store.flush(self.outbox, tp.partition)
+            self.campaigns_store.flush(self.outbox, tp, records[-1].offset)
         await self._ship(tp, records)
 
     async def _ship(self, tp: Any, records: Sequence[Any]) -> None:

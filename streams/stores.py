@@ -45,7 +45,6 @@ class TableStore(MutableMapping):
         self.encode = encode
         self.decode = decode
         self.pending: dict[str, Any] = {}
-        self.marks: dict[bytes, int] = {}  # mark key -> last input offset of the batch
         self._db: Any = None  # the batch's partition database, inside ``for_batch``
 
     @contextlib.contextmanager
@@ -81,39 +80,30 @@ class TableStore(MutableMapping):
     def __delitem__(self, key: str) -> None:
         raise NotImplementedError("states are never deleted: a changelog tombstone would lose history")
 
-    def mark(self, topic: str, partition: int, offset: int) -> None:
-        """Record that the batch being handled folded ``topic[partition]`` up to ``offset``."""
-        self.marks[mark_key(topic, partition)] = offset
-
     def progress(self, topic: str, partition: int) -> int | None:
         """The last offset of ``topic[partition]`` the stored states reflect; None: none."""
         key = mark_key(topic, partition)
         raw = self.table.data.get(key)
         return None if raw is None else int(raw)
 
-    def flush(self, outbox: Outbox, partition: int) -> None:
-        """Write the held states, then the marks (inside ``for_batch``): RocksDB gets one
-        write batch, the changelog the same records in the same order, so any prefix of it
-        that holds a mark holds every state of that mark's batch."""
-        if not self.pending and not self.marks:
-            return
+    def flush(self, outbox: Outbox, tp: Any, last_offset: int) -> None:
+        """Write the held states, then the batch's progress mark (``tp`` folded up to
+        ``last_offset``), inside ``for_batch``: RocksDB gets one write batch, the changelog
+        the same records in the same order, so any prefix of it that holds a mark holds every
+        state of that mark's batch. Every batch writes its mark, even one that changed no state."""
         changelog = self.table.changelog_topic.get_topic_name()
         outbox.on_delivered(changelog, self._persisted)
         writes = None if self._db is None else WriteBatch(raw_mode=True)
         put = self.table.data.__setitem__ if writes is None else writes.put
-        add, encode = outbox.add, self.encode
-        for key, value in self.pending.items():
-            k, raw = key.encode(), encode(value)
-            put(k, raw)
-            add(changelog, k, raw, partition)
-        for k, offset in self.marks.items():
-            raw = b"%d" % offset
+        add, encode, partition = outbox.add, self.encode, tp.partition
+        records = [(key.encode(), encode(value)) for key, value in self.pending.items()]
+        records.append((mark_key(tp.topic, partition), b"%d" % last_offset))
+        for k, raw in records:
             put(k, raw)
             add(changelog, k, raw, partition)
         if writes is not None:
             self._db.write(writes)
         self.pending.clear()
-        self.marks.clear()
 
     def _persisted(self, partition: int, offset: int) -> None:
         """What Faust does when one of its own changelog writes is acknowledged: remember the
@@ -127,7 +117,6 @@ class TableStore(MutableMapping):
 
     def discard_pending(self) -> None:
         self.pending.clear()
-        self.marks.clear()
 
     def __iter__(self) -> Iterator[str]:
         for k in self.table.data.keys():
