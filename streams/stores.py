@@ -9,8 +9,8 @@ Reads see the held writes first.
 Keys are bytes on both paths (live writes and changelog recovery) so that the memory store
 and RocksDB agree; values are the stage codecs' bytes.
 
-Each batch also writes a *progress mark*: the last input offset it folded, after its states
-and through the same changelog. A table restored from its changelog thus knows which input
+Each batch also writes a *progress mark*: the last input offset it folded (then the writer:
+process id and group generation), after its states and through the same changelog. A table restored from its changelog thus knows which input
 it reflects, whatever the committed offset says: if the restore stopped short (or the
 changelog lost its tail), the mark is behind the commit and the pipeline replays from it
 (the Kafka Streams checkpoint, kept in the store itself).
@@ -40,8 +40,10 @@ def mark_key(topic: str, partition: int) -> bytes:
 
 
 class TableStore(MutableMapping):
-    def __init__(self, table: Any, encode: Callable[[Any], bytes], decode: Callable[[bytes], Any]):
+    def __init__(self, table: Any, encode: Callable[[Any], bytes], decode: Callable[[bytes], Any],
+                 writer: Callable[[], bytes] = lambda: b""):
         self.table = table
+        self.writer = writer  # who wrote a mark (process, group generation): for post-mortems
         self.encode = encode
         self.decode = decode
         self.pending: dict[str, Any] = {}
@@ -84,7 +86,7 @@ class TableStore(MutableMapping):
         """The last offset of ``topic[partition]`` the stored states reflect; None: none."""
         key = mark_key(topic, partition)
         raw = self.table.data.get(key)
-        return None if raw is None else int(raw)
+        return None if raw is None else int(raw.split(b" ", 1)[0])
 
     def flush(self, outbox: Outbox, tp: Any, last_offset: int) -> None:
         """Write the held states, then the batch's progress mark (``tp`` folded up to
@@ -97,7 +99,7 @@ class TableStore(MutableMapping):
         put = self.table.data.__setitem__ if writes is None else writes.put
         add, encode, partition = outbox.add, self.encode, tp.partition
         records = [(key.encode(), encode(value)) for key, value in self.pending.items()]
-        records.append((mark_key(tp.topic, partition), b"%d" % last_offset))
+        records.append((mark_key(tp.topic, partition), b"%d %s" % (last_offset, self.writer())))
         for k, raw in records:
             put(k, raw)
             add(changelog, k, raw, partition)
