@@ -9,6 +9,7 @@ rebuilt from their table after every recovery, which is what makes derived count
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -29,6 +30,7 @@ from schemas.codec import AvroCodec, DecodeError
 
 from . import metrics
 from .config import Settings
+from .heap import settle_after_recovery
 from .outbox import Outbox
 from .partitioner import partition_for
 from .stores import TableStore
@@ -139,9 +141,14 @@ class Pipeline:
         self.t_messages = app.Table("messages", partitions=plan.message_partitions, **tbl)
         self.t_phones = app.Table("phones", partitions=plan.phone_partitions, **tbl)
         self.t_campaigns = app.Table("campaigns", partitions=plan.campaign_event_partitions, **tbl)
-        self.messages = TableStore(self.t_messages, state_codec.encode_message, state_codec.decode_message)
-        self.phones = TableStore(self.t_phones, state_codec.encode_phone, state_codec.decode_phone)
-        self.campaigns_store = TableStore(self.t_campaigns, state_codec.encode_campaign, state_codec.decode_campaign)
+        pid = os.getpid()
+
+        def writer() -> bytes:
+            return b"pid %d gen %d" % (pid, app.consumer_generation_id)
+        self.messages = TableStore(self.t_messages, state_codec.encode_message, state_codec.decode_message, writer)
+        self.phones = TableStore(self.t_phones, state_codec.encode_phone, state_codec.decode_phone, writer)
+        self.campaigns_store = TableStore(self.t_campaigns, state_codec.encode_campaign, state_codec.decode_campaign,
+                                          writer)
         producer = app.producer._ensure_producer  # started by Faust after the app is built
         self.outbox = Outbox(producer)  # what the batch being handled produces
         self.dead_in_batch = 0
@@ -221,6 +228,7 @@ class Pipeline:
         t = self.s.topics
         self._tell_restored(self.messages, (t.message_sent, t.dlr), assigned)
         self.catchup.track(t.message_sent, t.dlr, t.unsubscribes, t.campaigns)
+        settle_after_recovery()  # the rebuilt stages: out of every later full collection
         self.recovered = True
 
     def _rebuild_messages(self, partitions: set[int]) -> tuple[dict[int, MessageStage], int]:

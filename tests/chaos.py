@@ -154,6 +154,8 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
         report.mismatches += _check_outputs(cluster, scenario, report)
         if any("unsubscribed" in m for m in report.mismatches):
             report.mismatches += _explain_attribution(cluster)
+        if any(m.startswith("removals:") or "unsubscribed" in m for m in report.mismatches):
+            report.mismatches += _phone_histories(cluster, scenario)
         if report.mismatches:
             # Whether the group was still busy (a timing problem) or idle with a wrong answer
             # (a lost or double-counted event) is the first thing a failure must tell.
@@ -228,6 +230,50 @@ def _where(cluster: Cluster, scenario, wrong: list[str], statuses: dict[str, str
     parts = Counter(partition_for(mid.encode(), n) for mid in wrong)
     pairs = Counter((scenario.expected.message_status[mid], statuses.get(mid)) for mid in wrong)
     return f"wrong statuses by message partition {dict(parts)}; (expected, got) {dict(pairs)}"
+
+
+def _phone_histories(cluster: Cluster, scenario, limit: int = 4) -> list[str]:
+    """For the phones whose BLACKLISTED removals differ: every phone-events record of the
+    phone and every changelog state written for it, with the worker that wrote it (the
+    progress mark after it names the writer). A state that loses a send or a handled
+    unsubscribe from one record to the next shows a writer working on an old state; a
+    history that never regresses while the outputs are wrong points at the local store."""
+    import json
+
+    from processors.state_codec import decode_phone
+    from streams.stores import MARK_PREFIX
+
+    want = {removal_id(r, c): phone for r, phone, c in scenario.expected.removals if r == "BLACKLISTED"}
+    got = {v["event_id"]: v["phone"] for _, v, _, _ in cluster.read_topic(cluster.settings.topics.removals)
+           if v["reason"] == "BLACKLISTED"}
+    phones = sorted({want[e] for e in set(want) - set(got)} | {got[e] for e in set(got) - set(want)})[:limit]
+    if not phones:
+        return []
+    out = []
+    events = [(part, off, json.loads(raw)) for _, raw, part, off in cluster.read_topic(cluster.settings.phone_events_topic)]
+    changelog = cluster.read_topic(f"{cluster.settings.app_id}-phones-changelog")
+    writer: dict[tuple[int, int], str] = {}  # (partition, offset) of a state -> the next mark's value
+    pending: dict[int, list[int]] = {}
+    for key, raw, part, off in changelog:
+        if key is not None and key.startswith(MARK_PREFIX):
+            for o in pending.pop(part, []):
+                writer[(part, o)] = raw.decode() if isinstance(raw, bytes) else str(raw)
+        else:
+            pending.setdefault(part, []).append(off)
+    for phone in phones:
+        out.append(f"phone {phone[:4]}…{phone[-2:]}: phone-events")
+        for part, off, v in events:
+            if v.get("phone") == phone:
+                what = (f"send {v['campaign_id']} {v['message_id']} sent_at {v['sent_at']}" if v["type"] == "send"
+                        else f"{v['action']} {v['channel']} {v['event_id']} at {v['at']} campaign {v.get('campaign_id')}")
+                out.append(f"  [{part}]@{off} {what}")
+        out.append("  changelog states (sends / handled, writer mark)")
+        for key, raw, part, off in changelog:
+            if key == phone.encode():
+                st = decode_phone(raw)
+                out.append(f"  [{part}]@{off} sends {[x.message_id for x in st.sends]} handled "
+                           f"{[(e, h.campaign_id) for e, h in st.handled]} by {writer.get((part, off), '?')}")
+    return out
 
 
 def _explain_attribution(cluster: Cluster) -> list[str]:
