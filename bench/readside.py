@@ -20,13 +20,13 @@ One embedded broker (Tansu, in memory, 4 partitions), one throwaway PostgreSQL 1
    ``/api/campaigns`` must then equal the simulator's expected totals. Target: >= 3x phase 1.
 3. **latency**: the worker restarted (it resumes from its state), an API on the caught-up
    read model, an SSE client on ``/api/events?campaign_id=<probe>``; sends and DELIVRD
-   receipts of one new campaign at a steady rate (default: half of the worker's processing
-   rate of phase 1) for ``--duration`` s. All probe message ids hash to one partition, so the
+   receipts of one new campaign at a steady rate (see below) for ``--duration`` s. All probe message ids hash to one partition, so the
    worker folds receipts in production order and a CampaignStats whose
    ``status_counts["DELIVERED"]`` is >= k is exactly one that includes receipt k: its latency
    is the SSE event's arrival in this process minus the time receipt k was handed to the
    producer. The same receipts' first CampaignStats on the topic (broker timestamp) is
    reported beside it: the difference is what the read side adds. Target: p99 <= 1 s.
+   The load is half of the worker's phase-1 rate (``--rate`` to choose another).
 4. **CSV**: a read model filled directly with ``ReadModelWriter`` (``--csv-rows`` messages in
    one campaign, batches of 50 000), then ``smstally api`` on it (on empty topics, so the
    projector has nothing to do) and ``GET /api/campaigns/{id}/messages.csv`` streamed with
@@ -694,7 +694,8 @@ def run_latency_phase(args, day: Day, read_db: str, label: str, work: Path, prof
     if not res.sse_ms:
         raise BenchFailure(f"latency: none of {res.produced} receipts showed on /api/events")
     lat = res.sse_ms
-    out = {"db": label, "rate": rate, "achieved_rate": res.achieved_rate, "duration_s": args.duration,
+    out = {"db": label, "rate": rate, "rate_from": "--rate" if args.rate else "worker",
+           "worker_rate": day.worker["events_per_s"], "achieved_rate": res.achieved_rate, "duration_s": args.duration,
            "receipts": res.produced, "sse_events": res.sse_events, "missing": res.sse_missing,
            "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "p99_ms": percentile(lat, 99),
            "max_ms": max(lat), "mean_ms": statistics.fmean(lat),
@@ -1115,6 +1116,8 @@ def print_table(args, day: Day | None, res: dict) -> None:
                      f"{r['from_start_s']:.1f} s; {r['rate_from_start'] / day.output_rate:.2f}x", ""))
     lat = res.get("latency")
     if lat:
+        load = f"half of the worker's {lat['worker_rate']:,.0f} alone" if lat["rate_from"] == "worker" else "--rate"
+        rows.append((f"latency load: {lat['rate']:,.0f} events/s", load, "half of the maximum", ""))
         rows.append((f"receipt -> SSE /api/events ({lat['db']})",
                      f"p50 {lat['p50_ms']:.0f} / p95 {lat['p95_ms']:.0f} / p99 {lat['p99_ms']:.0f} / "
                      f"max {lat['max_ms']:.0f} ms", f"p99 <= {TARGET_P99_LATENCY_MS:.0f} ms",
@@ -1282,7 +1285,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--campaigns", type=int, default=8)
     ap.add_argument("--csv-rows", type=int, default=1_000_000, help="messages of the CSV campaign (phase 4)")
     ap.add_argument("--skip-pg", action="store_true", help="SQLite only (no PostgreSQL cluster)")
-    ap.add_argument("--rate", type=float, help="latency load, events/s (default: half the worker's processing rate)")
+    ap.add_argument("--rate", type=float, help="latency load, events/s (default: half the worker's processing rate of phase 1)")
     ap.add_argument("--duration", type=float, default=30.0, help="latency load, s")
     ap.add_argument("--latency-db", choices=["sqlite", "pg"], default="sqlite", help="the API of the latency phase")
     ap.add_argument("--clients", type=int, default=50, help="concurrent clients of phase 5")
