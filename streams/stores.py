@@ -10,8 +10,8 @@ Keys are bytes on both paths (live writes and changelog recovery) so that the me
 and RocksDB agree; values are the stage codecs' bytes.
 
 Each batch also writes a *progress mark*: the last input offset it folded (then the writer:
-process id and group generation), after its states and through the same changelog. A table restored from its changelog thus knows which input
-it reflects, whatever the committed offset says: if the restore stopped short (or the
+process id and group generation), after its states and through the same changelog. A table
+restored from its changelog thus knows which input it reflects, whatever the committed offset says: if the restore stopped short (or the
 changelog lost its tail), the mark is behind the commit and the pipeline replays from it
 (the Kafka Streams checkpoint, kept in the store itself).
 """

@@ -7,6 +7,7 @@ data directory; the broker is the real embedded one.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import Counter
 import shutil
@@ -32,6 +33,7 @@ class ChaosReport:
     settle_s: list[float] = field(default_factory=list)  # kill -> every running worker ready again
     final_settle_s: float = 0.0  # last publish -> stats equal expected
     duplicate_removals: int = 0
+    odd_blacklist_phones: list[str] = field(default_factory=list)  # phones whose BLACKLISTED removals differ
     stats_records: int = 0
 
     def line(self) -> str:
@@ -152,10 +154,13 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
         report.final_settle_s = time.monotonic() - t_last
         report.mismatches = mismatches(scenario.expected.stats, latest)
         report.mismatches += _check_outputs(cluster, scenario, report)
-        if any("unsubscribed" in m for m in report.mismatches):
-            report.mismatches += _explain_attribution(cluster)
-        if any(m.startswith("removals:") or "unsubscribed" in m for m in report.mismatches):
-            report.mismatches += _phone_histories(cluster, scenario)
+        attribution = any("unsubscribed" in m for m in report.mismatches)
+        if attribution or report.odd_blacklist_phones:
+            events = [(part, off, json.loads(raw))
+                      for _, raw, part, off in cluster.read_topic(cluster.settings.phone_events_topic)]
+            if attribution:
+                report.mismatches += _explain_attribution(events)
+            report.mismatches += _phone_histories(cluster, report.odd_blacklist_phones, events)
         if report.mismatches:
             # Whether the group was still busy (a timing problem) or idle with a wrong answer
             # (a lost or double-counted event) is the first thing a failure must tell.
@@ -207,6 +212,8 @@ def _check_outputs(cluster: Cluster, scenario, report: ChaosReport) -> list[str]
     if got != want:
         missing = set(want) - set(got)
         extra = set(got) - set(want)
+        report.odd_blacklist_phones = sorted({want[e][1] for e in missing if want[e][0] == "BLACKLISTED"}
+                                             | {got[e][1] for e in extra if got[e][0] == "BLACKLISTED"})
         problems.append(f"removals: {len(missing)} missing, {len(extra)} unexpected; missing e.g. "
                         f"{[want[e] for e in sorted(missing)[:3]]}, unexpected e.g. "
                         f"{[(by_id[e]['reason'], by_id[e]['phone'], by_id[e].get('campaign_id')) for e in sorted(extra)[:3]]}")
@@ -232,25 +239,19 @@ def _where(cluster: Cluster, scenario, wrong: list[str], statuses: dict[str, str
     return f"wrong statuses by message partition {dict(parts)}; (expected, got) {dict(pairs)}"
 
 
-def _phone_histories(cluster: Cluster, scenario, limit: int = 4) -> list[str]:
+def _phone_histories(cluster: Cluster, phones: list[str], events: list, limit: int = 4) -> list[str]:
     """For the phones whose BLACKLISTED removals differ: every phone-events record of the
     phone and every changelog state written for it, with the worker that wrote it (the
     progress mark after it names the writer). A state that loses a send or a handled
     unsubscribe from one record to the next shows a writer working on an old state; a
     history that never regresses while the outputs are wrong points at the local store."""
-    import json
-
     from processors.state_codec import decode_phone
     from streams.stores import MARK_PREFIX
 
-    want = {removal_id(r, c): phone for r, phone, c in scenario.expected.removals if r == "BLACKLISTED"}
-    got = {v["event_id"]: v["phone"] for _, v, _, _ in cluster.read_topic(cluster.settings.topics.removals)
-           if v["reason"] == "BLACKLISTED"}
-    phones = sorted({want[e] for e in set(want) - set(got)} | {got[e] for e in set(got) - set(want)})[:limit]
+    phones = phones[:limit]
     if not phones:
         return []
     out = []
-    events = [(part, off, json.loads(raw)) for _, raw, part, off in cluster.read_topic(cluster.settings.phone_events_topic)]
     changelog = cluster.read_topic(f"{cluster.settings.app_id}-phones-changelog")
     writer: dict[tuple[int, int], str] = {}  # (partition, offset) of a state -> the next mark's value
     pending: dict[int, list[int]] = {}
@@ -276,19 +277,16 @@ def _phone_histories(cluster: Cluster, scenario, limit: int = 4) -> list[str]:
     return out
 
 
-def _explain_attribution(cluster: Cluster) -> list[str]:
+def _explain_attribution(events: list) -> list[str]:
     """Where the phone-events log put a STOP before the send index it should have seen.
 
     Attribution looks at the sends indexed before the STOP in that log (contract §6), so a
     mismatch is either an index record that came late (an emission problem) or a phone
     state that lost an indexed send (a state problem); this tells which.
     """
-    import json
-
     sends: dict[str, list[tuple[int, int, str, str]]] = {}  # phone -> (partition, offset, campaign, message)
     stops: list[tuple[int, int, dict]] = []
-    for _, raw, part, off in cluster.read_topic(cluster.settings.phone_events_topic):
-        v = json.loads(raw)
+    for part, off, v in events:  # the phone-events log
         if v["type"] == "send":
             sends.setdefault(v["phone"], []).append((part, off, v["campaign_id"], v["message_id"], v["sent_at"]))
         elif v.get("channel") == "STOP_KEYWORD" and v.get("campaign_id") is None:
