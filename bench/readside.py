@@ -200,7 +200,7 @@ def percentile(xs: list[float], q: float) -> float:
 @dataclass
 class Api:
     label: str
-    proc: Any  # streams.processes.ApiProcess
+    proc: Any  # streams.devtools.processes.ApiProcess
     read_db: str
     t_start: float  # time.time() just before the process was started
 
@@ -224,7 +224,7 @@ class Api:
 
 def api_env(base_env: dict[str, str], read_db: str, data_dir: Path, topics: dict[str, str] | None = None,
             **extra: str) -> dict[str, str]:
-    from streams.broker import free_port
+    from streams.devtools.broker import free_port
 
     env = dict(base_env, SMSTALLY_READ_DB=read_db, SMSTALLY_API_PORT=str(free_port()),
                SMSTALLY_DATA_DIR=str(data_dir), SMSTALLY_LOG_LEVEL="info")
@@ -236,7 +236,7 @@ def api_env(base_env: dict[str, str], read_db: str, data_dir: Path, topics: dict
 
 
 def start_api(label: str, env: dict[str, str], work: Path, profile_dir: Path | None) -> Api:
-    from streams.processes import ApiProcess
+    from streams.devtools.processes import ApiProcess
 
     slug = label.replace(" ", "-").replace("/", "-")
     proc = ApiProcess(env, work / f"api-{slug}.log")
@@ -479,8 +479,8 @@ def run_worker_phase(args, broker, work: Path, base, keep_running: bool = False)
 
 def restart_worker(day: Day) -> Any:
     """The phase-1 worker again (same app id and data dir: it resumes from its state)."""
-    from streams.broker import free_port
-    from streams.processes import WorkerProcess
+    from streams.devtools.broker import free_port
+    from streams.devtools.processes import WorkerProcess
 
     g = day.group
     env = dict(g.env, SMSTALLY_DATA_DIR=str(g.work / "data-0"), SMSTALLY_WEB_PORT=str(free_port()))
@@ -1335,7 +1335,7 @@ def main(argv: list[str] | None = None) -> int:
     import atexit
     atexit.register(CLEANUP.run)
 
-    from streams.broker import EmbeddedBroker, free_port
+    from streams.devtools.broker import EmbeddedBroker, free_port
     from streams.compat import tansu
     from streams.config import from_env
     from streams.topics import ensure_topics

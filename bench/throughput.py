@@ -57,14 +57,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from schemas.codec import SINGLE_OBJECT_MAGIC, AvroCodec, compile_schema, fingerprint, load_schemas  # noqa: E402
 from simulator.reference import stop_campaign  # noqa: E402
 from simulator.scenario import Emit, generate, normalize  # noqa: E402
-from streams.broker import EmbeddedBroker, free_port  # noqa: E402
-from streams.clients import topic_for  # noqa: E402
+from streams.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
+from streams.ops.clients import topic_for  # noqa: E402
 from streams.compat import tansu  # noqa: E402
 from streams.config import Settings, from_env  # noqa: E402
 from streams.metrics import records_handled  # noqa: E402
-from streams.processes import WorkerProcess  # noqa: E402
+from streams.devtools.processes import WorkerProcess  # noqa: E402
 from streams.partitioner import partition_for  # noqa: E402
-from streams.simulate import wait_for_expected  # noqa: E402
+from streams.devtools.simulate import wait_for_expected  # noqa: E402
 from streams.topics import ensure_topics, existing_partitions  # noqa: E402
 
 PARTITIONS = 4
@@ -580,7 +580,7 @@ async def latency_load(s: Settings, rate: float, duration: float, receipt_delay:
     done_producing = asyncio.Event()
     achieved: list[float] = []
 
-    # linger 5 ms, as streams.clients.publish. With 0 every record is a request of its own and
+    # linger 5 ms, as streams.ops.clients.publish. With 0 every record is a request of its own and
     # Tansu burns CPU the worker needs (measured at 2 000 events/s for 30 s: broker 31 CPU-s
     # with linger 0, 6 with 5 ms; stats latency spiking to 6 s vs a steady ~0.8 s).
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5)

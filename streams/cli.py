@@ -37,7 +37,7 @@ async def _resolve_flavor(s: Settings) -> Settings:
 
 async def _wait_broker(s: Settings) -> None:
     """Wait for the broker with one clear line now and then, instead of a crash loop."""
-    from .broker import wait_for_broker
+    from .devtools.broker import wait_for_broker
     started = time.monotonic()
     timeout = 1.0  # the first line comes at once; then one every 5 s
     while True:
@@ -124,14 +124,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from .broker import run_broker_cli
+    from .devtools.broker import run_broker_cli
     return run_broker_cli(_settings(args).broker)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator.scenario import generate
 
-    from .simulate import run_simulation
+    from .devtools.simulate import run_simulation
 
     s = _settings(args)
     logging.basicConfig(level=logging.WARNING)
@@ -142,8 +142,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import render
-    from .simulate import read_stats
+    from .ops.report import render
+    from .devtools.simulate import read_stats
 
     s = _settings(args)
     logging.basicConfig(level=logging.WARNING)
@@ -190,7 +190,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .devtools.demo import run_demo
     return run_demo(messages=args.messages, seed=args.seed, campaigns=args.campaigns, timeout=args.timeout,
                     keep=args.keep)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from processors.removals import removal_id
 from simulator.check import mismatches, sends_counted
 from simulator.scenario import generate
-from streams.clients import StatsView, publish
+from streams.ops.clients import StatsView, publish
 from streams.partitioner import partition_for
 from tests.harness import Cluster
 

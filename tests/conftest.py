@@ -6,7 +6,7 @@ is cheap (~0.1 s) but tests share it to stay fast, so each test uses its own
 topic and group names. It is stopped at the end even if the session fails,
 and cannot outlive a crashed pytest: it runs in its own process group, is
 stopped by atexit, and on Linux is SIGTERMed by the kernel when pytest dies
-(see ``streams.broker``).
+(see ``streams.devtools.broker``).
 
 ``pg_cluster`` (session) is a throwaway PostgreSQL 15 cluster on a free
 loopback port (tests/pgcluster.py); ``pg_url`` gives each test a fresh
@@ -28,7 +28,7 @@ import pytest
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
     """A running embedded broker on a free port: ``.url`` and ``.bootstrap``."""
-    from streams.broker import EmbeddedBroker, free_port
+    from streams.devtools.broker import EmbeddedBroker, free_port
 
     log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
     instance = EmbeddedBroker(f"kafka://127.0.0.1:{free_port()}", log_path=log_path)

@@ -18,12 +18,12 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from schemas.codec import AvroCodec, DecodeError
-from streams.broker import EmbeddedBroker, free_port
-from streams.clients import publish
+from streams.devtools.broker import EmbeddedBroker, free_port
+from streams.ops.clients import publish
 from streams.compat import tansu
 from streams.config import Settings, from_env
 from streams.metrics import records_handled
-from streams.processes import WorkerProcess
+from streams.devtools.processes import WorkerProcess
 
 _ids = itertools.count()
 
@@ -147,7 +147,7 @@ class ReadSide:
         self.data_dir = cluster.tmp / f"api-data-{next(_ids)}"
 
     def start(self, **extra: str):
-        from streams.processes import ApiProcess
+        from streams.devtools.processes import ApiProcess
         env = dict(self.cluster.env, SMSTALLY_DATA_DIR=str(self.data_dir), SMSTALLY_API_PORT=str(free_port()))
         if self.read_db:
             env["SMSTALLY_READ_DB"] = self.read_db

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from simulator.check import mismatches
 from simulator.scenario import generate
-from streams.simulate import run_simulation, wait_for_expected
+from streams.devtools.simulate import run_simulation, wait_for_expected
 from tests import badinput as B
 from tests.harness import Cluster
 

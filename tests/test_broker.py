@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from streams import broker as broker_mod
-from streams.broker import (
+from streams.devtools import broker as broker_mod
+from streams.devtools.broker import (
     BrokerBinaryMissing,
     BrokerError,
     BrokerNotReady,
@@ -259,7 +259,7 @@ def test_broker_dies_with_a_killed_owner(tmp_path):
     script = textwrap.dedent(
         f"""
         import time
-        from streams.broker import EmbeddedBroker
+        from streams.devtools.broker import EmbeddedBroker
         b = EmbeddedBroker("kafka://127.0.0.1:{free_port()}").start()
         print(b.pid, flush=True)
         time.sleep(60)
@@ -289,7 +289,7 @@ def test_broker_cli_runs_until_signalled(sig):
     port = free_port()
     url = f"kafka://127.0.0.1:{port}"
     cli = subprocess.Popen(
-        [sys.executable, "-c", f"import sys; from streams.broker import run_broker_cli; "
+        [sys.executable, "-c", f"import sys; from streams.devtools.broker import run_broker_cli; "
          f"sys.exit(run_broker_cli({url!r}))"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

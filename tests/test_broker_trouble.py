@@ -17,8 +17,8 @@ import pytest
 from processors.removals import removal_id
 from simulator.check import mismatches, sends_counted
 from simulator.scenario import generate
-from streams.clients import StatsView, publish
-from streams.simulate import GRACE_S, run_simulation, wait_for_expected
+from streams.ops.clients import StatsView, publish
+from streams.devtools.simulate import GRACE_S, run_simulation, wait_for_expected
 from tests.harness import Cluster, get, processed
 
 pytestmark = pytest.mark.integration

@@ -46,8 +46,8 @@ from processors import catalog
 from simulator.check import sends_counted
 from simulator.scenario import (DEFAULT_BASE_MS, R_CAMPAIGN, R_DLR, R_SENT, TOPIC_CAMPAIGNS, TOPIC_DLR,
                                 TOPIC_MESSAGE_SENT, Emit, _national, generate)
-from streams.clients import publish
-from streams.simulate import GRACE_S, wait_quiescent
+from streams.ops.clients import publish
+from streams.devtools.simulate import GRACE_S, wait_quiescent
 from streams.topics import ensure_topics
 from tests.harness import Cluster, ReadSide
 
@@ -123,7 +123,7 @@ def hostile_campaign(base: int) -> tuple[list[Emit], dict]:
 # ------------------------------------------------------------------ the day, published in the background
 class Day:
     """Publishes the first chunk at once, the rest of phase 1 after ``go`` in paced chunks, then
-    (once every send is counted and the workers are idle, as streams.simulate does) phase 2."""
+    (once every send is counted and the workers are idle, as streams.devtools.simulate does) phase 2."""
 
     def __init__(self, cluster: Cluster, read: ReadSide):
         self.cluster, self.read = cluster, read

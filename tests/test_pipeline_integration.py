@@ -13,7 +13,7 @@ import pytest
 from processors.removals import BLACKLISTED, PERMANENT_ERROR, removal_id
 from simulator.check import mismatches
 from simulator.scenario import generate
-from streams.simulate import run_simulation, wait_for_expected
+from streams.devtools.simulate import run_simulation, wait_for_expected
 from tests.harness import Cluster
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,8 @@ import pytest
 
 from simulator.check import sends_counted
 from simulator.scenario import generate
-from streams.clients import StatsView
-from streams.processes import WorkerProcess
+from streams.ops.clients import StatsView
+from streams.devtools.processes import WorkerProcess
 from tests.harness import get, processed
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pytest
 
 from simulator.check import mismatches
 from simulator.scenario import generate
-from streams.simulate import run_simulation, wait_for_expected
+from streams.devtools.simulate import run_simulation, wait_for_expected
 from tests.harness import Cluster, ReadSide
 
 pytestmark = pytest.mark.integration

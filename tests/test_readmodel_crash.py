@@ -25,8 +25,8 @@ import pytest
 
 from simulator.check import sends_counted
 from simulator.scenario import generate
-from streams.clients import StatsView, publish
-from streams.simulate import GRACE_S, wait_for_expected, wait_quiescent
+from streams.ops.clients import StatsView, publish
+from streams.devtools.simulate import GRACE_S, wait_for_expected, wait_quiescent
 from tests.harness import Cluster, ReadSide
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]

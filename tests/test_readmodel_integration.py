@@ -28,7 +28,7 @@ from processors import catalog
 from processors.removals import BLACKLISTED, PERMANENT_ERROR, removal_id
 from simulator.check import mismatches
 from simulator.scenario import TOPIC_MESSAGE_SENT, _national, generate
-from streams.simulate import run_simulation, wait_for_expected
+from streams.devtools.simulate import run_simulation, wait_for_expected
 from tests.harness import Cluster, ReadSide
 
 pytestmark = pytest.mark.integration

@@ -22,8 +22,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from simulator.check import sends_counted
 from simulator.scenario import generate
-from streams.clients import StatsView
-from streams.simulate import wait_for_expected, wait_quiescent
+from streams.ops.clients import StatsView
+from streams.devtools.simulate import wait_for_expected, wait_quiescent
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.devtools.broker import EmbeddedBroker, free_port
 from streams.compat import tansu
 
 REPO = Path(__file__).resolve().parent.parent

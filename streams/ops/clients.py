@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.codec import AvroCodec, DecodeError
 
-from .compat import tansu
-from .config import Settings
+from ..compat import tansu
+from ..config import Settings
 
 
 def topic_for(s: Settings, default_name: str) -> str:

@@ -6,9 +6,9 @@ import time
 
 from simulator.check import mismatches, sends_counted
 
-from .clients import StatsView, publish
-from .config import Settings
-from .topics import ensure_topics
+from ..ops.clients import StatsView, publish
+from ..config import Settings
+from ..topics import ensure_topics
 
 GRACE_S = 1.0  # after the group is quiescent, a margin for the last partials
 
@@ -24,8 +24,8 @@ async def wait_quiescent(s: Settings, timeout: float = 120.0) -> bool:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition
 
-    from .compat import tansu
-    from .topics import existing_partitions
+    from ..compat import tansu
+    from ..topics import existing_partitions
 
     tansu.apply(s.broker_flavor)
     t = s.topics

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from .broker import EmbeddedBroker, free_port
-from .config import from_env
+from ..config import from_env
 from .processes import ApiProcess, WorkerProcess
-from .report import render, render_brief
+from ..ops.report import render, render_brief
 
 
 def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: float = 600.0,
