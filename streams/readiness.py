@@ -1,0 +1,80 @@
+"""Readiness: whether this worker has folded the backlog its partitions had when it got them.
+
+Kept apart from the pipeline because it only reads the consumer's positions: it decides
+``/health/ready`` and when re-publishing stats after a recovery is safe.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+
+class CatchUp:
+    """Whether the worker has processed the backlog its partitions had when it got them.
+
+    A partition's target is the high watermark of the first fetch after the assignment
+    (everything in the log at that moment, hence everything any earlier owner could have
+    folded); it is caught up once the offset processed reaches it. Used for readiness, and
+    to hold back re-publishing stats until a replay has brought the state back where it was.
+    Reading the watermark from fetches avoids extra ListOffsets round trips in recovery.
+    """
+
+    def __init__(self, app: faust.App):
+        self.app = app
+        self.targets: dict[Any, int | None] = {}
+
+    def reset(self) -> None:
+        self.targets.clear()
+
+    def track(self, *topics: str) -> None:
+        for tp in self.app.consumer.assignment():
+            if tp.topic in topics:
+                self.targets.setdefault(tp, None)
+
+    async def lagging(self, topic: str | None = None) -> dict[str, str]:
+        """Partitions still short of their target: "topic[p]" -> "position/target"."""
+        consumer = self.app.consumer
+        assigned = consumer.assignment()  # a later rebalance may have moved a target away
+        out = {}
+        for tp, target in list(self.targets.items()):  # a rebalance may change it while we await
+            if (topic is not None and tp.topic != topic) or tp not in assigned:
+                continue
+            if target is None:
+                target = consumer.highwater(tp)
+                if target is None:  # not fetched yet since the assignment
+                    out[f"{tp.topic}[{tp.partition}]"] = "?/?"
+                    continue
+                self.targets[tp] = target
+            pos = consumer.next_offset(tp)
+            if pos is None:
+                # Nothing processed since assignment. Faust's read offset is the committed
+                # offset after its post-recovery seek; when that seek was cut short by another
+                # rebalance, the last commit it knows of. Never the consumer's position: that
+                # call waits in the consumer thread until the partition has a valid position,
+                # which a paused partition may never get, and two such waits occupy every
+                # worker of the thread's call queue, so no fetch or seek runs again.
+                pos = consumer._read_offset.get(tp)
+                if pos is None:
+                    pos = consumer._committed_offset.get(tp) or 0
+            if pos < target:
+                out[f"{tp.topic}[{tp.partition}]"] = f"{pos}/{target}"
+        return out
+
+    async def caught_up(self, topic: str | None = None) -> bool:
+        return not await self.lagging(topic)
+
+    def lag(self) -> int:
+        """Records fetched-known but not yet processed, now (the consumer lag of this worker)."""
+        consumer = self.app.consumer
+        total = 0
+        for tp in consumer.assignment():
+            if tp.topic.endswith("-changelog"):
+                continue
+            hw = consumer.highwater(tp)
+            pos = consumer.next_offset(tp)
+            if pos is None:
+                pos = consumer._read_offset.get(tp) or 0
+            if hw is not None and hw > pos:
+                total += hw - pos
+        return total

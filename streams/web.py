@@ -1,0 +1,53 @@
+"""The worker's HTTP endpoints: health, readiness, metrics, its campaigns' figures, and a
+consumer debug view. No endpoint here shows a phone number."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+
+from processors import campaign_stage
+
+from . import metrics
+from .pipeline import Pipeline
+
+
+def add_endpoints(app: faust.App, pipe: Pipeline) -> None:
+    @app.page("/health/live")
+    async def live(web: Any, request: Any) -> Any:
+        return web.json({"alive": True})
+
+    @app.page("/health/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        ok = await pipe.ready() and app.tables.recovery.completed.is_set()
+        metrics.READY.set(1 if ok else 0)
+        body = {"ready": ok, "recovered": pipe.recovered, "rebalancing": bool(app.rebalancing),
+                "lagging": await pipe.catchup.lagging(), "lag": pipe.catchup.lag()}
+        return web.json(body, status=200 if ok else 503)
+
+    @app.page("/debug/consumer")
+    async def debug_consumer(web: Any, request: Any) -> Any:
+        c = app.consumer
+        ak = c._thread._ensure_consumer()
+        out = {}
+        for tp in sorted(c.assignment()):
+            try:  # bounded: see CatchUp.lagging on why position() may wait for ever
+                pos = await asyncio.wait_for(ak.position(tp), 0.5)
+            except Exception as exc:  # noqa: BLE001
+                pos = repr(exc)
+            out[f"{tp.topic}[{tp.partition}]"] = {
+                "position": pos, "highwater": ak.highwater(tp), "paused": tp in ak.paused(),
+                "faust_paused": tp in c._paused_partitions, "active": tp in (c._active_partitions or ()),
+                "read": c._read_offset.get(tp), "committed": c._committed_offset.get(tp),
+                "next": c.next_offset(tp)}
+        return web.json(out)
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/campaigns")
+    async def campaigns(web: Any, request: Any) -> Any:
+        # Campaign figures only (no phone numbers), for the campaigns this worker owns.
+        return web.json({cid: campaign_stage.stats(st) for cid, st in sorted(pipe.campaigns.items())})
