@@ -48,7 +48,7 @@ def decode_cursor(kind: str, cursor: str, types: tuple[type, ...]) -> list:
         raise BadRequest("cursor is not one this API returned") from None
     if not isinstance(value, list) or len(value) != len(types) + 1 or value[0] != kind:
         raise BadRequest("cursor does not belong to this listing (it comes from another route or sort)")
-    for v, t in zip(value[1:], types):
+    for v, t in zip(value[1:], types, strict=True):
         if type(v) is not t or (t is int and not _INT64[0] <= v <= _INT64[1]):
             raise BadRequest("cursor is not one this API returned")
     return value[1:]
@@ -59,7 +59,7 @@ def _like(text: str) -> str:
 
 
 def _message(row: tuple) -> dict:
-    d = dict(zip(MESSAGE_FIELDS, row))
+    d = dict(zip(MESSAGE_FIELDS, row, strict=True))
     d["phone_valid"] = bool(d["phone_valid"])
     return d
 
@@ -190,7 +190,7 @@ class ReadModel:
         rows = self.db.query(f"SELECT {', '.join(REMOVAL_COLUMNS)} FROM removals"
                              + (" WHERE " + " AND ".join(where) if where else "")
                              + " ORDER BY at DESC, event_id DESC LIMIT ?", params + [limit + 1])
-        items = [dict(zip(REMOVAL_COLUMNS, r)) for r in rows[:limit]]
+        items = [dict(zip(REMOVAL_COLUMNS, r, strict=True)) for r in rows[:limit]]
         nxt = encode_cursor("r", [items[-1]["at"], items[-1]["event_id"]]) if len(rows) > limit else None
         return Page(items, nxt)
 

@@ -178,7 +178,7 @@ def _cleaned(table: _Table, rows: list[tuple]) -> list[tuple]:
 
 
 def _columns(rows: list[tuple]) -> list[list]:
-    return [list(col) for col in zip(*rows)]
+    return [list(col) for col in zip(*rows, strict=True)]
 
 
 class ReadModelWriter:
