@@ -2,7 +2,7 @@
 mode-streaming 0.7.1 (see :mod:`streams.adapters.versions`); each is tested in
 ``tests/test_library_internals.py``.
 
-* ``Service._stopped`` (an :class:`asyncio.Event`): set once a service is asked to stop.
+* ``Service._stopped`` (a ``mode.utils.locks.Event``): set once a service is asked to stop.
   The batch record loop (``streams.consumer``) runs until the consumer's or its fetcher's
   event is set, exactly as Faust's own loop (``Consumer._drain_messages``) does. The public
   ``Service.should_stop`` is not the same test: it is also true once the service crashed,
