@@ -23,7 +23,8 @@ a Tansu release that fixes one makes a test fail and the workaround can go.
    offset 0 hides the bug. ``seek_to_end`` and ``auto_offset_reset="latest"``
    land too early as well (re-reading records).
    Fetch responses carry the right high watermark (15 above). The patch
-   wraps aiokafka's ``Fetcher._proc_offset_request``, the one place every
+   wraps aiokafka's ``Fetcher._proc_offset_request`` (through
+   ``streams.adapters.aiokafka_internals``), the one place every
    ListOffsets goes through (``end_offsets``, which Faust's
    ``highwaters()`` calls, and the position reset path): for partitions asked
    for "latest" it sends one Fetch to the same broker, starting at Tansu's
