@@ -47,7 +47,8 @@ def build(s: Settings, plan: TopicPlan) -> tuple[faust.App, Pipeline]:
     tansu.apply(s.broker_flavor)
     app = faust.App(s.app_id, **faust_config(s))
     pipe = Pipeline(app, s, plan)
-    app.transport.Consumer = BatchConsumer.with_handlers(
+    transport: Any = app.transport  # Consumer is the class its consumer is made of
+    transport.Consumer = BatchConsumer.with_handlers(
         pipe.handlers(), pipe.on_batch_error,
         s.fetch_max_wait_ms or tansu.fetch_max_wait_ms(s.broker_flavor) or DEFAULT_FETCH_MAX_WAIT_MS)
     add_endpoints(app, pipe)

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from .config import Settings, from_env
+
+if TYPE_CHECKING:
+    import faust
 
 log = logging.getLogger("smstally")
 
@@ -89,16 +93,42 @@ async def _prestart_health(s: Settings) -> asyncio.AbstractServer | None:
         return None
 
 
+def _plain_output(worker: faust.Worker) -> None:
+    """No progress spinner unless both output streams are terminals.
+
+    Faust's worker draws a spinner on its stdout while it starts (one character per log
+    line) and, when done, writes the terminal codes that show the cursor again
+    (``ESC[?25h``) whatever the stream is. Logs redirected to a file or a pipe then get
+    control codes and backspaces; without the spinner Faust logs "Ready" instead.
+    """
+    if not (_isatty(worker.stdout) and _isatty(worker.stderr)):
+        worker.spinner = None
+
+
+def _isatty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except (OSError, ValueError):  # closed or detached
+        return False
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
+    from .adapters.versions import UntestedLibraries, check_versions
     from .app import build
-    from .topics import TopicLayoutError, ensure_topics
+    from .topics import TopicLayoutError, TopicPlan, ensure_topics
 
     s = _settings(args)
     logging.basicConfig(level=s.log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    try:
+        check_versions(os.environ)
+    except UntestedLibraries as exc:
+        log.error("refusing to start: %s", exc)
+        return 2
 
-    async def prepare() -> tuple[Settings, object]:
+    async def prepare() -> tuple[Settings, TopicPlan]:
         health = await _prestart_health(s)
         try:
             await _wait_broker(s)
@@ -119,6 +149,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     log.info("worker starting: broker %s (%s), store %s in %s, web port %d, partitions %s",
              s.broker, s.broker_flavor, s.store, s.data_dir, s.web_port, plan)
     worker = faust.Worker(app, loglevel=s.log_level, quiet=True, override_logging=False)
+    _plain_output(worker)
     worker.execute_from_commandline()
     return 0
 
@@ -142,8 +173,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .ops.report import render
     from .devtools.simulate import read_stats
+    from .ops.report import render
 
     s = _settings(args)
     logging.basicConfig(level=logging.WARNING)
@@ -239,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--data-dir", help="SMSTALLY_DATA_DIR (the default SQLite file lives there)")
     a.set_defaults(fn=cmd_api)
 
-    ex = sub.add_parser("export", help="a campaign's contacts as CSV, through the API (SMSTALLY_API_URL, SMSTALLY_API_TOKEN)")
+    ex = sub.add_parser("export", help="a campaign's contacts as CSV, through the API "
+                                       "(SMSTALLY_API_URL, SMSTALLY_API_TOKEN)")
     ex.add_argument("campaign", help="campaign id")
     ex.add_argument("--status", help="canonical status, e.g. HARD_BOUNCE")
     ex.add_argument("--category", help="e.g. permanent_error")
@@ -257,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     d.set_defaults(fn=cmd_demo)
 
     args = p.parse_args(argv)
-    return args.fn(args)
+    code: int = args.fn(args)
+    return code
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from .adapters import aiokafka_internals
 from .partitioner import partition_for
 
 log = logging.getLogger("smstally")
@@ -47,8 +49,8 @@ class Outbox:
                 continue
             parts = self._partitions.get(topic)
             if parts is None:
-                await producer.client._wait_on_metadata(topic)
-                parts = self._partitions[topic] = sorted(producer.client.cluster.partitions_for_topic(topic))
+                parts = self._partitions[topic] = sorted(
+                    await aiokafka_internals.wait_for_partitions(producer.client, topic))
             n = len(parts)
             for key, value in items:  # a dead letter may have no key: any partition, as aiokafka
                 p = parts[partition_for(key, n)] if key is not None else random.choice(parts)

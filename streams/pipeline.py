@@ -29,6 +29,7 @@ from processors.status_mapping import StatusMapper
 from schemas.codec import AvroCodec, DecodeError
 
 from . import metrics
+from .adapters import faust_internals
 from .config import Settings
 from .heap import settle_after_recovery
 from .outbox import Outbox
@@ -80,7 +81,7 @@ class Pipeline:
         self.phones = TableStore(self.t_phones, state_codec.encode_phone, state_codec.decode_phone, writer)
         self.campaigns_store = TableStore(self.t_campaigns, state_codec.encode_campaign, state_codec.decode_campaign,
                                           writer)
-        producer = app.producer._ensure_producer  # started by Faust after the app is built
+        producer = faust_internals.aiokafka_producer(app)  # started by Faust after the app is built
         self.outbox = Outbox(producer)  # what the batch being handled produces
         self.dead_in_batch = 0
         self.timer_outbox = Outbox(producer)  # what the partial and stats timers produce

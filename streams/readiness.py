@@ -5,9 +5,13 @@ Kept apart from the pipeline because it only reads the consumer's positions: it 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 import faust
+from faust.types import TP
+
+from .adapters import faust_internals
+from .consumer import BatchConsumer
 
 
 class CatchUp:
@@ -22,7 +26,7 @@ class CatchUp:
 
     def __init__(self, app: faust.App):
         self.app = app
-        self.targets: dict[Any, int | None] = {}
+        self.targets: dict[TP, int | None] = {}
 
     def reset(self) -> None:
         self.targets.clear()
@@ -34,7 +38,7 @@ class CatchUp:
 
     async def lagging(self, topic: str | None = None) -> dict[str, str]:
         """Partitions still short of their target: "topic[p]" -> "position/target"."""
-        consumer = self.app.consumer
+        consumer = cast(BatchConsumer, self.app.consumer)
         assigned = consumer.assignment()  # a later rebalance may have moved a target away
         out = {}
         for tp, target in list(self.targets.items()):  # a rebalance may change it while we await
@@ -54,9 +58,9 @@ class CatchUp:
                 # call waits in the consumer thread until the partition has a valid position,
                 # which a paused partition may never get, and two such waits occupy every
                 # worker of the thread's call queue, so no fetch or seek runs again.
-                pos = consumer._read_offset.get(tp)
+                pos = faust_internals.read_offset(consumer, tp)
                 if pos is None:
-                    pos = consumer._committed_offset.get(tp) or 0
+                    pos = faust_internals.committed_offset(consumer, tp) or 0
             if pos < target:
                 out[f"{tp.topic}[{tp.partition}]"] = f"{pos}/{target}"
         return out
@@ -66,7 +70,7 @@ class CatchUp:
 
     def lag(self) -> int:
         """Records fetched-known but not yet processed, now (the consumer lag of this worker)."""
-        consumer = self.app.consumer
+        consumer = cast(BatchConsumer, self.app.consumer)
         total = 0
         for tp in consumer.assignment():
             if tp.topic.endswith("-changelog"):
@@ -74,7 +78,7 @@ class CatchUp:
             hw = consumer.highwater(tp)
             pos = consumer.next_offset(tp)
             if pos is None:
-                pos = consumer._read_offset.get(tp) or 0
+                pos = faust_internals.read_offset(consumer, tp) or 0
             if hw is not None and hw > pos:
                 total += hw - pos
         return total

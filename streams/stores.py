@@ -11,20 +11,22 @@ and RocksDB agree; values are the stage codecs' bytes.
 
 Each batch also writes a *progress mark*: the last input offset it folded (then the writer:
 process id and group generation), after its states and through the same changelog. A table
-restored from its changelog thus knows which input it reflects, whatever the committed offset says: if the restore stopped short (or the
-changelog lost its tail), the mark is behind the commit and the pipeline replays from it
-(the Kafka Streams checkpoint, kept in the store itself).
+restored from its changelog thus knows which input it reflects, whatever the committed
+offset says: if the restore stopped short (or the changelog lost its tail), the mark is
+behind the commit and the pipeline replays from it (the Kafka Streams checkpoint, kept in
+the store itself).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import MutableMapping
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
 
-from faust.types import TP as _TP
+from faust.types import TP
 from rocksdict import WriteBatch
 
+from .adapters import faust_internals
 from .outbox import Outbox
 
 _MISSING = object()
@@ -39,7 +41,7 @@ def mark_key(topic: str, partition: int) -> bytes:
     return b"%s%s\x00%d" % (MARK_PREFIX, topic.encode(), partition)
 
 
-class TableStore(MutableMapping):
+class TableStore(MutableMapping[str, Any]):
     def __init__(self, table: Any, encode: Callable[[Any], bytes], decode: Callable[[bytes], Any],
                  writer: Callable[[], bytes] = lambda: b""):
         self.table = table
@@ -56,7 +58,7 @@ class TableStore(MutableMapping):
         batches run outside Faust's streams). Only for the batch: a rebalance closes the
         databases of revoked partitions."""
         if self.partitioned:
-            self._db = self.table.data._db_for_partition(partition)
+            self._db = faust_internals.partition_db(self.table.data, partition)
         try:
             yield
         finally:
@@ -88,7 +90,7 @@ class TableStore(MutableMapping):
         raw = self.table.data.get(key)
         return None if raw is None else int(raw.split(b" ", 1)[0])
 
-    def flush(self, outbox: Outbox, tp: Any, last_offset: int) -> None:
+    def flush(self, outbox: Outbox, tp: TP, last_offset: int) -> None:
         """Write the held states, then the batch's progress mark (``tp`` folded up to
         ``last_offset``), inside ``for_batch``: RocksDB gets one write batch, the changelog
         the same records in the same order, so any prefix of it that holds a mark holds every
@@ -111,7 +113,7 @@ class TableStore(MutableMapping):
         """What Faust does when one of its own changelog writes is acknowledged: remember the
         offset in the local store, so a restart on this data directory reads the changelog
         from there rather than from the beginning."""
-        tp = _TP(self.table.changelog_topic.get_topic_name(), partition)
+        tp = TP(self.table.changelog_topic.get_topic_name(), partition)
         try:
             self.table.data.set_persisted_offset(tp, offset)
         except Exception as exc:  # noqa: BLE001 - store closed by a rebalance: it re-reads more
@@ -140,7 +142,7 @@ class TableStore(MutableMapping):
         """Encoded states, of one partition (read from its own RocksDB) or of all."""
         data = self.table.data
         if partition is not None and self.partitioned:
-            items = data._visible_items(data._db_for_partition(partition))
+            items = faust_internals.partition_items(data, partition)
         else:
             items = data.items()
         for key, raw in items:

@@ -3,13 +3,16 @@ consumer debug view. No endpoint here shows a phone number."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.tables.manager import TableManager
 
 from processors import campaign_stage
 
 from . import metrics
+from .adapters import faust_internals
+from .consumer import BatchConsumer
 from .pipeline import Pipeline
 
 
@@ -20,7 +23,7 @@ def add_endpoints(app: faust.App, pipe: Pipeline) -> None:
 
     @app.page("/health/ready")
     async def ready(web: Any, request: Any) -> Any:
-        ok = await pipe.ready() and app.tables.recovery.completed.is_set()
+        ok = await pipe.ready() and cast(TableManager, app.tables).recovery.completed.is_set()
         metrics.READY.set(1 if ok else 0)
         body = {"ready": ok, "recovered": pipe.recovered, "rebalancing": bool(app.rebalancing),
                 "lagging": await pipe.catchup.lagging(), "lag": pipe.catchup.lag()}
@@ -28,8 +31,8 @@ def add_endpoints(app: faust.App, pipe: Pipeline) -> None:
 
     @app.page("/debug/consumer")
     async def debug_consumer(web: Any, request: Any) -> Any:
-        c = app.consumer
-        ak = c._thread._ensure_consumer()
+        c = cast(BatchConsumer, app.consumer)
+        ak = faust_internals.aiokafka_consumer(c)
         out = {}
         for tp in sorted(c.assignment()):
             try:  # bounded: see CatchUp.lagging on why position() may wait for ever
@@ -38,8 +41,9 @@ def add_endpoints(app: faust.App, pipe: Pipeline) -> None:
                 pos = repr(exc)
             out[f"{tp.topic}[{tp.partition}]"] = {
                 "position": pos, "highwater": ak.highwater(tp), "paused": tp in ak.paused(),
-                "faust_paused": tp in c._paused_partitions, "active": tp in (c._active_partitions or ()),
-                "read": c._read_offset.get(tp), "committed": c._committed_offset.get(tp),
+                "faust_paused": tp in faust_internals.paused_partitions(c),
+                "active": tp in faust_internals.active_partitions(c),
+                "read": faust_internals.read_offset(c, tp), "committed": faust_internals.committed_offset(c, tp),
                 "next": c.next_offset(tp)}
         return web.json(out)
 

@@ -1,7 +1,8 @@
 """The consumer's position guard: never process past a record it has not processed.
 
-Unit level: ``BatchConsumer._contiguous`` is plain logic over the next expected offset, the
-group's committed offset and a seek; the broker side is exercised by the crash test.
+Unit level: ``BatchConsumer._contiguous`` is the offset guard (``streams.offset_guard``, tested
+alone in tests/test_offset_guard.py) wired to the group's committed offset and a seek; the
+broker side is exercised by the crash test.
 """
 import asyncio
 from types import SimpleNamespace
@@ -9,13 +10,14 @@ from types import SimpleNamespace
 from faust.types import TP
 
 from streams.consumer import BatchConsumer
+from streams.offset_guard import OffsetGuard
 
 T = TP("sms.dlr", 0)
 
 
 def consumer(committed):
     c = object.__new__(BatchConsumer)
-    c._next, c._jump, c.sought = {}, {}, []
+    c.guard, c.sought = OffsetGuard(), []
     c.handlers = {"sms.dlr": None}
 
     async def _committed(tp):
@@ -23,7 +25,7 @@ def consumer(committed):
 
     async def seek(tp, offset):
         c.sought.append(offset)
-        c._next[tp] = offset
+        c.guard.sought(tp, offset)
 
     c._committed, c.seek = _committed, seek
     return c
@@ -53,7 +55,7 @@ def test_a_gap_still_there_after_the_seek_is_real_and_accepted():
 
 def test_records_already_processed_are_dropped():
     c = consumer(committed=10)
-    c._next[T] = 12
+    c.guard.sought(T, 12)
     assert run(c, recs(10, 11, 12, 13)) == [12, 13]
     assert run(c, recs(8, 9)) == []
 
@@ -67,7 +69,7 @@ def test_nothing_committed_means_the_reset_position_is_trusted():
 def seek_after_recovery(committed, restored):
     """``perform_seek`` with the group's commits ``committed`` and the restored marks ``restored``."""
     c = consumer(committed=None)
-    c._read_offset, c._committed_offset, c._restored = {}, {}, {}
+    c._read_offset, c._committed_offset = {}, {}  # Faust's, written by perform_seek
     for tp, offset in restored.items():
         c.restored_up_to(tp, offset)
 

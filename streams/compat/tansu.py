@@ -23,7 +23,8 @@ a Tansu release that fixes one makes a test fail and the workaround can go.
    offset 0 hides the bug. ``seek_to_end`` and ``auto_offset_reset="latest"``
    land too early as well (re-reading records).
    Fetch responses carry the right high watermark (15 above). The patch
-   wraps aiokafka's ``Fetcher._proc_offset_request``, the one place every
+   wraps aiokafka's ``Fetcher._proc_offset_request`` (through
+   ``streams.adapters.aiokafka_internals``), the one place every
    ListOffsets goes through (``end_offsets``, which Faust's
    ``highwaters()`` calls, and the position reset path): for partitions asked
    for "latest" it sends one Fetch to the same broker, starting at Tansu's
@@ -73,7 +74,8 @@ import asyncio
 import contextlib
 import logging
 import re
-from typing import Any, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ _LATEST = -1  # aiokafka's OffsetResetStrategy.LATEST / ListOffsets timestamp
 _original_proc_offset_request: Any = None
 
 
-def normalize_flavor(flavor: Optional[str]) -> str:
+def normalize_flavor(flavor: str | None) -> str:
     """``"kafka"`` or ``"tansu"``; empty means the default, ``"kafka"``."""
     value = (flavor or "kafka").strip().lower()
     if value not in FLAVORS:
@@ -123,12 +125,12 @@ def normalize_flavor(flavor: Optional[str]) -> str:
 # Faust settings
 
 
-def fetch_max_wait_ms(flavor: Optional[str]) -> Optional[int]:
+def fetch_max_wait_ms(flavor: str | None) -> int | None:
     """The consumer's fetch wait for ``flavor`` (point 5); None: no opinion (Kafka)."""
     return TANSU_FETCH_MAX_WAIT_MS if normalize_flavor(flavor) == "tansu" else None
 
 
-def faust_settings(flavor: Optional[str]) -> dict[str, Any]:
+def faust_settings(flavor: str | None) -> dict[str, Any]:
     """Faust settings that must differ from the defaults for ``flavor``.
 
     Empty for Kafka. For Tansu, see points 2 and 3 in the module docstring.
@@ -151,7 +153,7 @@ def faust_settings(flavor: Optional[str]) -> dict[str, Any]:
 # the end-offset patch
 
 
-def apply(flavor: Optional[str]) -> None:
+def apply(flavor: str | None) -> None:
     """Install the workarounds ``flavor`` needs (none for Kafka). Idempotent."""
     if normalize_flavor(flavor) == "tansu":
         install()
@@ -177,7 +179,8 @@ def install() -> bool:
         return True
     import aiokafka
     from aiokafka import errors as Errors
-    from aiokafka.consumer.fetcher import Fetcher
+
+    from ..adapters import aiokafka_internals
 
     version = getattr(aiokafka, "__version__", "0")
     low, high = VERIFIED_AIOKAFKA
@@ -190,8 +193,8 @@ def install() -> bool:
             ".".join(map(str, high)),
             version,
         )
-    original = getattr(Fetcher, "_proc_offset_request", None)
-    if original is None or not asyncio.iscoroutinefunction(original):
+    original = aiokafka_internals.offset_request()
+    if original is None:
         log.warning(
             "aiokafka %s has no Fetcher._proc_offset_request coroutine: the "
             "Tansu end-offset workaround is NOT installed; end offsets from "
@@ -212,7 +215,8 @@ def install() -> bool:
             return offsets
         try:
             ends = await log_end_offsets(
-                self._client, node_id, latest, isolation_level=self._isolation_level
+                aiokafka_internals.fetcher_client(self), node_id, latest,
+                isolation_level=aiokafka_internals.fetcher_isolation_level(self),
             )
         except asyncio.CancelledError:
             raise
@@ -234,7 +238,7 @@ def install() -> bool:
 
     _proc_offset_request.__wrapped__ = original  # type: ignore[attr-defined]
     _proc_offset_request.__doc__ = "Tansu workaround: see streams/compat/tansu.py"
-    Fetcher._proc_offset_request = _proc_offset_request
+    aiokafka_internals.wrap_offset_request(_proc_offset_request)
     _original_proc_offset_request = original
     log.info("Tansu compatibility: end-offset workaround installed (aiokafka %s)", version)
     return True
@@ -245,9 +249,9 @@ def uninstall() -> None:
     global _original_proc_offset_request
     if _original_proc_offset_request is None:
         return
-    from aiokafka.consumer.fetcher import Fetcher
+    from ..adapters import aiokafka_internals
 
-    Fetcher._proc_offset_request = _original_proc_offset_request
+    aiokafka_internals.unwrap_offset_request(_original_proc_offset_request)
     _original_proc_offset_request = None
 
 
