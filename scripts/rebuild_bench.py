@@ -50,9 +50,9 @@ from processors import catalog  # noqa: E402
 from processors.events import MessageSent  # noqa: E402
 from processors.message_fold import HOUR_MS, FinalReceipt, MessageState  # noqa: E402
 from processors.state_codec import decode_message, encode_message  # noqa: E402
-from streams.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.compat import tansu  # noqa: E402
 from streams.config import from_env  # noqa: E402
+from streams.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.devtools.processes import WorkerProcess  # noqa: E402
 from streams.topics import COMPACTED, ensure_topics, existing_partitions  # noqa: E402
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from .config import broker_addresses
 
@@ -46,7 +46,7 @@ async def wait_for_broker(
     timeout: float = 15.0,
     *,
     interval: float = 0.1,
-    alive: Optional[Callable[[], bool]] = None,
+    alive: Callable[[], bool] | None = None,
 ) -> None:
     """Wait until a Kafka-compatible broker answers a metadata round trip.
 
@@ -59,7 +59,7 @@ async def wait_for_broker(
     first = broker_addresses(url)[0]
     host, port, bootstrap = first.host, first.port, first.bootstrap
     deadline = time.monotonic() + timeout
-    last: Optional[BaseException] = None
+    last: BaseException | None = None
     while True:
         if alive is not None and not alive():
             raise BrokerError(f"broker process for {url} exited while starting")

@@ -27,9 +27,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 from ..broker_wait import BrokerError, BrokerNotReady, wait_for_broker
 from ..config import DEFAULT_BROKER_URL, BrokerAddress, broker_addresses
@@ -201,12 +201,12 @@ class EmbeddedBroker:
         self,
         url: str = DEFAULT_BROKER_URL,
         *,
-        binary: Optional[str] = None,
-        log_path: Optional[os.PathLike[str] | str] = None,
+        binary: str | None = None,
+        log_path: os.PathLike[str] | str | None = None,
         ready_timeout: float = 20.0,
         stop_grace: float = 2.0,
         cluster_id: str = EMBEDDED_CLUSTER_ID,
-        extra_env: Optional[dict[str, str]] = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.address: BrokerAddress = broker_addresses(url)[0]  # one node: the first is used
         self.host, self.port = self.address.host, self.address.port
@@ -219,8 +219,8 @@ class EmbeddedBroker:
         self.stop_grace = stop_grace
         self.cluster_id = cluster_id
         self._extra_env = dict(extra_env or {})
-        self._proc: Optional[subprocess.Popen[bytes]] = None
-        self._log_file: Optional[Any] = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file: Any | None = None
         self._lock = threading.RLock()
         self._paused = False
 
@@ -242,11 +242,11 @@ class EmbeddedBroker:
         return "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
 
     @property
-    def log_path(self) -> Optional[Path]:
+    def log_path(self) -> Path | None:
         return self._log_path
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
     @property
@@ -285,7 +285,7 @@ class EmbeddedBroker:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "EmbeddedBroker":
+    def start(self) -> EmbeddedBroker:
         """Start Tansu and return once it answers a metadata request."""
         with self._lock:
             if self.running:
@@ -364,7 +364,7 @@ class EmbeddedBroker:
         log.info("embedded broker ready on %s (pid %s, log %s)", self.url, proc.pid, self._log_path)
         return self
 
-    def stop(self) -> Optional[int]:
+    def stop(self) -> int | None:
         """SIGTERM the broker's process group, SIGKILL it after the grace.
 
         Measured: Tansu exits at once on SIGTERM when no client is
@@ -416,7 +416,7 @@ class EmbeddedBroker:
             self._signal_group(proc, signal.SIGCONT)
             self._paused = False
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -456,7 +456,7 @@ class EmbeddedBroker:
 # `smstally broker`
 
 
-def run_broker_cli(url: Optional[str] = None, *, out: Any = None) -> int:
+def run_broker_cli(url: str | None = None, *, out: Any = None) -> int:
     """Run the embedded broker in the foreground until Ctrl-C or SIGTERM.
 
     This is ``smstally broker``: one line says where it listens, then it

@@ -9,17 +9,19 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import shutil
+import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .broker import EmbeddedBroker, free_port
+from readmodel.settings import DEFAULT_API_PORT
+
 from ..config import from_env
-from .processes import ApiProcess, WorkerProcess
 from ..ops.report import render, render_brief
+from .broker import EmbeddedBroker, free_port
+from .processes import ApiProcess, WorkerProcess
 
 
 def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: float = 600.0,
@@ -126,11 +128,11 @@ def keep_running_disabled() -> bool:
 
 
 def _api_port() -> int:
-    """8080 (the API's default) when it is free, else any free port."""
+    """The API's default port (8080) when it is free, else any free port."""
     with socket.socket() as sock:
         try:
-            sock.bind(("127.0.0.1", 8080))
-            return 8080
+            sock.bind(("127.0.0.1", DEFAULT_API_PORT))
+            return DEFAULT_API_PORT
         except OSError:
             return free_port()
 

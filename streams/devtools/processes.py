@@ -11,13 +11,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
-import time
 from pathlib import Path
 
-from .broker import _die_with_parent
+from readmodel.settings import DEFAULT_API_PORT
 
+from ..config import Settings
+from .broker import _die_with_parent
 
 WORKER = ("streams.cli", "worker")
 
@@ -33,9 +35,9 @@ class WorkerProcess:
 
     @property
     def web_port(self) -> int:
-        return int(self.env.get("SMSTALLY_WEB_PORT", "6066"))
+        return int(self.env.get("SMSTALLY_WEB_PORT") or Settings.web_port)
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> WorkerProcess:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", *self.module], env=self.env,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -137,7 +139,7 @@ class ApiProcess(WorkerProcess):
 
     @property
     def web_port(self) -> int:
-        return int(self.env.get("SMSTALLY_API_PORT", "8080"))
+        return int(self.env.get("SMSTALLY_API_PORT") or DEFAULT_API_PORT)
 
     @property
     def url(self) -> str:

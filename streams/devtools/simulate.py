@@ -6,8 +6,8 @@ import time
 
 from simulator.check import mismatches, sends_counted
 
-from ..ops.clients import StatsView, publish
 from ..config import Settings
+from ..ops.clients import StatsView, publish
 from ..topics import ensure_topics
 
 GRACE_S = 1.0  # after the group is quiescent, a margin for the last partials

@@ -6,7 +6,9 @@ so they use aiokafka directly (no consumer group: they read from the beginning).
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable
+import time
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -46,6 +48,14 @@ async def publish(s: Settings, emits: Iterable, codec: AvroCodec | None = None) 
     return n
 
 
+class ReadRecord(NamedTuple):
+    """One record read back: the value decoded, or its raw bytes when it is not Avro."""
+    key: bytes | None
+    value: dict | bytes
+    partition: int
+    offset: int
+
+
 class TopicReader:
     """Reads a whole output topic from the beginning and keeps following it."""
 
@@ -62,16 +72,40 @@ class TopicReader:
     async def stop(self) -> None:
         await self.consumer.stop()
 
-    async def poll(self, timeout_ms: int = 200) -> list[tuple[bytes | None, dict]]:
+    async def __aenter__(self) -> TopicReader:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def poll_records(self, timeout_ms: int = 200) -> list[ReadRecord]:
+        """What the next fetch brings, undecodable values (internal topics' JSON) as raw bytes."""
         out = []
         batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=10000)
         for records in batches.values():
             for r in records:
+                value: dict | bytes
                 try:
                     _, value = self.codec.decode(r.value)
                 except DecodeError:
-                    continue
-                out.append((r.key, value))
+                    value = r.value
+                out.append(ReadRecord(r.key, value, r.partition, r.offset))
+        return out
+
+    async def poll(self, timeout_ms: int = 200) -> list[tuple[bytes | None, dict]]:
+        """(key, decoded value) of what the next fetch brings; values that are not Avro are skipped."""
+        return [(r.key, r.value) for r in await self.poll_records(timeout_ms) if isinstance(r.value, dict)]
+
+    async def read_all(self, idle_s: float = 1.0) -> list[ReadRecord]:
+        """Everything until ``idle_s`` passes without a new record."""
+        out: list[ReadRecord] = []
+        last = time.monotonic()
+        while time.monotonic() - last < idle_s:
+            got = await self.poll_records()
+            if got:
+                last = time.monotonic()
+                out += got
         return out
 
 
@@ -83,7 +117,7 @@ class StatsView:
         self.latest: dict[str, dict] = {}
         self.regressions = 0
 
-    async def __aenter__(self) -> "StatsView":
+    async def __aenter__(self) -> StatsView:
         await self.reader.start()
         return self
 

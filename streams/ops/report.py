@@ -1,7 +1,7 @@
 """The operator's terminal report of one campaign, from a CampaignStats record."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from processors import catalog
 
@@ -9,7 +9,7 @@ from processors import catalog
 def _ts(ms: int | None) -> str:
     if ms is None:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _pct(x: float) -> str:
