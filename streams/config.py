@@ -5,6 +5,7 @@ import os
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from processors.message_fold import HOUR_MS
@@ -133,7 +134,7 @@ class Settings:
     def campaign_events_topic(self) -> str:
         return f"{self.app_id}-campaign-events"
 
-    def with_(self, **kw) -> Settings:
+    def with_(self, **kw: Any) -> Settings:
         return replace(self, **kw)
 
 

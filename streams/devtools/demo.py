@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from readmodel.settings import DEFAULT_API_PORT
 
@@ -56,13 +57,13 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
         n_events = len(scenario.phase1) + len(scenario.phase2)
         last_draw = [0.0]
 
-        def draw(latest: dict, diff: list | None = None) -> None:
+        def draw(latest: dict[str, dict[str, Any]], diff: list[str] | None = None) -> None:
             now = time.monotonic()
             if now - last_draw[0] < (0.5 if tty else 5.0) or not latest:
                 return
             last_draw[0] = now
             if not worker.running:
-                raise RuntimeError(f"the worker exited with code {worker.proc.returncode}; see {worker.log_path}")
+                raise RuntimeError(f"the worker exited with code {worker.returncode}; see {worker.log_path}")
             head = (f"[demo] {time.monotonic() - t0:6.1f}s  live CampaignStats from {s.topics.campaign_stats}"
                     f"   dashboard: {api.url}/login?token={token}")
             tail = f"still different: {len(diff)} figure(s)" if diff else ""
@@ -73,7 +74,7 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
 
         t0 = time.monotonic()
 
-        async def go() -> tuple[bool, dict, list]:
+        async def go() -> tuple[bool, dict[str, dict[str, Any]], list[str]]:
             ok = await run_simulation(s, scenario, wait=True, timeout=timeout,
                                       on_progress=lambda latest: draw(latest))
             if not ok:
@@ -137,7 +138,7 @@ def _api_port() -> int:
             return free_port()
 
 
-def _wait_api(api: ApiProcess, token: str, expected: dict, timeout: float) -> list[str]:
+def _wait_api(api: ApiProcess, token: str, expected: dict[str, dict[str, Any]], timeout: float) -> list[str]:
     """Until the read model's campaigns equal the expected totals; the last differences if never."""
     import json
     import urllib.request
@@ -148,8 +149,9 @@ def _wait_api(api: ApiProcess, token: str, expected: dict, timeout: float) -> li
     diff = ["no answer from the API"]
     while time.monotonic() < deadline:
         if not api.running:
-            return [f"smstally api exited with code {api.proc.returncode}; see {api.log_path}"]
-        req = urllib.request.Request(f"{api.url}/api/campaigns?limit=1000", headers={"Authorization": f"Bearer {token}"})
+            return [f"smstally api exited with code {api.returncode}; see {api.log_path}"]
+        req = urllib.request.Request(f"{api.url}/api/campaigns?limit=1000",
+                                     headers={"Authorization": f"Bearer {token}"})
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 items = json.loads(r.read())["items"]
