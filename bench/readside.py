@@ -67,9 +67,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -77,8 +78,19 @@ if str(ROOT) not in sys.path:
 
 import orjson  # noqa: E402
 
-from bench.throughput import (PARTITIONS, probe_traffic, BenchFailure, SmstallyGroup, attribute_stops, cpu_seconds,  # noqa: E402
-                              message_ids, peak_rss_mb, produce, say, timeout_for)
+from bench.throughput import (  # noqa: E402
+    PARTITIONS,
+    BenchFailure,
+    SmstallyGroup,
+    attribute_stops,
+    cpu_seconds,
+    message_ids,
+    peak_rss_mb,
+    probe_traffic,
+    produce,
+    say,
+    timeout_for,
+)
 
 API_TOPICS = ("campaign_stats", "message_status", "removals")
 TARGET_INGEST_X = 3.0
@@ -1136,7 +1148,7 @@ def print_table(args, day: Day | None, res: dict) -> None:
         rows.append((f"campaign routes, {r['clients']} {who}, ingesting ({r['db']})",
                      f"p99 {d['p99_ms']:.1f} ms (p50 {d['p50_ms']:.1f}, {d['req_per_s']:,.0f} req/s)",
                      f"p99 <= {TARGET_ROUTES_P99_MS:.0f} ms", verdict(d["p99_ms"] <= TARGET_ROUTES_P99_MS)))
-        rows.append((f"  same, caught up (baseline)",
+        rows.append(("  same, caught up (baseline)",
                      f"p99 {b['p99_ms']:.1f} ms (p50 {b['p50_ms']:.1f}, {b['req_per_s']:,.0f} req/s)",
                      f"p99 <= {TARGET_ROUTES_P99_MS:.0f} ms", verdict(b["p99_ms"] <= TARGET_ROUTES_P99_MS)))
     print()
@@ -1335,9 +1347,9 @@ def main(argv: list[str] | None = None) -> int:
     import atexit
     atexit.register(CLEANUP.run)
 
-    from streams.devtools.broker import EmbeddedBroker, free_port
     from streams.compat import tansu
     from streams.config import from_env
+    from streams.devtools.broker import EmbeddedBroker, free_port
     from streams.topics import ensure_topics
 
     work = Path(tempfile.mkdtemp(prefix="smstally-readside-"))

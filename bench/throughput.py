@@ -44,9 +44,10 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -57,21 +58,23 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from schemas.codec import SINGLE_OBJECT_MAGIC, AvroCodec, compile_schema, fingerprint, load_schemas  # noqa: E402
 from simulator.reference import stop_campaign  # noqa: E402
 from simulator.scenario import Emit, generate, normalize  # noqa: E402
-from streams.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
-from streams.ops.clients import topic_for  # noqa: E402
 from streams.compat import tansu  # noqa: E402
 from streams.config import Settings, from_env  # noqa: E402
-from streams.metrics import records_handled  # noqa: E402
+from streams.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.devtools.processes import WorkerProcess  # noqa: E402
-from streams.partitioner import partition_for  # noqa: E402
 from streams.devtools.simulate import wait_for_expected  # noqa: E402
+from streams.ops.clients import topic_for  # noqa: E402
+from streams.outbox import Outbox  # noqa: E402
+from streams.partitioner import partition_for  # noqa: E402
 from streams.topics import ensure_topics, existing_partitions  # noqa: E402
+from tests.harness import records_handled  # noqa: E402
 
 PARTITIONS = 4
 STUCK_S = 120.0  # all events folded, figures unchanged this long: the run cannot converge
 OUTPUT_TOPIC_ENV = ("SMSTALLY_TOPIC_CAMPAIGN_STATS", "SMSTALLY_TOPIC_MESSAGE_STATUS",
                     "SMSTALLY_TOPIC_REMOVALS", "SMSTALLY_TOPIC_DEAD_LETTER")
 PRODUCE_BATCH_BYTES = 512 * 1024
+SHIP_EVERY = 20_000  # records queued before they are shipped (a few full batches per partition)
 
 
 class BenchFailure(RuntimeError):
@@ -169,42 +172,34 @@ def attribute_stops(phase1: list[Emit], phase2: list[Emit]) -> tuple[list[Emit],
     return out, fixed
 
 
-class BatchedSends:
-    """Records queued per destination partition and handed to aiokafka as whole batches.
+class BenchOutbox(Outbox):
+    """The worker's own outbox (``streams.outbox.Outbox``) on the load generator's producer.
 
     ``producer.send`` costs tens of microseconds per record in Python; on two cores the load
-    generator's share is CPU the measured system does not get. Placed with the production
-    partitioner, as the sending platform's Kafka client would place them."""
+    generator's share is CPU the measured system does not get, so records are queued and
+    shipped as one batch per destination partition, placed with the production partitioner
+    as the sending platform's Kafka client would place them. The only difference: a batch
+    the producer gives up on fails the run (``drain`` raises it) where the worker exits."""
 
-    def __init__(self, producer: Any, partitions: dict[str, int]):
-        self.producer, self.partitions = producer, partitions
-        self.batches: dict[tuple[str, int], Any] = {}
+    def __init__(self, producer: Any):
+        super().__init__(lambda: producer)
+        self.producer = producer
+        self.failure: BaseException | None = None
 
-    async def add(self, topic: str, key: bytes, value: bytes) -> asyncio.Future | None:
-        """Queue a record; a batch that is full is sent (its future returned) and a new one begun."""
-        tp = (topic, partition_for(key, self.partitions[topic]))
-        batch = self.batches.get(tp)
-        if batch is None:
-            batch = self.batches[tp] = self.producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is not None:
-            return None
-        sent = await self.producer.send_batch(batch, tp[0], partition=tp[1])
-        batch = self.batches[tp] = self.producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:
-            raise BenchFailure(f"a {len(value)}-byte record does not fit in a batch")
-        return sent
+    def _exit_on_failure(self, topic: str, partition: int, exc: BaseException) -> None:  # type: ignore[override]
+        self.failure = self.failure or exc
 
-    async def flush(self) -> list[asyncio.Future]:
-        """Send every batch begun; the futures resolve when the broker has them."""
-        batches, self.batches = self.batches, {}
-        return [await self.producer.send_batch(b, topic, partition=p)
-                for (topic, p), b in batches.items() if b.record_count()]
+    async def drain(self) -> None:
+        """Ship what is queued and wait until the broker has every batch shipped."""
+        await self.ship()
+        await self.producer.flush()
+        if self.failure is not None:
+            raise self.failure
 
 
 async def produce(s: Settings, phases: Iterable[list[Emit]]) -> int:
     """Publish each phase in order (all of one before the next), in large per-partition batches."""
     codec = AvroCodec()
-    parts = await existing_partitions(s.bootstrap)
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=0,
                                 max_batch_size=PRODUCE_BATCH_BYTES, max_request_size=2 * PRODUCE_BATCH_BYTES,
                                 request_timeout_ms=120_000)
@@ -212,17 +207,13 @@ async def produce(s: Settings, phases: Iterable[list[Emit]]) -> int:
     n = 0
     try:
         for emits in phases:
-            sends = BatchedSends(producer, parts)
-            pending: list[asyncio.Future] = []
+            sends = BenchOutbox(producer)
             for e in emits:
-                sent = await sends.add(topic_for(s, e.topic), e.key.encode(), codec.encode(e.record_name, e.value))
-                if sent is not None:
-                    pending.append(sent)
-                    if len(pending) >= 64:
-                        await asyncio.gather(*pending)
-                        pending.clear()
+                sends.add(topic_for(s, e.topic), e.key.encode(), codec.encode(e.record_name, e.value))
                 n += 1
-            await asyncio.gather(*pending, *await sends.flush())
+                if n % SHIP_EVERY == 0:
+                    await sends.ship()
+            await sends.drain()
     finally:
         await producer.stop()
     return n
@@ -823,7 +814,7 @@ async def probe_traffic(producer, codec, s, cid: str, ids, rate: float, duration
 
     Every record is encoded before the load starts, with the event times it is planned to be
     sent at, and what is due is handed over every 5 ms as one batch per partition
-    (``BatchedSends``): the generator shares the two cores with what it measures, and
+    (``BenchOutbox``): the generator shares the two cores with what it measures, and
     encoding on the fly took about a third of a core at 6 000 events/s."""
     interval = 2.0 / rate
     n = max(1, int(duration / interval))
@@ -845,29 +836,23 @@ async def probe_traffic(producer, codec, s, cid: str, ids, rate: float, duration
         "event_id": f"{cid}-launch", "campaign_id": cid, "name": "latency probe", "kind": "AUTOMATED",
         "text": "BENCH: latency probe. STOP au 36111", "sender_id": "BENCH", "sms_type": "transactional",
         "created_at": now_ms, "launched_at": now_ms, "launch_list_size": 0}))
-    batched = BatchedSends(producer, await existing_partitions(s.bootstrap))
+    outbox = BenchOutbox(producer)
     await asyncio.sleep(max(0.0, start - time.time()))
-    futures: list[asyncio.Future] = []
     sent = received = 0
     while received < n:
         now = time.time()
         while sent < n and t[sent] <= now * 1000:
-            f = await batched.add(s.topics.message_sent, keys[sent], sends[sent])
-            futures += [f] if f is not None else []
+            outbox.add(s.topics.message_sent, keys[sent], sends[sent])
             sent += 1
         due = received
         while due < sent and r[due] <= now * 1000:
-            f = await batched.add(s.topics.dlr, keys[due], receipts[due])
-            futures += [f] if f is not None else []
+            outbox.add(s.topics.dlr, keys[due], receipts[due])
             due += 1
-        futures += await batched.flush()
+        await outbox.ship()
         produced.extend([time.time()] * (due - received))  # handed to the producer now
         received = due
-        if len(futures) >= 500:
-            await asyncio.gather(*futures)
-            futures.clear()
         await asyncio.sleep(0.005)
-    await asyncio.gather(*futures)
+    await outbox.drain()
     return 2 * n / max((t[-1] - t[0]) / 1000, interval)
 
 if __name__ == "__main__":

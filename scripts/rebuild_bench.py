@@ -44,16 +44,17 @@ sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaProducer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
-from aiokafka.partitioner import murmur2  # noqa: E402
 
+from bench.throughput import SHIP_EVERY, BenchOutbox  # noqa: E402
 from processors import catalog  # noqa: E402
 from processors.events import MessageSent  # noqa: E402
 from processors.message_fold import HOUR_MS, FinalReceipt, MessageState  # noqa: E402
 from processors.state_codec import decode_message, encode_message  # noqa: E402
-from streams.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.compat import tansu  # noqa: E402
 from streams.config import from_env  # noqa: E402
+from streams.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.devtools.processes import WorkerProcess  # noqa: E402
+from streams.partitioner import partition_for  # noqa: E402
 from streams.topics import COMPACTED, ensure_topics, existing_partitions  # noqa: E402
 
 BASE_MS = 1_795_420_800_000  # 2026-11-23T08:00:00Z
@@ -101,12 +102,13 @@ def synthetic_states(n: int, partitions: int, seed: int):
             else:
                 status = (catalog.DELIVERED if f < 0.85 else catalog.SOFT_BOUNCE if f < 0.95
                           else catalog.HARD_BOUNCE if f < 0.98 else catalog.UNKNOWN)
-                code = None if status in (catalog.DELIVERED, catalog.UNKNOWN) else ("001" if status == catalog.HARD_BOUNCE else "027")
+                code = (None if status in (catalog.DELIVERED, catalog.UNKNOWN)
+                        else "001" if status == catalog.HARD_BOUNCE else "027")
                 eid = uid()
                 receipts.append(eid)
                 best = FinalReceipt(t, catalog.TIE_RANK[status], eid, status, code, provider)
                 max_t = max(max_t, t + int(rand() * 5_000))
-        p = (murmur2(mid.encode()) & 0x7FFFFFFF) % partitions
+        p = partition_for(mid.encode(), partitions)
         state = MessageState(mid, p, send, frozenset({send.event_id}), frozenset(receipts), best, last_pending, max_t)
         yield p, mid.encode(), encode_message(state)
 
@@ -119,22 +121,13 @@ async def fill_changelog(bootstrap: str, topic: str, n: int, partitions: int, se
     t0 = time.monotonic()
     total = 0
     try:
-        batches = [producer.create_batch() for _ in range(partitions)]
-        pending: list[asyncio.Future] = []
-        for p, key, value in synthetic_states(n, partitions, seed):
+        outbox = BenchOutbox(producer)
+        for i, (p, key, value) in enumerate(synthetic_states(n, partitions, seed), 1):
             total += len(key) + len(value)
-            if batches[p].append(key=key, value=value, timestamp=None) is None:
-                pending.append(await producer.send_batch(batches[p], topic, partition=p))
-                batches[p] = producer.create_batch()
-                if batches[p].append(key=key, value=value, timestamp=None) is None:
-                    raise RuntimeError(f"a state of {len(value)} bytes does not fit in a batch")
-                if len(pending) >= 64:
-                    await asyncio.gather(*pending)
-                    pending.clear()
-        for p, b in enumerate(batches):
-            if b.record_count():
-                pending.append(await producer.send_batch(b, topic, partition=p))
-        await asyncio.gather(*pending)
+            outbox.add(topic, key, value, partition=p)
+            if i % SHIP_EVERY == 0:
+                await outbox.ship()
+        await outbox.drain()
     finally:
         await producer.stop()
     return total, time.monotonic() - t0

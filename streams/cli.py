@@ -41,7 +41,7 @@ async def _resolve_flavor(s: Settings) -> Settings:
 
 async def _wait_broker(s: Settings) -> None:
     """Wait for the broker with one clear line now and then, instead of a crash loop."""
-    from .devtools.broker import wait_for_broker
+    from .broker_wait import wait_for_broker
     started = time.monotonic()
     timeout = 1.0  # the first line comes at once; then one every 5 s
     while True:

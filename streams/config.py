@@ -3,8 +3,74 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from processors.message_fold import HOUR_MS
+from processors.message_stage import DEFAULT_ORPHAN_WINDOW_MS, DEFAULT_PENDING_TIMEOUT_MS
+from processors.phone_stage import DEFAULT_ATTRIBUTION_WINDOW_MS
+
+#: Where the worker, the clients and the embedded broker look when SMSTALLY_BROKER is unset.
+DEFAULT_BROKER_URL = "kafka://127.0.0.1:9092"
+#: Kafka's port, for a broker URL that names none.
+DEFAULT_KAFKA_PORT = 9092
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """One broker of a broker URL."""
+    host: str
+    port: int
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port``, what aiokafka's ``bootstrap_servers`` wants (IPv6 hosts bracketed)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``kafka://host:port``, what Faust's ``broker`` setting wants."""
+        return f"kafka://{self.bootstrap}"
+
+
+def broker_addresses(url: str | Iterable[str]) -> list[BrokerAddress]:
+    """The brokers of a URL as users write it in ``SMSTALLY_BROKER``, in order.
+
+    The one parser of broker URLs. Accepted: ``kafka://h:p``, ``tcp://h:p`` or any other
+    scheme (``tansu://``...), a bare ``h:p`` or ``h``, ``[v6]:p``, a trailing ``/``, and
+    Faust's ``;`` or ``,`` separated lists of those (also an iterable of them). Blank entries
+    are skipped; the host defaults to 127.0.0.1 and the port to Kafka's 9092. Raises
+    ValueError for a URL without any broker or with a port that is not a number.
+    """
+    entries = [url] if isinstance(url, str) else list(url)
+    out: list[BrokerAddress] = []
+    for entry in entries:
+        for part in entry.replace(",", ";").split(";"):
+            part = part.strip()
+            if not part:
+                continue
+            parts = urlsplit(part if "://" in part else "kafka://" + part)
+            try:
+                port = parts.port or DEFAULT_KAFKA_PORT
+            except ValueError as exc:
+                raise ValueError(f"bad port in broker URL {url!r}") from exc
+            out.append(BrokerAddress(parts.hostname or "127.0.0.1", port))
+    if not out:
+        raise ValueError(f"empty broker URL: {url!r}")
+    return out
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    """``(host, port)`` of the first broker of ``url`` (see :func:`broker_addresses`)."""
+    first = broker_addresses(url)[0]
+    return first.host, first.port
+
+
+def bootstrap_servers(url: str | Iterable[str]) -> str:
+    """``h1:p1,h2:p2`` for raw clients (aiokafka) from any broker URL."""
+    return ",".join(a.bootstrap for a in broker_addresses(url))
 
 
 @dataclass(frozen=True)
@@ -29,7 +95,7 @@ _TOPIC_ENV = {
 
 @dataclass(frozen=True)
 class Settings:
-    broker: str = "kafka://127.0.0.1:9092"
+    broker: str = DEFAULT_BROKER_URL
     data_dir: str = "./data"
     web_port: int = 6066
     web_host: str = "0.0.0.0"
@@ -42,10 +108,10 @@ class Settings:
     replication_factor: int = 1
     stats_interval_ms: int = 100
     partial_interval_ms: int = 50
-    pending_timeout_h: float = 72.0
-    attribution_window_h: float = 72.0
-    orphan_window_h: float = 24.0
-    api_token: str | None = None  # required by endpoints that show phone numbers
+    # The domain's defaults (processors/), in the hours the environment speaks.
+    pending_timeout_h: float = DEFAULT_PENDING_TIMEOUT_MS / HOUR_MS
+    attribution_window_h: float = DEFAULT_ATTRIBUTION_WINDOW_MS / HOUR_MS
+    orphan_window_h: float = DEFAULT_ORPHAN_WINDOW_MS / HOUR_MS
     max_poll_records: int = 500  # records per fetched batch handed to the pipeline
     # Bytes a fetch may bring per partition. Prefetched responses sit in memory until read:
     # with Faust's 1 MB and ~30 partitions that was ~25 MB of a catching-up worker's heap.
@@ -58,7 +124,7 @@ class Settings:
     @property
     def bootstrap(self) -> str:
         """host:port list for raw clients (aiokafka) from Faust-style ``kafka://a:1;b:2`` URLs."""
-        return ",".join(u.split("://", 1)[-1] for u in self.broker.replace(";", ",").split(","))
+        return bootstrap_servers(self.broker)
 
     @property
     def phone_events_topic(self) -> str:
@@ -68,7 +134,7 @@ class Settings:
     def campaign_events_topic(self) -> str:
         return f"{self.app_id}-campaign-events"
 
-    def with_(self, **kw) -> "Settings":
+    def with_(self, **kw: Any) -> Settings:
         return replace(self, **kw)
 
 
@@ -98,7 +164,6 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         pending_timeout_h=float(_get(env, "SMSTALLY_PENDING_TIMEOUT_H") or d.pending_timeout_h),
         attribution_window_h=float(_get(env, "SMSTALLY_ATTRIBUTION_WINDOW_H") or d.attribution_window_h),
         orphan_window_h=float(_get(env, "SMSTALLY_ORPHAN_WINDOW_H") or d.orphan_window_h),
-        api_token=_get(env, "SMSTALLY_API_TOKEN"),
         max_poll_records=int(_get(env, "SMSTALLY_MAX_POLL_RECORDS") or d.max_poll_records),
         max_fetch_partition_bytes=int(_get(env, "SMSTALLY_MAX_FETCH_PARTITION_BYTES") or d.max_fetch_partition_bytes),
         fetch_max_wait_ms=int(_get(env, "SMSTALLY_FETCH_MAX_WAIT_MS") or 0) or None,

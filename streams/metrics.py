@@ -14,16 +14,5 @@ STATS_PUBLISHED = Counter("smstally_campaign_stats_published_total", "CampaignSt
 READY = Gauge("smstally_ready", "1 when the worker is recovered and processing", registry=REGISTRY)
 
 
-def records_handled(page: str) -> int:
-    """Input records a worker has handled (folded, or dead-lettered as bad input), from its
-    /metrics page; orphan-receipt reports are not input records."""
-    n = 0.0
-    for line in page.splitlines():
-        if line.startswith("smstally_events_total{") or (
-                line.startswith("smstally_dead_letters_total{") and 'kind="orphan_receipt"' not in line):
-            n += float(line.split()[-1])
-    return int(n)
-
-
 def render() -> bytes:
     return generate_latest(REGISTRY)

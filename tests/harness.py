@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import urllib.error
-import urllib.request
 import itertools
 import os
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from schemas.codec import AvroCodec, DecodeError
-from streams.devtools.broker import EmbeddedBroker, free_port
-from streams.ops.clients import publish
+from schemas.codec import AvroCodec
 from streams.compat import tansu
 from streams.config import Settings, from_env
-from streams.metrics import records_handled
+from streams.devtools.broker import EmbeddedBroker, free_port
 from streams.devtools.processes import WorkerProcess
+from streams.ops.clients import ReadRecord, TopicReader, publish
 
 _ids = itertools.count()
 
@@ -36,7 +35,7 @@ class Cluster:
         self.workers: list[WorkerProcess] = []
         self.codec = AvroCodec()
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         self.broker.start()
         tansu.apply("tansu")
         return self
@@ -75,38 +74,23 @@ class Cluster:
                 await p.stop()
         asyncio.run(go())
 
-    def read_topic(self, topic: str, idle_s: float = 1.0) -> list[tuple[bytes | None, dict | bytes, int, int]]:
-        """Everything on ``topic`` (until ``idle_s`` without new records): (key, value, partition, offset)."""
-        async def go() -> list:
-            c = AIOKafkaConsumer(topic, bootstrap_servers=self.broker.bootstrap, group_id=None,
-                                 auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=100)
-            await c.start()
-            out: list = []
-            try:
-                last = time.monotonic()
-                while time.monotonic() - last < idle_s:
-                    batch = await c.getmany(timeout_ms=200)
-                    for records in batch.values():
-                        last = time.monotonic()
-                        for r in records:
-                            try:
-                                out.append((r.key, self.codec.decode(r.value)[1], r.partition, r.offset))
-                            except DecodeError:
-                                out.append((r.key, r.value, r.partition, r.offset))
-            finally:
-                await c.stop()
-            return out
+    def read_topic(self, topic: str, idle_s: float = 1.0) -> list[ReadRecord]:
+        """Everything on ``topic`` (until ``idle_s`` without new records): (key, value, partition,
+        offset), the value decoded or, when it is not Avro, its bytes."""
+        async def go() -> list[ReadRecord]:
+            async with TopicReader(self.settings, topic, self.codec) as reader:
+                return await reader.read_all(idle_s)
         return asyncio.run(go())
 
-    def latest_by_version(self, topic: str, key_field: str) -> tuple[dict[str, dict], list[str]]:
-        """Latest record per key by version, and any version that went back for a key."""
+    def latest_by_version(self, topic: str, key_field: str) -> dict[str, dict]:
+        """Latest record per key by version."""
         latest: dict[str, dict] = {}
         for _, v, _, _ in self.read_topic(topic):
             k = v[key_field]
             cur = latest.get(k)
             if cur is None or v["version"] >= cur["version"]:
                 latest[k] = v
-        return latest, []
+        return latest
 
     def close(self) -> None:
         for w in self.workers:
@@ -123,6 +107,17 @@ def get(port: int, path: str, timeout: float = 1.0) -> tuple[int | None, bytes]:
         return exc.code, exc.read()
     except (OSError, http.client.HTTPException):
         return None, b""
+
+
+def records_handled(page: str) -> int:
+    """Input records a worker has handled (folded, or dead-lettered as bad input), from its
+    /metrics page; orphan-receipt reports are not input records."""
+    n = 0.0
+    for line in page.splitlines():
+        if line.startswith("smstally_events_total{") or (
+                line.startswith("smstally_dead_letters_total{") and 'kind="orphan_receipt"' not in line):
+            n += float(line.split()[-1])
+    return int(n)
 
 
 def processed(port: int) -> int:

@@ -104,7 +104,7 @@ def run_with_bad_input(cluster: Cluster, items: list[B.Item], seed: int = SEED, 
     elapsed = time.monotonic() - t0
     w = cluster.workers[0]
     dead = cluster.read_topic(s.topics.dead_letter)
-    statuses, _ = cluster.latest_by_version(s.topics.message_status, "message_id")
+    statuses = cluster.latest_by_version(s.topics.message_status, "message_id")
     crashes = [line for line in w.log_path.read_text(errors="replace").splitlines() if "Crashed reason" in line]
     return RunResult(produced, expected, stats, diff, dead, statuses, elapsed, w.running, w.ready(), w.tail(60),
                      crashes, {"published": t_published})

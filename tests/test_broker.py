@@ -24,7 +24,6 @@ from streams.devtools.broker import (
     EmbeddedBroker,
     find_tansu,
     free_port,
-    parse_broker_url,
     wait_for_broker,
 )
 
@@ -69,21 +68,6 @@ def _subprocess_env() -> dict[str, str]:
 
 # --------------------------------------------------------------------------
 # pure helpers
-
-
-@pytest.mark.parametrize(
-    "url, expected",
-    [
-        ("kafka://127.0.0.1:9092", ("127.0.0.1", 9092)),
-        ("kafka://localhost:19092", ("localhost", 19092)),
-        ("127.0.0.1:1234", ("127.0.0.1", 1234)),
-        ("kafka://broker", ("broker", 9092)),
-        ("kafka://a:1;kafka://b:2", ("a", 1)),
-        ("tcp://[::1]:9093", ("::1", 9093)),
-    ],
-)
-def test_parse_broker_url(url, expected):
-    assert parse_broker_url(url) == expected
 
 
 def test_free_port_is_bindable():

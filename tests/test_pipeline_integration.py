@@ -100,7 +100,7 @@ def test_removals_exact_with_stable_event_ids(run):
 
 def test_message_statuses_match(run):
     cluster, scenario, _, _, _ = run
-    latest, _ = cluster.latest_by_version(cluster.settings.topics.message_status, "message_id")
+    latest = cluster.latest_by_version(cluster.settings.topics.message_status, "message_id")
     got = {mid: v["status"] for mid, v in latest.items()}
     assert got == scenario.expected.message_status
 

@@ -311,14 +311,9 @@ async def log_end_offsets(
 
 
 def _bootstrap_servers(bootstrap: str | Iterable[str]) -> list[str]:
-    if not isinstance(bootstrap, str):
-        return [s for b in bootstrap for s in _bootstrap_servers(b)]
-    servers = []
-    for part in bootstrap.replace(",", ";").split(";"):
-        part = part.strip()
-        if part:
-            servers.append(part.split("://", 1)[-1].rstrip("/"))
-    return servers
+    from ..config import broker_addresses
+
+    return [a.bootstrap for a in broker_addresses(bootstrap)]
 
 
 async def detect_flavor(

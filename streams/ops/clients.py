@@ -6,7 +6,9 @@ so they use aiokafka directly (no consumer group: they read from the beginning).
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -15,6 +17,9 @@ from schemas.codec import AvroCodec, DecodeError
 from ..compat import tansu
 from ..config import Settings
 
+if TYPE_CHECKING:
+    from simulator.scenario import Emit
+
 
 def topic_for(s: Settings, default_name: str) -> str:
     t = s.topics
@@ -22,7 +27,7 @@ def topic_for(s: Settings, default_name: str) -> str:
             "sms.unsubscribes": t.unsubscribes}.get(default_name, default_name)
 
 
-async def publish(s: Settings, emits: Iterable, codec: AvroCodec | None = None) -> int:
+async def publish(s: Settings, emits: Iterable[Emit], codec: AvroCodec | None = None) -> int:
     """Publish simulator ``Emit`` records in order; returns how many were sent."""
     codec = codec or AvroCodec(s.schema_registry_url)
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5,
@@ -46,6 +51,14 @@ async def publish(s: Settings, emits: Iterable, codec: AvroCodec | None = None) 
     return n
 
 
+class ReadRecord(NamedTuple):
+    """One record read back: the value decoded, or its raw bytes when it is not Avro."""
+    key: bytes | None
+    value: dict[str, Any] | bytes
+    partition: int
+    offset: int
+
+
 class TopicReader:
     """Reads a whole output topic from the beginning and keeps following it."""
 
@@ -62,16 +75,40 @@ class TopicReader:
     async def stop(self) -> None:
         await self.consumer.stop()
 
-    async def poll(self, timeout_ms: int = 200) -> list[tuple[bytes | None, dict]]:
+    async def __aenter__(self) -> TopicReader:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def poll_records(self, timeout_ms: int = 200) -> list[ReadRecord]:
+        """What the next fetch brings, undecodable values (internal topics' JSON) as raw bytes."""
         out = []
         batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=10000)
         for records in batches.values():
             for r in records:
+                value: dict[str, Any] | bytes
                 try:
                     _, value = self.codec.decode(r.value)
                 except DecodeError:
-                    continue
-                out.append((r.key, value))
+                    value = r.value
+                out.append(ReadRecord(r.key, value, r.partition, r.offset))
+        return out
+
+    async def poll(self, timeout_ms: int = 200) -> list[tuple[bytes | None, dict[str, Any]]]:
+        """(key, decoded value) of what the next fetch brings; values that are not Avro are skipped."""
+        return [(r.key, r.value) for r in await self.poll_records(timeout_ms) if isinstance(r.value, dict)]
+
+    async def read_all(self, idle_s: float = 1.0) -> list[ReadRecord]:
+        """Everything until ``idle_s`` passes without a new record."""
+        out: list[ReadRecord] = []
+        last = time.monotonic()
+        while time.monotonic() - last < idle_s:
+            got = await self.poll_records()
+            if got:
+                last = time.monotonic()
+                out += got
         return out
 
 
@@ -80,17 +117,17 @@ class StatsView:
 
     def __init__(self, s: Settings):
         self.reader = TopicReader(s, s.topics.campaign_stats)
-        self.latest: dict[str, dict] = {}
+        self.latest: dict[str, dict[str, Any]] = {}
         self.regressions = 0
 
-    async def __aenter__(self) -> "StatsView":
+    async def __aenter__(self) -> StatsView:
         await self.reader.start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.reader.stop()
 
-    async def refresh(self, timeout_ms: int = 200) -> dict[str, dict]:
+    async def refresh(self, timeout_ms: int = 200) -> dict[str, dict[str, Any]]:
         for _, rec in await self.reader.poll(timeout_ms):
             cur = self.latest.get(rec["campaign_id"])
             if cur is None or rec["version"] >= cur["version"]:

@@ -1,7 +1,8 @@
 """The operator's terminal report of one campaign, from a CampaignStats record."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from processors import catalog
 
@@ -9,18 +10,19 @@ from processors import catalog
 def _ts(ms: int | None) -> str:
     if ms is None:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:6.2f} %"
 
 
-def render(stats: dict) -> str:
+def render(stats: dict[str, Any]) -> str:
     sent = stats["sent"]
     lines = [
         f"Campaign {stats['campaign_id']}  {stats.get('name') or '(summary not received yet)'}",
-        f"  kind {stats.get('kind') or '-'}   type {stats.get('sms_type') or '-'}   sender {stats.get('sender_id') or '-'}"
+        f"  kind {stats.get('kind') or '-'}   type {stats.get('sms_type') or '-'}"
+        f"   sender {stats.get('sender_id') or '-'}"
         f"   list size {stats.get('launch_list_size') if stats.get('launch_list_size') is not None else '-'}",
         f"  launched {_ts(stats.get('launched_at'))}   first sent {_ts(stats.get('first_sent_at'))}"
         f"   last event {_ts(stats.get('last_event_at'))}",
@@ -47,7 +49,7 @@ def render(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def render_brief(all_stats: dict[str, dict]) -> str:
+def render_brief(all_stats: dict[str, dict[str, Any]]) -> str:
     """One line per campaign, for the live view."""
     out = [f"{'campaign':<14}{'sent':>7}{'n/sent':>7}{'recv%':>8}{'wait%':>8}{'temp%':>8}{'perm%':>8}{'unk%':>7}"
            f"{'unsub':>7}{'credits':>10}  version"]
