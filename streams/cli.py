@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -142,8 +142,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .ops.report import render
     from .devtools.simulate import read_stats
+    from .ops.report import render
 
     s = _settings(args)
     logging.basicConfig(level=logging.WARNING)
