@@ -63,7 +63,7 @@ from streams.compat import tansu  # noqa: E402
 from streams.config import Settings, from_env  # noqa: E402
 from streams.metrics import records_handled  # noqa: E402
 from streams.devtools.processes import WorkerProcess  # noqa: E402
-from streams.partitioner import partition_for  # noqa: E402
+from processors.partitioner import partition_for  # noqa: E402
 from streams.devtools.simulate import wait_for_expected  # noqa: E402
 from streams.topics import ensure_topics, existing_partitions  # noqa: E402
 

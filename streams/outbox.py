@@ -12,7 +12,7 @@ import os
 import random
 from typing import Any, Callable
 
-from .partitioner import partition_for
+from processors.partitioner import partition_for
 
 log = logging.getLogger("smstally")
 
