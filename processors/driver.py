@@ -7,13 +7,15 @@ each partition's unread records in offset order, in batches, as the worker's con
 hands them over. Internal records (phone-events, campaign-events) go round through their
 logs exactly as they go round through the broker; the timers (partials, stats) run when
 asked. Stores are whatever mappings the topology was given, written through (a batch
-never fails here, so there is nothing to hold back).
+never fails here, so there is nothing to hold back); a ``PartitionStore`` is scoped to the
+batch's partition, as the worker's table is (one database per partition), so a record
+routed to the wrong partition does not find its state there.
 """
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import Any, NamedTuple
 
 from .partitioner import partition_for
 from .topology import Topology
@@ -25,6 +27,55 @@ class LogRecord(NamedTuple):
     offset: int
     key: bytes | None
     value: bytes
+
+
+class PartitionStore(MutableMapping[str, Any]):
+    """States kept per partition: a batch reads and writes its own partition's only (the
+    driver sets ``partition`` around each batch); iteration sees every partition's (recovery
+    scans them, as the worker's tables are restored). With ``encode``/``decode`` it holds
+    the bytes the worker's table would, so every read decodes a state."""
+
+    def __init__(self, encode: Callable[[Any], bytes] | None = None, decode: Callable[[bytes], Any] | None = None):
+        self.parts: dict[int, dict[str, Any]] = {}
+        self.partition: int | None = None
+        self.encode, self.decode = encode, decode
+
+    def _part(self) -> dict[str, Any]:
+        if self.partition is None:
+            raise RuntimeError("a state read or written outside of a batch")
+        part = self.parts.get(self.partition)
+        if part is None:
+            part = self.parts[self.partition] = {}
+        return part
+
+    def __getitem__(self, key: str) -> Any:
+        v = self._part()[key]
+        return v if self.decode is None else self.decode(v)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._part()[key] = value if self.encode is None else self.encode(value)
+
+    def __delitem__(self, key: str) -> None:
+        del self._part()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        for part in self.parts.values():
+            yield from part
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self.parts.values())
+
+    def values(self) -> Iterator[Any]:  # type: ignore[override]  # every partition's
+        decode = self.decode
+        for part in self.parts.values():
+            for v in part.values():
+                yield v if decode is None else decode(v)
+
+    def items(self) -> Iterator[tuple[str, Any]]:  # type: ignore[override]  # every partition's
+        decode = self.decode
+        for part in self.parts.values():
+            for k, v in part.items():
+                yield k, (v if decode is None else decode(v))
 
 
 class Driver:
@@ -77,7 +128,16 @@ class Driver:
         self.positions[(topic, rec.partition)] = rec.offset + 1
 
     def _handle(self, topic: str, partition: int, records: list[LogRecord]) -> None:
-        self.topology.routes[topic].process(partition, records, self.produce)
+        route = self.topology.routes[topic]
+        store = None if route.store is None else getattr(self.topology.stores, route.store)
+        if not isinstance(store, PartitionStore):
+            route.process(partition, records, self.produce)
+            return
+        store.partition = partition
+        try:
+            route.process(partition, records, self.produce)
+        finally:
+            store.partition = None
 
     def poll(self) -> int:
         """Handle every unread record of the topology's topics, one partition's batch at a

@@ -8,7 +8,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from processors.driver import Driver
+from processors.driver import Driver, PartitionStore
 from processors.status_mapping import StatusMapper
 from processors.topology import Stores, Topology
 from schemas.codec import AvroCodec
@@ -35,8 +35,9 @@ def topology(partitions: int, stores: Stores | None = None, timeout: int | None 
 
 
 def driver(partitions: int, stores: Stores | None = None, timeout: int | None = None) -> Driver:
-    """Every topic with ``partitions`` partitions (the outputs included)."""
+    """Every topic with ``partitions`` partitions (the outputs included); stores per partition."""
     clock = _Clock()
+    stores = stores or Stores(PartitionStore(), PartitionStore(), PartitionStore())
     return Driver(topology(partitions, stores, timeout, clock=clock), {}, default_partitions=partitions, clock=clock)
 
 

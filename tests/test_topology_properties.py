@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import MutableMapping
 
 import oracle
 import orjson
@@ -25,7 +24,7 @@ from hypothesis import strategies as st
 from strategies import DRAIN, HEAVY, PHONE_OF, UNSUB, first_occurrences, redelivered, with_drains, worlds
 
 from processors import state_codec
-from processors.driver import Driver
+from processors.driver import Driver, PartitionStore
 from processors.removals import BLACKLISTED, PERMANENT_ERROR, removal_id
 from processors.topology import Stores
 
@@ -416,34 +415,14 @@ def test_orphan_receipts_are_reported_once_after_the_window(world, rng):
 
 
 # --- the stages over serialized stores (what the worker's changelogged tables hold) ---------------------
-class CodecStore(MutableMapping):
-    def __init__(self, encode, decode):
-        self.data, self.encode, self.decode = {}, encode, decode
-
-    def __getitem__(self, key):
-        return self.decode(self.data[key])
-
-    def __setitem__(self, key, value):
-        self.data[key] = self.encode(value)
-
-    def __delitem__(self, key):
-        del self.data[key]
-
-    def __iter__(self):
-        return iter(self.data)
-
-    def __len__(self):
-        return len(self.data)
-
-
 @HEAVY
 @given(worlds(), st.randoms(use_true_random=False), st.data())
 def test_stages_over_serialized_stores_behave_identically(world, rng, data):
     schedule = in_time_order(world, rng) if data.draw(st.booleans(), label="time order") else shuffled(world, rng)
     ref = run(world, schedule)
-    t = driver(world.partitions, Stores(CodecStore(state_codec.encode_message, state_codec.decode_message),
-                                        CodecStore(state_codec.encode_phone, state_codec.decode_phone),
-                                        CodecStore(state_codec.encode_campaign, state_codec.decode_campaign)))
+    t = driver(world.partitions, Stores(PartitionStore(state_codec.encode_message, state_codec.decode_message),
+                                        PartitionStore(state_codec.encode_phone, state_codec.decode_phone),
+                                        PartitionStore(state_codec.encode_campaign, state_codec.decode_campaign)))
     k = data.draw(st.integers(0, len(schedule)), label="crash at")
     play(t, schedule[:k])
     _crash(t)  # rebuilt from decoded states
