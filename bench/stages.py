@@ -49,7 +49,7 @@ from processors.phone_stage import PhoneStage  # noqa: E402
 from processors.status_mapping import StatusMapper  # noqa: E402
 from schemas.codec import AvroCodec  # noqa: E402
 from simulator.scenario import generate  # noqa: E402
-from streams.partitioner import partition_for  # noqa: E402
+from processors.partitioner import partition_for  # noqa: E402
 
 MESSAGE_TOPICS = ("sms.message-sent", "sms.dlr")
 

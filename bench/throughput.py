@@ -65,7 +65,7 @@ from streams.devtools.processes import WorkerProcess  # noqa: E402
 from streams.devtools.simulate import wait_for_expected  # noqa: E402
 from streams.ops.clients import topic_for  # noqa: E402
 from streams.outbox import Outbox  # noqa: E402
-from streams.partitioner import partition_for  # noqa: E402
+from processors.partitioner import partition_for  # noqa: E402
 from streams.topics import ensure_topics, existing_partitions  # noqa: E402
 from tests.harness import records_handled  # noqa: E402
 

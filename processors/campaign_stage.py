@@ -8,10 +8,12 @@ the same figures, whoever computes it and however often.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .counters import MICRO, rates
+from .stats_throttle import StatsThrottle
 
 SUMMARY_FIELDS = ("name", "kind", "text", "sender_id", "sms_type", "created_at", "launched_at", "launch_list_size")
 
@@ -22,14 +24,14 @@ class CampaignState:
     last_offset: int = -1
     updated_at: int = 0
     summary: dict[str, Any] | None = None
-    parts: dict[str, tuple[list[int], dict]] = field(default_factory=dict)  # "m3"/"u1" -> (version, counters)
+    parts: dict[str, tuple[list[int], dict[str, Any]]] = field(default_factory=dict)  # "m3"/"u1" -> (version, counters)
 
 
 def _dominates(new: list[int], old: list[int]) -> bool:
-    return len(new) == len(old) and all(a >= b for a, b in zip(new, old))
+    return len(new) == len(old) and all(a >= b for a, b in zip(new, old, strict=True))
 
 
-def fold(state: CampaignState | None, campaign_id: str, record: dict, offset: int) -> CampaignState:
+def fold(state: CampaignState | None, campaign_id: str, record: dict[str, Any], offset: int) -> CampaignState:
     """Fold one record of the campaign's log; records at or before ``last_offset`` are replays."""
     if state is None:
         state = CampaignState(campaign_id)
@@ -49,7 +51,7 @@ def fold(state: CampaignState | None, campaign_id: str, record: dict, offset: in
     return replace(state, last_offset=offset, updated_at=max(state.updated_at, record["at"]), parts=parts)
 
 
-def stats(state: CampaignState) -> dict:
+def stats(state: CampaignState) -> dict[str, Any]:
     """The CampaignStats record (contract §6) for this state."""
     sent = not_sent = credits = unsub = 0
     nsr: dict[str, int] = {}
@@ -71,7 +73,7 @@ def stats(state: CampaignState) -> dict:
         if c.get("le") is not None and (last is None or c["le"] > last):
             last = c["le"]
     summary = state.summary or {}
-    rec = {"campaign_id": state.campaign_id}
+    rec: dict[str, Any] = {"campaign_id": state.campaign_id}
     rec.update({k: summary.get(k) for k in SUMMARY_FIELDS})
     rec.update({
         "version": state.last_offset + 1, "updated_at": state.updated_at,
@@ -80,3 +82,51 @@ def stats(state: CampaignState) -> dict:
         "first_sent_at": first, "last_event_at": last,
     })
     return rec
+
+
+class CampaignStage:
+    """The campaigns of one campaign-events partition, folded record by record.
+
+    Like the message and phone stages it owns the states of its partition (the store,
+    persisted by the caller) and keeps what it needs in memory: here the states themselves,
+    read by the stats publisher. A campaign whose figures changed is marked in the worker's
+    ``StatsThrottle`` (shared by all partitions: the publisher is one timer).
+    """
+
+    def __init__(self, partition: int, store: MutableMapping[str, CampaignState], throttle: StatsThrottle):
+        self.partition = partition
+        self.store = store
+        self.throttle = throttle
+        self.campaigns: dict[str, CampaignState] = {}
+
+    def rebuild(self, states: Iterable[CampaignState]) -> None:
+        """The partition's campaigns from its stored states (after recovery), every one to be
+        published again: a stats record may have been lost with the crash that preceded this
+        recovery (the publisher waits until the log has been replayed, contract §6)."""
+        self.campaigns = {st.campaign_id: st for st in states}
+        for cid in self.campaigns:
+            self.throttle.mark(cid)
+
+    def reload(self) -> None:
+        """Forget what a failed batch folded: every held campaign as its store has it."""
+        for cid in list(self.campaigns):
+            st = self.store.get(cid)
+            if st is not None:
+                self.campaigns[cid] = st
+
+    def process(self, campaign_id: str, record: dict[str, Any], offset: int) -> None:
+        old = self.campaigns.get(campaign_id)
+        if old is None:
+            old = self.store.get(campaign_id)
+        new = fold(old, campaign_id, record, offset)
+        if new is old:  # a replay: written again, as in MessageStage (the changelog may lack it)
+            self.store[campaign_id] = new
+            return
+        self.store[campaign_id] = new
+        self.campaigns[campaign_id] = new
+        if old is None or new.parts is not old.parts or new.summary is not old.summary:
+            self.throttle.mark(campaign_id)
+
+    def stats(self, campaign_id: str) -> dict[str, Any] | None:
+        st = self.campaigns.get(campaign_id)
+        return None if st is None else stats(st)

@@ -1,17 +1,16 @@
 """What a stage asks the outside world to publish: plain tuples, so stages stay pure."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 MESSAGE_STATUS = "message_status"  # -> sms.message-status, key message_id
 REMOVAL = "removal"  # -> sms.address-book-removals, key phone
 PHONE_EVENT = "phone_event"  # -> internal phone-events topic, key phone (E.164)
 CAMPAIGN_EVENT = "campaign_event"  # -> internal campaign-events topic, key campaign_id
 DEAD_LETTER = "dead_letter"  # -> sms.dead-letter (receipts whose message never appeared)
-CAMPAIGN_STATS = "campaign_stats"  # -> sms.campaign-stats, key campaign_id
 
 
 class Out(NamedTuple):
     kind: str
     key: str
-    value: dict
+    value: dict[str, Any]

@@ -1,98 +1,424 @@
-"""A broker-free driver of the whole topology, in the spirit of Kafka Streams' TopologyTestDriver.
+"""The topology: which stage owns an input record, and where each stage's outputs go.
 
-It runs the same stages the Faust app runs, with dict stores and in-memory logs for the
-internal topics, so the rules can be tested (and benchmarked) without a broker. Routing of
-internal records follows the real app: sends index phones, partials go to the campaign log.
+One object, run by the Faust worker (``streams.pipeline``) and by the in-memory driver
+(``processors.driver``) alike. It gets the fetched records of one partition of one topic
+and a sink ``add(topic, key, value)``; it decodes and validates them, hands them to the
+stage of that partition, and turns what the stage returns into encoded records of the
+configured topics. The sink places a keyed record where Kafka's default partitioner puts
+it (``processors.partitioner``): the worker's outbox does, and so does the driver.
+
+    input topic          route                     stage                 outputs
+    message-sent, dlr    decode + validate         MessageStage[p]       message-status, removals,
+                                                                         phone-events (sends), dead letters
+    unsubscribes         decode + validate         (none: re-keyed)      phone-events (unsubscribes)
+    campaigns            decode + validate         (none: re-keyed)      campaign-events (launches)
+    phone-events         internal JSON             PhoneStage[p]         removals
+    campaign-events      internal JSON             CampaignStage[p]      (stats, published by a timer)
+    timers               flush_partials            Message/PhoneStage    campaign-events (partials)
+                         take_due_stats            CampaignStage         campaign-stats
+
+What is not here is the runtime's: persisting what a batch wrote to the stores (the
+caller wraps ``Route.process`` in its store's batch), shipping what went to the sink,
+consumer positions and commits, metrics (``on_removal`` and ``on_dead_letter`` hooks).
 """
 from __future__ import annotations
 
-import zlib
-from typing import Any, Callable
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
-from . import campaign_stage
+import orjson
+
+from schemas.codec import AvroCodec, DecodeError
+
+from .campaign_stage import SUMMARY_FIELDS, CampaignStage, CampaignState
 from .events import CampaignLaunched, DeliveryReceipt, InvalidEvent, MessageSent, Unsubscribe
-from .message_stage import MessageStage
-from .outputs import CAMPAIGN_EVENT, PHONE_EVENT, Out
-from .phone_stage import PhoneStage
+from .message_fold import MessageState
+from .message_stage import DEFAULT_ORPHAN_WINDOW_MS, DEFAULT_PENDING_TIMEOUT_MS, MessageStage
+from .outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
+from .partitioner import partition_for
+from .phone_stage import DEFAULT_ATTRIBUTION_WINDOW_MS, PhoneStage, PhoneState
+from .phones import mask
+from .stats_throttle import StatsThrottle
 from .status_mapping import StatusMapper
 
-PARSERS: dict[str, Callable[..., Any]] = {
-    "sms.campaigns": CampaignLaunched.from_record,
-    "sms.message-sent": MessageSent.from_record,
-    "sms.dlr": DeliveryReceipt.from_record,
-    "sms.unsubscribes": Unsubscribe.from_record,
-}
+log = logging.getLogger("smstally")
+
+# Internal records (phone-events, campaign-events): compact JSON bytes.
+_dumps = orjson.dumps
+_loads = orjson.loads
+
+#: Bytes a dead letter needs beside the copy of the record it reports (its other fields).
+DEAD_LETTER_OVERHEAD = 4096
 
 
-def _part(key: str, n: int) -> int:
-    return zlib.crc32(key.encode()) % n
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
-def parse(topic: str, record: dict, region: str = "FR"):
-    fn = PARSERS[topic]
-    return fn(record, region) if topic in ("sms.message-sent", "sms.unsubscribes") else fn(record)
+class Record(Protocol):
+    """What the topology reads of a consumed record (aiokafka's, or the driver's ``LogRecord``)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+#: The sink: ``add(topic, key, value)``, a keyed record placed by its key's murmur2 partition.
+Add = Callable[[str, bytes | None, bytes], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """The topics the topology reads and writes, as configured (contract §1 and §9)."""
+
+    campaigns: str
+    message_sent: str
+    dlr: str
+    unsubscribes: str
+    campaign_stats: str
+    message_status: str
+    removals: str
+    dead_letter: str
+    phone_events: str
+    campaign_events: str
+
+
+class Stores:
+    """Where the stages keep their states, and how recovery reads one partition's back.
+
+    These defaults suit plain mappings (the driver's): a partition's states are found by
+    scanning them all. The worker's changelogged tables read a partition's own database.
+    """
+
+    def __init__(self, messages: MutableMapping[str, MessageState], phones: MutableMapping[str, PhoneState],
+                 campaigns: MutableMapping[str, CampaignState]):
+        self.messages, self.phones, self.campaigns = messages, phones, campaigns
+
+    def message_states(self, partition: int) -> Iterable[MessageState]:
+        return (s for s in self.messages.values() if s.partition == partition)
+
+    def message_watermark(self, partition: int) -> int | None:
+        """The latest event time among the partition's message states, if a cheap first pass
+        can find it (then the states are streamed, never all held); None: found on rebuild."""
+        return None
+
+    def phone_states(self, partition: int) -> Iterable[PhoneState]:
+        return (s for s in self.phones.values() if s.partition == partition)
+
+    def campaign_states(self) -> Iterable[CampaignState]:
+        return self.campaigns.values()
+
+
+class Route(NamedTuple):
+    """How the records of one topic are handled: ``process(partition, records, add)``
+    returns how many of them became dead letters; ``store`` names the store the batch writes
+    ("messages", "phones", "campaigns", or None); ``input`` says whether it is an input topic."""
+
+    process: Callable[[int, Sequence[Record], Add], int]
+    store: str | None
+    input: bool
+
+
+class PartialFlush(NamedTuple):
+    """The partials one stage flushed; ``retry()`` marks them dirty again if they were not shipped."""
+
+    stage: MessageStage | PhoneStage
+    outs: list[Out]
+
+    def retry(self) -> None:
+        self.stage.dirty.update(o.key for o in self.outs)
+
+
+def unsubscribe_event(u: Unsubscribe) -> dict[str, Any]:
+    """The phone-event an unsubscribe becomes (keyed by its E.164 phone)."""
+    return {"type": "unsubscribe", **{f: getattr(u, f) for f in Unsubscribe.__slots__}}
+
+
+def launch_event(c: CampaignLaunched, at: int) -> dict[str, Any]:
+    """The campaign-event a launch becomes (keyed by campaign_id). ``at`` is when the summary
+    came in (like a partial's), not the launch's event time: CampaignStats.updated_at is one
+    clock, processing time."""
+    return {"type": "launch", "at": at, **{k: getattr(c, k) for k in SUMMARY_FIELDS}}
 
 
 class Topology:
-    def __init__(self, partitions: int = 4, mapper: StatusMapper | None = None, region: str = "FR",
-                 pending_timeout_ms: int | None = None, clock: Callable[[], int] | None = None):
-        self.n = partitions
+    """The stages of the partitions a worker owns, and the routes between them."""
+
+    def __init__(self, names: Names, codec: AvroCodec, mapper: StatusMapper, stores: Stores, *,
+                 campaign_event_partitions: int, region: str, stats_interval_s: float, max_record_bytes: int,
+                 pending_timeout_ms: int = DEFAULT_PENDING_TIMEOUT_MS, orphan_window_ms: int = DEFAULT_ORPHAN_WINDOW_MS,
+                 attribution_window_ms: int = DEFAULT_ATTRIBUTION_WINDOW_MS, clock: Callable[[], int] = _now_ms,
+                 on_removal: Callable[[str], None] = lambda reason: None,
+                 on_dead_letter: Callable[[str], None] = lambda kind: None):
+        self.names, self.codec, self.mapper, self.stores = names, codec, mapper, stores
+        self.campaign_event_partitions = campaign_event_partitions
         self.region = region
-        mapper = mapper or StatusMapper()
-        kw = {} if pending_timeout_ms is None else {"pending_timeout_ms": pending_timeout_ms}
-        self.messages = [MessageStage(p, {}, mapper, **kw) for p in range(partitions)]
-        self.phones = [PhoneStage(p, {}) for p in range(partitions)]
-        self.phone_log: list[list[tuple[str, Any]]] = [[] for _ in range(partitions)]
-        self.campaign_log: list[list[tuple[str, dict]]] = [[] for _ in range(partitions)]
-        self.campaign_pos = [0] * partitions
-        self.campaigns: dict[str, campaign_stage.CampaignState] = {}
-        self.outputs: list[Out] = []
-        self.dead: list[tuple[str, InvalidEvent]] = []
-        self._clock = clock or (lambda: len(self.outputs))
+        self.pending_timeout_ms, self.orphan_window_ms = pending_timeout_ms, orphan_window_ms
+        self.attribution_window_ms = attribution_window_ms
+        self.dead_letter_limit = max_record_bytes - DEAD_LETTER_OVERHEAD
+        self.clock = clock
+        self.on_removal, self.on_dead_letter = on_removal, on_dead_letter
+        self.throttle = StatsThrottle(stats_interval_s)
+        self.message_stages: dict[int, MessageStage] = {}
+        self.phone_stages: dict[int, PhoneStage] = {}
+        self.campaign_stages: dict[int, CampaignStage] = {}
+        self.dead_letters = 0  # input records dead-lettered so far
+        n = names
+        self.expected_record = {
+            n.message_sent: "smstally.MessageSent", n.dlr: "smstally.DeliveryReceipt",
+            n.unsubscribes: "smstally.Unsubscribe", n.campaigns: "smstally.CampaignLaunched",
+        }
+        self._parsers: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+            n.message_sent: self._parse_message, n.dlr: self._parse_message,
+            n.unsubscribes: self._parse_unsubscribe, n.campaigns: CampaignLaunched.from_record,
+        }
+        self.routes: dict[str, Route] = {
+            n.message_sent: Route(self._fold_messages, "messages", True),
+            n.dlr: Route(self._fold_messages, "messages", True),
+            n.unsubscribes: Route(self._route_unsubscribes, None, True),
+            n.campaigns: Route(self._route_launches, None, True),
+            n.phone_events: Route(self._fold_phones, "phones", False),
+            n.campaign_events: Route(self._fold_campaigns, "campaigns", False),
+        }
 
-    def feed(self, topic: str, record: dict) -> None:
+    # -- stages -------------------------------------------------------------------
+    def _message_stage(self, p: int) -> MessageStage:
+        return MessageStage(p, self.stores.messages, self.mapper, self.pending_timeout_ms, self.orphan_window_ms)
+
+    def _phone_stage(self, p: int) -> PhoneStage:
+        return PhoneStage(p, self.stores.phones, self.attribution_window_ms)
+
+    def _campaign_stage(self, p: int) -> CampaignStage:
+        return CampaignStage(p, self.stores.campaigns, self.throttle)
+
+    def campaign_partition(self, campaign_id: str) -> int:
+        return partition_for(campaign_id.encode(), self.campaign_event_partitions)
+
+    def campaigns(self) -> dict[str, CampaignState]:
+        """Every campaign held, whatever its partition."""
+        return {cid: st for stage in self.campaign_stages.values() for cid, st in stage.campaigns.items()}
+
+    # -- recovery -----------------------------------------------------------------
+    def rebuild_messages(self, partitions: Iterable[int]) -> int:
+        """One message stage per partition, re-derived from its stored states; how many states."""
+        n = 0
+        for p in sorted(partitions):
+            stage = self.message_stages[p] = self._message_stage(p)
+            counted = _Counted(self.stores.message_states(p))
+            stage.rebuild(counted, self.stores.message_watermark(p))
+            n += counted.n
+        return n
+
+    def rebuild_phones(self, partitions: Iterable[int]) -> int:
+        n = 0
+        for p in sorted(partitions):
+            stage = self.phone_stages[p] = self._phone_stage(p)
+            counted = _Counted(self.stores.phone_states(p))
+            stage.rebuild(counted)
+            n += counted.n
+        return n
+
+    def rebuild_campaigns(self, partitions: Iterable[int]) -> int:
+        """The campaign stages of ``partitions``; every campaign is to be published again."""
+        wanted = set(partitions)
+        held: dict[int, list[CampaignState]] = {p: [] for p in wanted}
+        for st in self.stores.campaign_states():
+            p = self.campaign_partition(st.campaign_id)
+            if p in wanted:
+                held[p].append(st)
+        for p in sorted(wanted):
+            stage = self.campaign_stages[p] = self._campaign_stage(p)
+            stage.rebuild(held[p])
+        return sum(len(v) for v in held.values())
+
+    def revoke(self) -> None:
+        """Forget every stage (eager rebalancing: what is kept is rebuilt after recovery)."""
+        self.message_stages.clear()
+        self.phone_stages.clear()
+        self.campaign_stages.clear()
+        self.throttle.clear()
+
+    def on_batch_error(self, topic: str, partition: int) -> None:
+        """A batch failed half way (its held writes discarded by the caller): re-derive the
+        stage it touched from the stores, so that the batch can be handled again."""
+        route = self.routes.get(topic)
+        store = None if route is None else route.store
+        if store == "messages":
+            self.rebuild_messages({partition})
+        elif store == "phones":
+            self.rebuild_phones({partition})
+        elif store == "campaigns":
+            stage = self.campaign_stages.get(partition)
+            if stage is not None:
+                stage.reload()
+
+    # -- input records -------------------------------------------------------------
+    def parse(self, topic: str, record: Mapping[str, Any]) -> Any:
+        """The event a decoded record of input ``topic`` is; InvalidEvent if it breaks the contract."""
+        return self._parsers[topic](record)
+
+    def _parse_message(self, rec: Mapping[str, Any]) -> MessageSent | DeliveryReceipt:
+        if "outcome" in rec:
+            return MessageSent.from_record(rec, self.region)
+        return DeliveryReceipt.from_record(rec)
+
+    def _parse_unsubscribe(self, rec: Mapping[str, Any]) -> Unsubscribe:
+        return Unsubscribe.from_record(rec, self.region)
+
+    def _decode(self, rec: Record, parse: Callable[[Mapping[str, Any]], Any], add: Add) -> Any:
+        """The event of an input record, or None when it became a dead letter."""
         try:
-            ev = parse(topic, record, self.region)
+            _, value = self.codec.decode(rec.value, expected=self.expected_record[rec.topic])  # type: ignore[arg-type]
+            return parse(value)
+        except DecodeError as exc:
+            self._dead_letter(rec, exc.kind, exc.reason, None, add)
         except InvalidEvent as exc:
-            self.dead.append((topic, exc))
-            return
-        if isinstance(ev, (MessageSent, DeliveryReceipt)):
-            self._route(self.messages[_part(ev.message_id, self.n)].process(ev))
-        elif isinstance(ev, Unsubscribe):
-            self.phone_log[_part(ev.phone, self.n)].append(("unsubscribe", ev))
-        else:
-            rec = {"type": "launch", "at": ev.launched_at, **{k: getattr(ev, k) for k in campaign_stage.SUMMARY_FIELDS}}
-            self.campaign_log[_part(ev.campaign_id, self.n)].append((ev.campaign_id, rec))
+            self._dead_letter(rec, exc.kind, exc.reason, exc.event_id, add)
+        return None
 
-    def _route(self, outs: list[Out]) -> None:
-        for o in outs:
-            if o.kind == PHONE_EVENT:
-                self.phone_log[_part(o.key, self.n)].append(("send", o.value))
-            elif o.kind == CAMPAIGN_EVENT:
-                self.campaign_log[_part(o.key, self.n)].append((o.key, o.value))
+    # -- routes (one call per fetched batch of one partition) ----------------------
+    def _fold_messages(self, partition: int, records: Sequence[Record], add: Add) -> int:
+        stage = self.message_stages.get(partition)
+        if stage is None:  # assigned but not yet rebuilt: cannot happen after recovery
+            stage = self.message_stages[partition] = self._message_stage(partition)
+        decode, parse, emit, process = self._decode, self._parse_message, self.emit, stage.process
+        dead = self.dead_letters
+        for rec in records:
+            ev = decode(rec, parse, add)
+            if ev is not None:
+                emit(process(ev), add)
+        return self.dead_letters - dead
+
+    def _route_unsubscribes(self, partition: int, records: Sequence[Record], add: Add) -> int:
+        topic, dead = self.names.phone_events, self.dead_letters
+        for rec in records:
+            u = self._decode(rec, self._parse_unsubscribe, add)
+            if u is not None:
+                add(topic, u.phone.encode(), _dumps(unsubscribe_event(u)))
+        return self.dead_letters - dead
+
+    def _route_launches(self, partition: int, records: Sequence[Record], add: Add) -> int:
+        topic, dead = self.names.campaign_events, self.dead_letters
+        for rec in records:
+            c = self._decode(rec, CampaignLaunched.from_record, add)
+            if c is not None:
+                add(topic, c.campaign_id.encode(), _dumps(launch_event(c, self.clock())))
+        return self.dead_letters - dead
+
+    def _fold_phones(self, partition: int, records: Sequence[Record], add: Add) -> int:
+        stage = self.phone_stages.get(partition)
+        if stage is None:
+            stage = self.phone_stages[partition] = self._phone_stage(partition)
+        for rec in records:
+            value = _loads(rec.value)  # type: ignore[arg-type]  # internal records always have one
+            if value.pop("type") == "send":
+                stage.index_send(value["phone"], value["campaign_id"], value["message_id"], value["sent_at"])
             else:
-                self.outputs.append(o)
+                self.emit(stage.process_unsubscribe(Unsubscribe(**value)), add)
+        return 0
 
-    def drain(self) -> None:
-        """Run the downstream stages over everything their logs hold."""
-        for st in self.messages:
-            self._route(st.flush_partials(self._clock()))
-        for p, st in enumerate(self.phones):
-            log, self.phone_log[p] = self.phone_log[p], []
-            for kind, item in log:
-                if kind == "send":
-                    st.index_send(item["phone"], item["campaign_id"], item["message_id"], item["sent_at"])
-                else:
-                    self._route(st.process_unsubscribe(item))
-            self._route(st.flush_partials(self._clock()))
-        for p, log in enumerate(self.campaign_log):
-            for off in range(self.campaign_pos[p], len(log)):
-                cid, rec = log[off]
-                self.campaigns[cid] = campaign_stage.fold(self.campaigns.get(cid), cid, rec, off)
-            self.campaign_pos[p] = len(log)
+    def _fold_campaigns(self, partition: int, records: Sequence[Record], add: Add) -> int:
+        stage = self.campaign_stages.get(partition)
+        if stage is None:
+            stage = self.campaign_stages[partition] = self._campaign_stage(partition)
+        for rec in records:
+            stage.process((rec.key or b"").decode(), _loads(rec.value), rec.offset)  # type: ignore[arg-type]
+        return 0
 
-    def stats(self) -> dict[str, dict]:
-        return {cid: campaign_stage.stats(s) for cid, s in self.campaigns.items()}
+    # -- timers -------------------------------------------------------------------
+    def flush_partials(self, now_ms: int) -> Iterator[PartialFlush]:
+        """Each message and phone stage's partials in turn (a stage is flushed when reached:
+        a caller that stops early leaves the others dirty for its next tick)."""
+        stages: list[MessageStage | PhoneStage] = [*self.message_stages.values(), *self.phone_stages.values()]
+        for stage in stages:
+            yield PartialFlush(stage, stage.flush_partials(now_ms))
 
-    def outputs_of(self, kind: str) -> list[Out]:
-        return [o for o in self.outputs if o.kind == kind]
+    def stats_waiting(self) -> bool:
+        """Some campaign's figures changed since they were last published."""
+        return bool(self.throttle.dirty)
+
+    def take_due_stats(self, now_s: float) -> list[str]:
+        """The campaigns to publish now (processors/stats_throttle: taken before any await)."""
+        return self.throttle.take_due(now_s)
+
+    def stats_record(self, campaign_id: str) -> tuple[bytes, bytes] | None:
+        """The key and encoded CampaignStats of a held campaign (None: not held here)."""
+        stage = self.campaign_stages.get(self.campaign_partition(campaign_id))
+        rec = None if stage is None else stage.stats(campaign_id)
+        if rec is None:
+            return None
+        return campaign_id.encode(), self.codec.encode("smstally.CampaignStats", rec)
+
+    def stats_failed(self, campaign_id: str) -> None:
+        """Publishing failed: due again at once."""
+        self.throttle.failed(campaign_id)
+
+    # -- outputs ------------------------------------------------------------------
+    def emit(self, outs: list[Out], add: Add) -> None:
+        """A stage's outputs, encoded, to their topics."""
+        for o in outs:
+            key = o.key.encode()
+            kind = o.kind
+            if kind == MESSAGE_STATUS:
+                add(self.names.message_status, key, self.codec.encode("smstally.MessageStatus", o.value))
+            elif kind == PHONE_EVENT:
+                add(self.names.phone_events, key, _dumps(o.value))
+            elif kind == CAMPAIGN_EVENT:
+                add(self.names.campaign_events, key, _dumps(o.value))
+            elif kind == REMOVAL:
+                add(self.names.removals, key, self.codec.encode("smstally.AddressBookRemoval", o.value))
+                log.debug("removal %s %s (%s)", o.value["reason"], mask(o.key), o.value["event_id"])
+                self.on_removal(o.value["reason"])
+            elif kind == DEAD_LETTER:
+                self._report_orphan(o, add)
+
+    def _report_orphan(self, o: Out, add: Add) -> None:
+        v = o.value
+        log.warning("orphan receipts: %s", v["reason"])
+        self.on_dead_letter(v["error_kind"])
+        rec = {"topic": self.names.dlr, "partition": v["partition"], "offset": -1, "key": o.key.encode(),
+               "value": None, "reason": v["reason"], "error_kind": v["error_kind"], "event_id": None,
+               "at": self.clock()}
+        add(self.names.dead_letter, o.key.encode(), self.codec.encode("smstally.DeadLetter", rec))
+
+    def _dead_letter(self, msg: Record, kind: str, reason: str, event_id: str | None, add: Add) -> None:
+        log.warning("dead letter %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, kind, reason)
+        self.on_dead_letter(kind)
+        self.dead_letters += 1
+        key, value = msg.key, msg.value
+        # A copy of a record near the size limit cannot fit in a dead letter (key twice, value,
+        # reason): sending it would fail and crash the agent. Drop the copy, say where it is.
+        limit = self.dead_letter_limit
+        if 2 * len(key or b"") + len(value or b"") + len(reason.encode()) > limit:
+            reason += (f" (raw value of {len(value or b'')} bytes not copied: too large for a dead letter; "
+                       f"read it at {msg.topic}[{msg.partition}]@{msg.offset})")
+            value = None
+            if 2 * len(key or b"") + len(reason.encode()) > limit:
+                key = None
+        rec = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+               "key": key, "value": value, "reason": reason, "error_kind": kind,
+               "event_id": event_id, "at": self.clock()}
+        add(self.names.dead_letter, msg.key if len(msg.key or b"") < limit // 2 else None,
+            self.codec.encode("smstally.DeadLetter", rec))
+
+
+class _Counted:
+    """An iterable of states that counts what it yielded (recovery logs how many)."""
+
+    def __init__(self, states: Iterable[Any]):
+        self.states, self.n = states, 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for st in self.states:
+            self.n += 1
+            yield st

@@ -54,7 +54,7 @@ from streams.compat import tansu  # noqa: E402
 from streams.config import from_env  # noqa: E402
 from streams.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.devtools.processes import WorkerProcess  # noqa: E402
-from streams.partitioner import partition_for  # noqa: E402
+from processors.partitioner import partition_for  # noqa: E402
 from streams.topics import COMPACTED, ensure_topics, existing_partitions  # noqa: E402
 
 BASE_MS = 1_795_420_800_000  # 2026-11-23T08:00:00Z

@@ -13,8 +13,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from processors.partitioner import partition_for
+
 from .adapters import aiokafka_internals
-from .partitioner import partition_for
 
 log = logging.getLogger("smstally")
 

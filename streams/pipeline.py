@@ -1,46 +1,44 @@
-"""The Faust wiring: topics -> codec -> pure stage -> tables -> output topics.
+"""The Faust runtime of the topology: topics -> topology -> tables -> output topics.
 
-Everything with a rule in it lives in ``processors``; this module only decodes, routes the
-records of a fetched batch (``streams.consumer``) to the stage that owns their partition,
-persists what the stage wrote to its store (a changelogged table, each key written once
-per batch) and ships what it returned (``streams.outbox``). Per-partition stages are
-rebuilt from their table after every recovery, which is what makes derived counters safe.
+Everything with a rule in it lives in ``processors`` (the routes, the stages, the output
+records: ``processors.topology``); this module only hands each fetched batch of one
+partition (``streams.consumer``) to the topology's route for its topic, persists what the
+batch wrote to its store (a changelogged table, each key written once per batch), ships
+what it produced (``streams.outbox``), and runs the topology's timers and recovery entry
+points. Per-partition stages are rebuilt from their table after every recovery, which is
+what makes derived counters safe.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, cast
 
 import faust
-import orjson
 from faust.types import TP
 
-from processors import campaign_stage, state_codec
-from processors.events import CampaignLaunched, DeliveryReceipt, InvalidEvent, MessageSent, Unsubscribe
-from processors.message_fold import HOUR_MS
-from processors.message_stage import MessageStage
-from processors.outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
-from processors.phone_stage import PhoneStage
-from processors.phones import mask
-from processors.stats_throttle import StatsThrottle
+from processors import state_codec
+from processors.campaign_stage import CampaignState
+from processors.message_fold import HOUR_MS, MessageState
+from processors.phone_stage import PhoneState
 from processors.status_mapping import StatusMapper
-from schemas.codec import AvroCodec, DecodeError
+from processors.topology import Names, Record, Route, Stores, Topology
+from schemas.codec import AvroCodec
 
 from . import metrics
 from .adapters import faust_internals
 from .config import Settings
+from .consumer import BatchConsumer
 from .heap import settle_after_recovery
 from .outbox import Outbox
-from .partitioner import partition_for
 from .readiness import CatchUp
 from .stores import TableStore
 from .topics import TopicPlan
 
 log = logging.getLogger("smstally")
-
-_dumps = orjson.dumps  # internal records: compact JSON bytes
 
 
 # Faust's RocksDB defaults (64 MB x 3 write buffers, a 2 GB block cache, per partition and
@@ -50,26 +48,51 @@ ROCKSDB_OPTIONS = {"write_buffer_size": 4 * 1024**2, "max_write_buffer_number": 
                    "block_cache_size": 2 * 1024**2, "target_file_size_base": 16 * 1024**2}
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+def topology_names(s: Settings) -> Names:
+    """The configured topic names, as the topology routes by them."""
+    return Names(**dataclasses.asdict(s.topics), phone_events=s.phone_events_topic,
+                 campaign_events=s.campaign_events_topic)
+
+
+class TableStores(Stores):
+    """The topology's stores as changelogged tables: a partition's states are read from its
+    own RocksDB database, streamed (a million messages would take gigabytes as objects)."""
+
+    messages: TableStore
+    phones: TableStore
+    campaigns: TableStore
+
+    def message_states(self, partition: int) -> Iterable[MessageState]:
+        return self.messages.states(partition)
+
+    def message_watermark(self, partition: int) -> int | None:
+        if not self.messages.partitioned:
+            return None
+        return max((state_codec.message_event_time(raw) for raw in self.messages.raw_states(partition)), default=0)
+
+    def phone_states(self, partition: int) -> Iterable[PhoneState]:
+        return self.phones.states(partition)
+
+    def campaign_states(self) -> Iterable[CampaignState]:
+        return self.campaigns.states()
 
 
 class Pipeline:
-    """Holds the app, its topics and tables, and the stages of the partitions it owns."""
+    """Holds the app, its topics and tables, and the topology of the partitions it owns."""
 
     def __init__(self, app: faust.App, s: Settings, plan: TopicPlan):
         self.app, self.s, self.plan = app, s, plan
         t = s.topics
         self.codec = AvroCodec(s.schema_registry_url)
         self.mapper = StatusMapper.from_env()
-        raw = dict(key_serializer="raw", value_serializer="raw")
+        raw: dict[str, Any] = dict(key_serializer="raw", value_serializer="raw")
         self.src_messages = app.topic(t.message_sent, t.dlr, partitions=plan.message_partitions, **raw)
         self.src_unsubscribes = app.topic(t.unsubscribes, partitions=plan.unsubscribe_partitions, **raw)
         self.src_campaigns = app.topic(t.campaigns, partitions=plan.campaign_partitions, **raw)
         self.phone_events = app.topic(s.phone_events_topic, partitions=plan.phone_partitions, **raw)
         self.campaign_events = app.topic(s.campaign_events_topic, partitions=plan.campaign_event_partitions, **raw)
         self.out_stats = app.topic(t.campaign_stats, **raw)
-        tbl = dict(default=None, key_type=bytes, value_type=bytes, options=ROCKSDB_OPTIONS)
+        tbl: dict[str, Any] = dict(default=None, key_type=bytes, value_type=bytes, options=ROCKSDB_OPTIONS)
         self.t_messages = app.Table("messages", partitions=plan.message_partitions, **tbl)
         self.t_phones = app.Table("phones", partitions=plan.phone_partitions, **tbl)
         self.t_campaigns = app.Table("campaigns", partitions=plan.campaign_event_partitions, **tbl)
@@ -81,23 +104,26 @@ class Pipeline:
         self.phones = TableStore(self.t_phones, state_codec.encode_phone, state_codec.decode_phone, writer)
         self.campaigns_store = TableStore(self.t_campaigns, state_codec.encode_campaign, state_codec.decode_campaign,
                                           writer)
+        self.stores = {"messages": self.messages, "phones": self.phones, "campaigns": self.campaigns_store}
         producer = faust_internals.aiokafka_producer(app)  # started by Faust after the app is built
         self.outbox = Outbox(producer)  # what the batch being handled produces
-        self.dead_in_batch = 0
         self.timer_outbox = Outbox(producer)  # what the partial and stats timers produce
-        self.names = {MESSAGE_STATUS: t.message_status, REMOVAL: t.removals, PHONE_EVENT: s.phone_events_topic,
-                      CAMPAIGN_EVENT: s.campaign_events_topic}
-        self.msg_stages: dict[int, MessageStage] = {}
-        self.phone_stages: dict[int, PhoneStage] = {}
-        self.campaigns: dict[str, campaign_stage.CampaignState] = {}
-        self.stats_throttle = StatsThrottle(s.stats_interval_ms / 1000)
+        self.topology = Topology(
+            topology_names(s), self.codec, self.mapper, TableStores(self.messages, self.phones, self.campaigns_store),
+            campaign_event_partitions=plan.campaign_event_partitions, region=s.default_region,
+            stats_interval_s=s.stats_interval_ms / 1000, max_record_bytes=app.conf.producer_max_request_size,
+            pending_timeout_ms=int(s.pending_timeout_h * HOUR_MS), orphan_window_ms=int(s.orphan_window_h * HOUR_MS),
+            attribution_window_ms=int(s.attribution_window_h * HOUR_MS),
+            on_removal=lambda reason: metrics.REMOVALS.labels(reason).inc(),
+            on_dead_letter=lambda kind: metrics.DEAD_LETTERS.labels(kind).inc())
         self.recovered = False
         self.catchup = CatchUp(app)
-        self.expected_record = {
-            t.message_sent: "smstally.MessageSent", t.dlr: "smstally.DeliveryReceipt",
-            t.unsubscribes: "smstally.Unsubscribe", t.campaigns: "smstally.CampaignLaunched",
-        }
         self._wire()
+
+    @property
+    def campaigns(self) -> dict[str, CampaignState]:
+        """The campaigns held by this worker (the stats endpoint)."""
+        return self.topology.campaigns()
 
     # -- wiring -------------------------------------------------------------------
     def _wire(self) -> None:
@@ -111,50 +137,21 @@ class Pipeline:
         self.t_messages.on_recover(self._recover_messages)
         self.t_phones.on_recover(self._recover_phones)
         self.t_campaigns.on_recover(self._recover_campaigns)
-        app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # faust-streaming's stub
 
     def _assigned(self, topic: str) -> set[int]:
         return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
 
-    async def _on_revoked(self, sender: Any = None, revoked: Any = None, **kw: Any) -> None:
+    async def _on_revoked(self, sender: Any, *args: Any, **kw: Any) -> None:
         # Eager rebalancing: whatever we keep is rebuilt from the tables after recovery.
         self.recovered = False
         self.catchup.reset()
-        self.msg_stages.clear()
-        self.phone_stages.clear()
-        self.campaigns.clear()
-        self.stats_throttle.clear()
-
-    @staticmethod
-    def _rebuild(store: TableStore, assigned: set[int], make: Callable[[int], Any],
-                 watermark_of: Callable[[bytes], int] | None = None) -> tuple[dict[int, Any], int]:
-        """One stage per assigned partition, re-derived from that partition's stored states.
-
-        States are streamed one partition at a time, never all held (a million messages
-        would take gigabytes as objects); with ``watermark_of`` a first pass over the raw
-        states finds the partition's watermark.
-        """
-        stages, n = {}, 0
-
-        def counted(states: Any) -> Any:
-            nonlocal n
-            for st in states:
-                n += 1
-                yield st
-
-        for p in sorted(assigned):
-            stages[p] = stage = make(p)
-            if watermark_of is None or not store.partitioned:
-                stage.rebuild(counted(store.states(p)))
-            else:
-                watermark = max((watermark_of(raw) for raw in store.raw_states(p)), default=0)
-                stage.rebuild(counted(store.states(p)), watermark)
-        return stages, n
+        self.topology.revoke()
 
     async def _recover_messages(self) -> None:
         started = time.perf_counter()
         assigned = self._assigned(self.s.topics.message_sent)
-        self.msg_stages, n = self._rebuild_messages(assigned)
+        n = self.topology.rebuild_messages(assigned)
         log.info("message stages rebuilt for partitions %s (%d messages) in %.3f s", sorted(assigned),
                  n, time.perf_counter() - started)
         t = self.s.topics
@@ -163,38 +160,22 @@ class Pipeline:
         settle_after_recovery()  # the rebuilt stages: out of every later full collection
         self.recovered = True
 
-    def _rebuild_messages(self, partitions: set[int]) -> tuple[dict[int, MessageStage], int]:
-        return self._rebuild(self.messages, partitions, self._message_stage, state_codec.message_event_time)
-
-    def _message_stage(self, p: int) -> MessageStage:
-        return MessageStage(p, self.messages, self.mapper, int(self.s.pending_timeout_h * HOUR_MS),
-                            int(self.s.orphan_window_h * HOUR_MS))
-
-    def _phone_stage(self, p: int) -> PhoneStage:
-        return PhoneStage(p, self.phones, int(self.s.attribution_window_h * HOUR_MS))
-
     async def _recover_phones(self) -> None:
         assigned = self._assigned(self.s.phone_events_topic)
-        self.phone_stages, _ = self._rebuild(self.phones, assigned, self._phone_stage)
+        self.topology.rebuild_phones(assigned)
         self._tell_restored(self.phones, (self.s.phone_events_topic,), assigned)
         self.catchup.track(self.s.phone_events_topic)
 
     async def _recover_campaigns(self) -> None:
         assigned = self._assigned(self.s.campaign_events_topic)
-        n = self.plan.campaign_event_partitions
-        self.campaigns = {st.campaign_id: st for st in self.campaigns_store.states()
-                          if partition_for(st.campaign_id.encode(), n) in assigned}
-        # A stats record may have been lost with the crash that preceded this recovery: publish
-        # every campaign again, but only once the log has been replayed up to where it was, so
-        # that no version older than one already published goes out (contract §6).
-        for cid in self.campaigns:
-            self.stats_throttle.mark(cid)
+        # Every campaign is published again, once the log has been replayed (processors/campaign_stage).
+        self.topology.rebuild_campaigns(assigned)
         self._tell_restored(self.campaigns_store, (self.s.campaign_events_topic,), assigned)
         self.catchup.track(self.s.campaign_events_topic)
 
     def _tell_restored(self, store: TableStore, topics: Sequence[str], partitions: set[int]) -> None:
         """Where each input partition's restored state ends, for the seek after recovery."""
-        consumer = self.app.consumer
+        consumer = cast(BatchConsumer, self.app.consumer)
         for topic in topics:
             for p in partitions:
                 last = store.progress(topic, p)
@@ -205,195 +186,74 @@ class Pipeline:
         return bool(self.recovered and not self.app.rebalancing and await self.catchup.caught_up())
 
     # -- handlers (one call per fetched batch of one partition) --------------------
-    def handlers(self) -> dict[str, Callable[[Any, Sequence[Any]], Awaitable[None]]]:
-        t = self.s.topics
-        return {t.message_sent: self._fold_messages, t.dlr: self._fold_messages,
-                t.unsubscribes: self._route_unsubscribes, t.campaigns: self._route_campaigns,
-                self.s.phone_events_topic: self._fold_phones, self.s.campaign_events_topic: self._fold_campaigns}
+    def handlers(self) -> dict[str, Callable[[TP, Sequence[Record]], Awaitable[None]]]:
+        return {topic: self._handler(route) for topic, route in self.topology.routes.items()}
 
-    def on_batch_error(self, tp: Any) -> None:
+    def _handler(self, route: Route) -> Callable[[TP, Sequence[Record]], Awaitable[None]]:
+        """Decode and fold (the topology's route), persist (the store's batch), ship (the outbox)."""
+        process, counted, outbox = route.process, route.input, self.outbox
+        add = outbox.add
+        store = None if route.store is None else self.stores[route.store]
+
+        async def ship(tp: TP, folded: int) -> None:
+            if counted:  # input records folded (dead letters are counted apart)
+                metrics.EVENTS.labels(tp.topic).inc(folded)
+            await outbox.ship()
+
+        if store is None:
+            async def handle(tp: TP, records: Sequence[Record]) -> None:
+                dead = process(tp.partition, records, add)
+                await ship(tp, len(records) - dead)
+            return handle
+
+        async def handle_and_persist(tp: TP, records: Sequence[Record]) -> None:
+            with store.for_batch(tp.partition):
+                dead = process(tp.partition, records, add)
+                store.flush(outbox, tp, records[-1].offset)
+            await ship(tp, len(records) - dead)
+        return handle_and_persist
+
+    def on_batch_error(self, tp: TP) -> None:
         """A handler failed half way: forget its held writes and re-derive what it touched.
 
         The consumer then re-reads the batch from its first offset (states are idempotent
         under replay), so a bug costs a retry and a loud log line, never a count.
         """
-        for store in (self.messages, self.phones, self.campaigns_store):
+        for store in self.stores.values():
             store.discard_pending()
         self.outbox.clear()
-        self.dead_in_batch = 0
-        if tp.topic in (self.s.topics.message_sent, self.s.topics.dlr):
-            self.msg_stages.update(self._rebuild_messages({tp.partition})[0])
-        elif tp.topic == self.s.phone_events_topic:
-            self.phone_stages.update(self._rebuild(self.phones, {tp.partition}, self._phone_stage)[0])
-        elif tp.topic == self.s.campaign_events_topic:
-            n = self.plan.campaign_event_partitions
-            for cid in [c for c in self.campaigns if partition_for(c.encode(), n) == tp.partition]:
-                st = self.campaigns_store.get(cid)
-                if st is not None:
-                    self.campaigns[cid] = st
-
-    def _decode(self, rec: Any, parse: Callable[[dict], Any]) -> Any | None:
-        try:
-            _, value = self.codec.decode(rec.value, expected=self.expected_record[rec.topic])
-            return parse(value)
-        except DecodeError as exc:
-            self._dead_letter(rec, exc.kind, exc.reason)
-        except InvalidEvent as exc:
-            self._dead_letter(rec, exc.kind, exc.reason, exc.event_id)
-        return None
-
-    def _parse_message(self, rec: dict) -> MessageSent | DeliveryReceipt:
-        if "outcome" in rec:
-            return MessageSent.from_record(rec, self.s.default_region)
-        return DeliveryReceipt.from_record(rec)
-
-    async def _fold_messages(self, tp: Any, records: Sequence[Any]) -> None:
-        stage = self.msg_stages.get(tp.partition)
-        if stage is None:  # assigned but not yet rebuilt: cannot happen after recovery
-            stage = self.msg_stages[tp.partition] = self._message_stage(tp.partition)
-        decode, parse, emit = self._decode, self._parse_message, self._emit
-        with self.messages.for_batch(tp.partition):
-            for rec in records:
-                ev = decode(rec, parse)
-                if ev is not None:
-                    emit(stage.process(ev))
-            self.messages.flush(self.outbox, tp, records[-1].offset)
-        await self._ship(tp, records)
-
-    async def _route_unsubscribes(self, tp: Any, records: Sequence[Any]) -> None:
-        for rec in records:
-            u = self._decode(rec, lambda r: Unsubscribe.from_record(r, self.s.default_region))
-            if u is not None:
-                value = {"type": "unsubscribe", **{f: getattr(u, f) for f in Unsubscribe.__slots__}}
-                self.outbox.add(self.names[PHONE_EVENT], u.phone.encode(), _dumps(value))
-        await self._ship(tp, records)
-
-    async def _route_campaigns(self, tp: Any, records: Sequence[Any]) -> None:
-        for rec in records:
-            c = self._decode(rec, CampaignLaunched.from_record)
-            if c is not None:
-                # "at" is when the summary came in (like a partial's), not the launch's
-                # event time: CampaignStats.updated_at is one clock, processing time.
-                value = {"type": "launch", "at": _now_ms(),
-                         **{k: getattr(c, k) for k in campaign_stage.SUMMARY_FIELDS}}
-                self.outbox.add(self.names[CAMPAIGN_EVENT], c.campaign_id.encode(), _dumps(value))
-        await self._ship(tp, records)
-
-    async def _fold_phones(self, tp: Any, records: Sequence[Any]) -> None:
-        stage = self.phone_stages.get(tp.partition)
-        if stage is None:
-            stage = self.phone_stages[tp.partition] = self._phone_stage(tp.partition)
-        with self.phones.for_batch(tp.partition):
-            for rec in records:
-                value = orjson.loads(rec.value)
-                if value.pop("type") == "send":
-                    stage.index_send(value["phone"], value["campaign_id"], value["message_id"], value["sent_at"])
-                else:
-                    self._emit(stage.process_unsubscribe(Unsubscribe(**value)))
-            self.phones.flush(self.outbox, tp, records[-1].offset)
-        await self._ship(tp, records)
-
-    async def _fold_campaigns(self, tp: Any, records: Sequence[Any]) -> None:
-        with self.campaigns_store.for_batch(tp.partition):
-            for rec in records:
-                cid = rec.key.decode()
-                old = self.campaigns.get(cid)
-                if old is None:
-                    old = self.campaigns_store.get(cid)
-                new = campaign_stage.fold(old, cid, orjson.loads(rec.value), rec.offset)
-                if new is old:  # a replay: written again, as in MessageStage (the changelog may lack it)
-                    self.campaigns_store[cid] = old
-                    continue
-                self.campaigns_store[cid] = new
-                self.campaigns[cid] = new
-                if old is None or new.parts is not old.parts or new.summary is not old.summary:
-                    self.stats_throttle.mark(cid)
-            self.campaigns_store.flush(self.outbox, tp, records[-1].offset)
-        await self._ship(tp, records)
-
-    async def _ship(self, tp: Any, records: Sequence[Any]) -> None:
-        if tp.topic in self.expected_record:  # input records folded (dead letters are counted apart)
-            metrics.EVENTS.labels(tp.topic).inc(len(records) - self.dead_in_batch)
-        self.dead_in_batch = 0
-        await self.outbox.ship()
+        self.topology.on_batch_error(tp.topic, tp.partition)
 
     # -- timers -------------------------------------------------------------------
     async def _flush_partials(self) -> None:
-        now = _now_ms()
         outbox = self.timer_outbox
-        for stage in list(self.msg_stages.values()) + list(self.phone_stages.values()):
-            outs = stage.flush_partials(now)
+        for flush in self.topology.flush_partials(int(time.time() * 1000)):
             try:
-                self._emit(outs, outbox)
+                self.topology.emit(flush.outs, outbox.add)
                 await outbox.ship()
             except Exception:  # noqa: BLE001 - a timer must not take the worker down
                 outbox.clear()
-                stage.dirty.update(o.key for o in outs)  # try again on the next tick
+                flush.retry()  # try again on the next tick
                 log.exception("publishing partials failed; will retry")
                 return
 
     async def _publish_stats(self) -> None:
         """Throttled per campaign, and always after the last change (processors/stats_throttle)."""
-        throttle = self.stats_throttle
+        topology = self.topology
         try:
-            if not throttle.dirty or not await self.catchup.caught_up(self.s.campaign_events_topic):
+            if not topology.stats_waiting() or not await self.catchup.caught_up(self.s.campaign_events_topic):
                 return
         except Exception:  # noqa: BLE001 - e.g. a rebalance under our feet: retried next tick
             log.exception("checking the campaign-events backlog failed; will retry")
             return
-        for cid in throttle.take_due(time.monotonic()):  # taken before any await: see the module
-            st = self.campaigns.get(cid)
-            if st is None:
-                continue
+        for cid in topology.take_due_stats(time.monotonic()):  # taken before any await: see the module
             try:
-                value = self.codec.encode("smstally.CampaignStats", campaign_stage.stats(st))
-                await self.out_stats.send(key=cid.encode(), value=value)
+                out = topology.stats_record(cid)
+                if out is None:
+                    continue
+                await self.out_stats.send(key=out[0], value=out[1])
             except Exception:  # noqa: BLE001 - e.g. a rebalance under our feet: retried next tick
-                throttle.failed(cid)
+                topology.stats_failed(cid)
                 log.exception("publishing the stats of %s failed; will retry", cid)
                 continue
             metrics.STATS_PUBLISHED.inc()
-
-    # -- outputs ------------------------------------------------------------------
-    def _emit(self, outs: list[Out], outbox: Outbox | None = None) -> None:
-        add = (self.outbox if outbox is None else outbox).add
-        for o in outs:
-            key = o.key.encode()
-            if o.kind == MESSAGE_STATUS:
-                add(self.names[MESSAGE_STATUS], key, self.codec.encode("smstally.MessageStatus", o.value))
-            elif o.kind == REMOVAL:
-                add(self.names[REMOVAL], key, self.codec.encode("smstally.AddressBookRemoval", o.value))
-                log.debug("removal %s %s (%s)", o.value["reason"], mask(o.key), o.value["event_id"])
-                metrics.REMOVALS.labels(o.value["reason"]).inc()
-            elif o.kind in (PHONE_EVENT, CAMPAIGN_EVENT):
-                add(self.names[o.kind], key, _dumps(o.value))
-            elif o.kind == DEAD_LETTER:
-                self._report_orphan(o, add)
-
-    def _report_orphan(self, o: Out, add: Callable[..., None]) -> None:
-        v = o.value
-        log.warning("orphan receipts: %s", v["reason"])
-        metrics.DEAD_LETTERS.labels(v["error_kind"]).inc()
-        rec = {"topic": self.s.topics.dlr, "partition": v["partition"], "offset": -1, "key": o.key.encode(),
-               "value": None, "reason": v["reason"], "error_kind": v["error_kind"], "event_id": None, "at": _now_ms()}
-        add(self.s.topics.dead_letter, o.key.encode(), self.codec.encode("smstally.DeadLetter", rec))
-
-    def _dead_letter(self, msg: Any, kind: str, reason: str, event_id: str | None = None) -> None:
-        log.warning("dead letter %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, kind, reason)
-        metrics.DEAD_LETTERS.labels(kind).inc()
-        self.dead_in_batch += 1
-        key, value = msg.key, msg.value
-        # A copy of a record near the size limit cannot fit in a dead letter (key twice, value,
-        # reason): sending it would fail and crash the agent. Drop the copy, say where it is.
-        limit = self.app.conf.producer_max_request_size - 4096
-        if 2 * len(key or b"") + len(value or b"") + len(reason.encode()) > limit:
-            reason += (f" (raw value of {len(value or b'')} bytes not copied: too large for a dead letter; "
-                       f"read it at {msg.topic}[{msg.partition}]@{msg.offset})")
-            value = None
-            if 2 * len(key or b"") + len(reason.encode()) > limit:
-                key = None
-        rec = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
-               "key": key, "value": value, "reason": reason, "error_kind": kind,
-               "event_id": event_id, "at": _now_ms()}
-        self.outbox.add(self.s.topics.dead_letter, msg.key if len(msg.key or b"") < limit // 2 else None,
-                        self.codec.encode("smstally.DeadLetter", rec))

@@ -110,7 +110,7 @@ def classify(topic: str, raw: bytes | None, codec: AvroCodec | None = None, regi
     anything else propagates (that is the bug the fuzzing looks for).
     """
     from processors.events import InvalidEvent
-    from processors.topology import parse
+    from tests.driving import parse
 
     TALLY["tried"] += 1
     try:

@@ -20,7 +20,7 @@ from processors.removals import removal_id
 from simulator.check import mismatches, sends_counted
 from simulator.scenario import generate
 from streams.ops.clients import StatsView, publish
-from streams.partitioner import partition_for
+from processors.partitioner import partition_for
 from tests.harness import Cluster
 
 

@@ -2,22 +2,23 @@
 
 It shares no code with ``processors`` (no fold, no mapper, no counters): it recomputes the
 expected results from the *set* of generated records with the simplest possible rules, so
-that a test comparing it with ``Topology`` checks the implementation, not itself.
+that a test comparing it with the topology checks the implementation, not itself.
 
 Where the contract is silent, the model states the implementation's documented choice:
 - a receipt status is looked up case-insensitively in the union of the listed vocabularies
   whatever the receipt's provider (they never conflict), then among canonical names; a
   receipt saying ``NOT_SENT`` means ``PROVIDER_ERROR`` (only a MessageSent makes NOT_SENT);
 - the event-time watermark of rule 6 is per message partition (the latest event time folded
-  there), partitions being ``crc32(message_id) % n`` in the broker-free driver;
+  there), partitions being where Kafka's default partitioner puts the message_id key
+  (murmur2, here aiokafka's own implementation, not the project's);
 - a STOP attribution tie (two sends to the phone at the same sent_at) goes to the greatest
   (campaign_id, message_id).
 """
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 
+from aiokafka.partitioner import murmur2
 from strategies import PHONE_OF, World
 
 HOUR = 3_600_000
@@ -117,7 +118,7 @@ def message_status(send: dict, receipts: list[dict], watermark: int, timeout: in
 
 
 def partition_of(key: str, n: int) -> int:
-    return zlib.crc32(key.encode()) % n
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % n
 
 
 def _by_message(world: World) -> tuple[dict[str, dict], dict[str, list[dict]]]:

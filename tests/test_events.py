@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import pytest
+from driving import NAMES, decoded, driver, feed, latest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import E164_POOL, INVALID_PHONES, PHONE_OF, T0, phone_renderings, receipts, sends
 
 from processors.events import (
-    MAX_ID_LEN, CampaignLaunched, DeliveryReceipt, InvalidEvent, MessageSent, Unsubscribe,
+    MAX_ID_LEN,
+    CampaignLaunched,
+    DeliveryReceipt,
+    InvalidEvent,
+    MessageSent,
+    Unsubscribe,
 )
 from processors.phones import mask, normalize
-from processors.topology import Topology
-from strategies import E164_POOL, INVALID_PHONES, PHONE_OF, T0, phone_renderings, receipts, sends
 
 KINDS = {"missing_id", "missing_field", "invalid_field", "invalid_timestamp", "absurd_timestamp", "unknown_enum"}
 
@@ -208,14 +213,14 @@ def test_unparseable_phones_are_kept_and_flagged(raw):
 
 
 def test_a_send_to_an_unparseable_phone_still_counts():
-    t = Topology(partitions=2)
-    t.feed("sms.message-sent", {**good("send"), "phone": "not-a-phone"})
-    t.feed("sms.message-sent", {**good("send"), "event_id": "e9", "message_id": "m2", "outcome": "NOT_SENT",
-                                "phone": "12"})
+    t = driver(2)
+    feed(t, "sms.message-sent", {**good("send"), "phone": "not-a-phone"})
+    feed(t, "sms.message-sent", {**good("send"), "event_id": "e9", "message_id": "m2", "outcome": "NOT_SENT",
+                                 "phone": "12"})
     t.drain()
-    st_ = t.stats()["c1"]
+    st_ = latest(t, NAMES.campaign_stats)["c1"]
     assert (st_["sent"], st_["not_sent"], st_["status_counts"]) == (1, 1, {"PENDING": 1, "NOT_SENT": 1})
-    assert t.dead == []
+    assert decoded(t, NAMES.dead_letter) == []
 
 
 @given(phone_renderings(E164_POOL + INVALID_PHONES))

@@ -5,7 +5,7 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.partitioner import murmur2, partition_for
+from processors.partitioner import murmur2, partition_for
 
 
 @settings(max_examples=2000)
