@@ -14,7 +14,6 @@ import time
 from typing import Any, Awaitable, Callable, Sequence
 
 import faust
-import orjson
 from faust.types import TP
 
 from processors import campaign_stage, state_codec
@@ -24,6 +23,15 @@ from processors.message_stage import MessageStage
 from processors.outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
 from processors.phone_stage import PhoneStage
 from processors.phones import mask
+from processors.records import (
+    Launch,
+    SendIndexed,
+    decode_campaign_event,
+    decode_phone_event,
+    encode_campaign_event,
+    encode_internal,
+    encode_phone_event,
+)
 from processors.stats_throttle import StatsThrottle
 from processors.status_mapping import StatusMapper
 from schemas.codec import AvroCodec, DecodeError
@@ -38,8 +46,6 @@ from .stores import TableStore
 from .topics import TopicPlan
 
 log = logging.getLogger("smstally")
-
-_dumps = orjson.dumps  # internal records: compact JSON bytes
 
 
 # Faust's RocksDB defaults (64 MB x 3 write buffers, a 2 GB block cache, per partition and
@@ -263,8 +269,7 @@ class Pipeline:
         for rec in records:
             u = self._decode(rec, lambda r: Unsubscribe.from_record(r, self.s.default_region))
             if u is not None:
-                value = {"type": "unsubscribe", **{f: getattr(u, f) for f in Unsubscribe.__slots__}}
-                self.outbox.add(self.names[PHONE_EVENT], u.phone.encode(), _dumps(value))
+                self.outbox.add(self.names[PHONE_EVENT], u.phone.encode(), encode_phone_event(u))
         await self._ship(tp, records)
 
     async def _route_campaigns(self, tp: Any, records: Sequence[Any]) -> None:
@@ -273,9 +278,8 @@ class Pipeline:
             if c is not None:
                 # "at" is when the summary came in (like a partial's), not the launch's
                 # event time: CampaignStats.updated_at is one clock, processing time.
-                value = {"type": "launch", "at": _now_ms(),
-                         **{k: getattr(c, k) for k in campaign_stage.SUMMARY_FIELDS}}
-                self.outbox.add(self.names[CAMPAIGN_EVENT], c.campaign_id.encode(), _dumps(value))
+                value = encode_campaign_event(Launch.of(c, _now_ms()))
+                self.outbox.add(self.names[CAMPAIGN_EVENT], c.campaign_id.encode(), value)
         await self._ship(tp, records)
 
     async def _fold_phones(self, tp: Any, records: Sequence[Any]) -> None:
@@ -284,11 +288,11 @@ class Pipeline:
             stage = self.phone_stages[tp.partition] = self._phone_stage(tp.partition)
         with self.phones.for_batch(tp.partition):
             for rec in records:
-                value = orjson.loads(rec.value)
-                if value.pop("type") == "send":
-                    stage.index_send(value["phone"], value["campaign_id"], value["message_id"], value["sent_at"])
+                ev = decode_phone_event(rec.value)
+                if isinstance(ev, SendIndexed):
+                    stage.index_send(ev.phone, ev.campaign_id, ev.message_id, ev.sent_at)
                 else:
-                    self._emit(stage.process_unsubscribe(Unsubscribe(**value)))
+                    self._emit(stage.process_unsubscribe(ev))
             self.phones.flush(self.outbox, tp, records[-1].offset)
         await self._ship(tp, records)
 
@@ -299,7 +303,7 @@ class Pipeline:
                 old = self.campaigns.get(cid)
                 if old is None:
                     old = self.campaigns_store.get(cid)
-                new = campaign_stage.fold(old, cid, orjson.loads(rec.value), rec.offset)
+                new = campaign_stage.fold(old, cid, decode_campaign_event(rec.value), rec.offset)
                 if new is old:  # a replay: written again, as in MessageStage (the changelog may lack it)
                     self.campaigns_store[cid] = old
                     continue
@@ -357,25 +361,24 @@ class Pipeline:
     def _emit(self, outs: list[Out], outbox: Outbox | None = None) -> None:
         add = (self.outbox if outbox is None else outbox).add
         for o in outs:
-            key = o.key.encode()
-            if o.kind == MESSAGE_STATUS:
-                add(self.names[MESSAGE_STATUS], key, self.codec.encode("smstally.MessageStatus", o.value))
+            key, value = o.key.encode(), o.value
+            if not isinstance(value, dict):  # a typed internal record: PHONE_EVENT, CAMPAIGN_EVENT
+                add(self.names[o.kind], key, encode_internal(value))
+            elif o.kind == MESSAGE_STATUS:
+                add(self.names[MESSAGE_STATUS], key, self.codec.encode("smstally.MessageStatus", value))
             elif o.kind == REMOVAL:
-                add(self.names[REMOVAL], key, self.codec.encode("smstally.AddressBookRemoval", o.value))
-                log.debug("removal %s %s (%s)", o.value["reason"], mask(o.key), o.value["event_id"])
-                metrics.REMOVALS.labels(o.value["reason"]).inc()
-            elif o.kind in (PHONE_EVENT, CAMPAIGN_EVENT):
-                add(self.names[o.kind], key, _dumps(o.value))
+                add(self.names[REMOVAL], key, self.codec.encode("smstally.AddressBookRemoval", value))
+                log.debug("removal %s %s (%s)", value["reason"], mask(o.key), value["event_id"])
+                metrics.REMOVALS.labels(value["reason"]).inc()
             elif o.kind == DEAD_LETTER:
-                self._report_orphan(o, add)
+                self._report_orphan(o.key, value, add)
 
-    def _report_orphan(self, o: Out, add: Callable[..., None]) -> None:
-        v = o.value
+    def _report_orphan(self, key: str, v: dict[str, Any], add: Callable[..., None]) -> None:
         log.warning("orphan receipts: %s", v["reason"])
         metrics.DEAD_LETTERS.labels(v["error_kind"]).inc()
-        rec = {"topic": self.s.topics.dlr, "partition": v["partition"], "offset": -1, "key": o.key.encode(),
+        rec = {"topic": self.s.topics.dlr, "partition": v["partition"], "offset": -1, "key": key.encode(),
                "value": None, "reason": v["reason"], "error_kind": v["error_kind"], "event_id": None, "at": _now_ms()}
-        add(self.s.topics.dead_letter, o.key.encode(), self.codec.encode("smstally.DeadLetter", rec))
+        add(self.s.topics.dead_letter, key.encode(), self.codec.encode("smstally.DeadLetter", rec))
 
     def _dead_letter(self, msg: Any, kind: str, reason: str, event_id: str | None = None) -> None:
         log.warning("dead letter %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, kind, reason)
