@@ -7,6 +7,7 @@ import random
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import HOUR, T0
 
 from processors import campaign_stage, catalog, state_codec
 from processors.counters import CampaignCounters, Contribution, rates
@@ -14,11 +15,19 @@ from processors.events import DeliveryReceipt, MessageSent, Unsubscribe
 from processors.message_stage import MessageStage
 from processors.outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL
 from processors.phone_stage import PhoneStage
-from processors.records import (Launch, MessageCounts, MessagePartial, MessageVersion, SendIndexed, Slot, Source,
-                                UnsubscribePartial, UnsubscribeVersion)
+from processors.records import (
+    Launch,
+    MessageCounts,
+    MessagePartial,
+    MessageVersion,
+    SendIndexed,
+    Slot,
+    Source,
+    UnsubscribePartial,
+    UnsubscribeVersion,
+)
 from processors.removals import BLACKLISTED, PERMANENT_ERROR, removal_id
 from processors.status_mapping import StatusMapper
-from strategies import HOUR, T0
 
 M = StatusMapper()
 TIMEOUT = 72 * HOUR
@@ -175,7 +184,7 @@ def test_flush_partials_are_absolute_and_versioned():
     assert [o.key for o in parts] == ["c1", "c2"] and all(o.kind == CAMPAIGN_EVENT for o in parts)
     p1, p2 = parts[0].value, parts[1].value
     assert isinstance(p1, MessagePartial) and isinstance(p2, MessagePartial)
-    assert (p1.slot, p1.version, p1.at) == (Slot(Source.MESSAGES, 0), MessageVersion(sends=1, receipts=0, watermark=T0), 123)
+    assert (p1.slot, p1.version, p1.at) == (Slot(Source.MESSAGES, 0), MessageVersion(1, 0, watermark=T0), 123)
     assert p1.counts.sent == 1 and p2.counts.not_sent_by_reason == {"OPTED_OUT": 1}
     assert st_.flush_partials(124) == []  # nothing dirty
     st_.process(dlr("m1", "DELIVRD", T0 + 5, "r1"))
@@ -435,7 +444,7 @@ def test_campaign_fold_holds_the_dominating_partial_and_ignores_replays(log, rng
     # expected: per slot, the greatest version vector (they are totally ordered per slot here)
     best = {}
     for rec in log:
-        if rec.slot not in best or all(a >= b for a, b in zip(rec.version, best[rec.slot].version)):
+        if rec.slot not in best or all(a >= b for a, b in zip(rec.version, best[rec.slot].version, strict=True)):
             best[rec.slot] = rec
     expected = fold_log(sorted(best.values(), key=lambda r: r.slot))
     exp = campaign_stage.stats(expected)
