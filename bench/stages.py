@@ -15,7 +15,7 @@ publishing order), in this process, best of ``--repeat`` runs:
 - validation: the decoded record into a frozen event (``from_record``);
 - the message fold: ``MessageStage.process`` over an in-memory store that holds encoded
   states, as RocksDB does (so the state encode and decode are in it);
-- the outputs: Avro ``MessageStatus``/``AddressBookRemoval``, JSON for the internal topics;
+- the outputs: Avro ``MessageStatus``/``AddressBookRemoval``, the internal records' codec;
 - partitioning the outputs (Kafka's murmur2);
 - the phone index: ``PhoneStage.index_send`` per SUBMITTED send, the other side of the
   phone-events hop.
@@ -38,14 +38,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import orjson  # noqa: E402
-
 from bench.throughput import fast_decoder  # noqa: E402
 from processors import state_codec  # noqa: E402
 from processors.events import DeliveryReceipt, MessageSent  # noqa: E402
 from processors.message_stage import MessageStage  # noqa: E402
 from processors.outputs import MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out  # noqa: E402
 from processors.phone_stage import PhoneStage  # noqa: E402
+from processors.records import encode_internal  # noqa: E402
 from processors.status_mapping import StatusMapper  # noqa: E402
 from schemas.codec import AvroCodec  # noqa: E402
 from simulator.scenario import generate  # noqa: E402
@@ -131,7 +130,7 @@ def measure(messages: int, seed: int, repeat: int) -> tuple[int, list[tuple[str,
             elif o.kind == REMOVAL:
                 codec.encode("smstally.AddressBookRemoval", o.value)
             else:
-                orjson.dumps(o.value)
+                encode_internal(o.value)
 
     def partition() -> None:
         for o in outs:
@@ -142,13 +141,13 @@ def measure(messages: int, seed: int, repeat: int) -> tuple[int, list[tuple[str,
         for o in outs:
             if o.kind == PHONE_EVENT:
                 v = o.value
-                stage.index_send(v["phone"], v["campaign_id"], v["message_id"], v["sent_at"])
+                stage.index_send(v.phone, v.campaign_id, v.message_id, v.sent_at)
 
     rows = [("ceiling work (fastavro decode + dict update)", best_of(repeat, ceiling))]
     for label, fn in (("Avro decode (codec, framing checks)", decode), ("validation (from_record)", validate),
                       ("message fold (stage, state encode/decode)", fold),
                       ("  the same, states kept as objects", fold_objects),
-                      ("output encoding (Avro status, JSON internal)", encode_outputs),
+                      ("output encoding (Avro status, internal records)", encode_outputs),
                       ("output partitioning (murmur2)", partition), ("phone index (index_send)", phone_index)):
         rows.append((label, best_of(repeat, fn)))
     return n, rows

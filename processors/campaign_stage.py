@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .counters import MICRO, rates
+from .records import CampaignEvent, Launch, MessagePartial, MessageVersion, Partial, Slot, UnsubscribeVersion
 from .stats_throttle import StatsThrottle
 
 SUMMARY_FIELDS = ("name", "kind", "text", "sender_id", "sms_type", "created_at", "launched_at", "launch_list_size")
@@ -23,32 +24,30 @@ class CampaignState:
     campaign_id: str
     last_offset: int = -1
     updated_at: int = 0
-    summary: dict[str, Any] | None = None
-    parts: dict[str, tuple[list[int], dict[str, Any]]] = field(default_factory=dict)  # "m3"/"u1" -> (version, counters)
+    summary: Launch | None = None
+    parts: dict[Slot, Partial] = field(default_factory=dict)  # the latest partial of each (source, partition)
 
 
-def _dominates(new: list[int], old: list[int]) -> bool:
+def _dominates(new: MessageVersion | UnsubscribeVersion, old: MessageVersion | UnsubscribeVersion) -> bool:
     return len(new) == len(old) and all(a >= b for a, b in zip(new, old, strict=True))
 
 
-def fold(state: CampaignState | None, campaign_id: str, record: dict[str, Any], offset: int) -> CampaignState:
+def fold(state: CampaignState | None, campaign_id: str, record: CampaignEvent, offset: int) -> CampaignState:
     """Fold one record of the campaign's log; records at or before ``last_offset`` are replays."""
     if state is None:
         state = CampaignState(campaign_id)
     if offset <= state.last_offset:
         return state
-    kind = record["type"]
-    if kind == "launch":
-        return replace(state, last_offset=offset, updated_at=max(state.updated_at, record["at"]),
-                       summary={k: record.get(k) for k in SUMMARY_FIELDS})
-    slot = f"{kind}{record['p']}"
+    if isinstance(record, Launch):
+        return replace(state, last_offset=offset, updated_at=max(state.updated_at, record.at), summary=record)
+    slot = record.slot
     held = state.parts.get(slot)
-    if held is not None and not _dominates(record["v"], held[0]):
+    if held is not None and not _dominates(record.version, held.version):
         return replace(state, last_offset=offset)  # stale: keep figures, but the offset moved on
     parts = dict(state.parts)
-    parts[slot] = (list(record["v"]), record["c"])
+    parts[slot] = record
     # Never back: records of the log carry the clocks of the workers that wrote them.
-    return replace(state, last_offset=offset, updated_at=max(state.updated_at, record["at"]), parts=parts)
+    return replace(state, last_offset=offset, updated_at=max(state.updated_at, record.at), parts=parts)
 
 
 def stats(state: CampaignState) -> dict[str, Any]:
@@ -56,25 +55,29 @@ def stats(state: CampaignState) -> dict[str, Any]:
     sent = not_sent = credits = unsub = 0
     nsr: dict[str, int] = {}
     sc: dict[str, int] = {}
-    first = last = None
-    for slot, (_, c) in state.parts.items():
-        if slot[0] == "m":
-            sent += c["sent"]
-            not_sent += c["not_sent"]
-            credits += c["cr"]
-            for k, n in c["nsr"].items():
+    first: int | None = None
+    last: int | None = None
+    for part in state.parts.values():
+        if isinstance(part, MessagePartial):
+            c = part.counts
+            sent += c.sent
+            not_sent += c.not_sent
+            credits += c.credits_micro
+            for k, n in c.not_sent_by_reason.items():
                 nsr[k] = nsr.get(k, 0) + n
-            for k, n in c["sc"].items():
+            for k, n in c.status_counts.items():
                 sc[k] = sc.get(k, 0) + n
-            if c["fs"] is not None and (first is None or c["fs"] < first):
-                first = c["fs"]
+            if c.first_sent_at is not None and (first is None or c.first_sent_at < first):
+                first = c.first_sent_at
+            le = c.last_event_at
         else:
-            unsub += c["unsubscribed"]
-        if c.get("le") is not None and (last is None or c["le"] > last):
-            last = c["le"]
-    summary = state.summary or {}
+            unsub += part.unsubscribed
+            le = part.last_event_at
+        if le is not None and (last is None or le > last):
+            last = le
+    summary = state.summary
     rec: dict[str, Any] = {"campaign_id": state.campaign_id}
-    rec.update({k: summary.get(k) for k in SUMMARY_FIELDS})
+    rec.update({k: None if summary is None else getattr(summary, k) for k in SUMMARY_FIELDS})
     rec.update({
         "version": state.last_offset + 1, "updated_at": state.updated_at,
         "sent": sent, "not_sent": not_sent, "not_sent_by_reason": nsr, "status_counts": sc,
@@ -114,7 +117,7 @@ class CampaignStage:
             if st is not None:
                 self.campaigns[cid] = st
 
-    def process(self, campaign_id: str, record: dict[str, Any], offset: int) -> None:
+    def process(self, campaign_id: str, record: CampaignEvent, offset: int) -> None:
         old = self.campaigns.get(campaign_id)
         if old is None:
             old = self.store.get(campaign_id)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from . import catalog
 from .message_fold import MessageState, StatusView
+from .records import MessageCounts
 
 MICRO = 1_000_000
 
@@ -84,10 +85,10 @@ class CampaignCounters:
         if self.last_event_at is None or event_time > self.last_event_at:
             self.last_event_at = event_time
 
-    def to_dict(self) -> dict:
-        return {"sent": self.sent, "not_sent": self.not_sent, "nsr": dict(self.not_sent_by_reason),
-                "sc": dict(self.status_counts), "cr": self.credits_micro,
-                "fs": self.first_sent_at, "le": self.last_event_at}
+    def counts(self) -> MessageCounts:
+        """A frozen copy, for a partial."""
+        return MessageCounts(self.sent, self.not_sent, dict(self.not_sent_by_reason), dict(self.status_counts),
+                             self.credits_micro, self.first_sent_at, self.last_event_at)
 
 
 def _bump(d: dict[str, int], k: str, n: int) -> None:

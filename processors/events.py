@@ -1,5 +1,9 @@
 """Input events as frozen values, and the checks that turn a decoded record into one.
 
+The events are frozen ``msgspec.Struct`` records (``processors.records`` has their codec):
+``MessageSent`` is part of a stored message state and ``Unsubscribe`` travels on the
+internal phone-events log as it is.
+
 Validation lives here, before any fold, so that a record breaking the contract becomes a
 dead letter with a reason instead of a corrupted count (contract §8). Timestamps are int
 milliseconds (UTC): bounds are fixed, not relative to the wall clock, so that replaying a
@@ -7,8 +11,10 @@ topic next year accepts and rejects exactly what it did today.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
 
 from .phones import normalize
 
@@ -44,16 +50,19 @@ def _opt_id(rec: Mapping[str, Any], field: str, ev: str | None) -> str | None:
     return _id(rec, field, ev)
 
 
-def _ts(rec: Mapping[str, Any], field: str, ev: str | None, optional: bool = False) -> int | None:
+def _opt_ts(rec: Mapping[str, Any], field: str, ev: str | None) -> int | None:
+    return None if rec.get(field) is None else _ts(rec, field, ev)
+
+
+def _ts(rec: Mapping[str, Any], field: str, ev: str | None) -> int:
     value = rec.get(field)
-    if value is None and optional:
-        return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidEvent("invalid_timestamp", f"field {field!r} is not a timestamp in milliseconds: {value!r}", ev)
     if not MIN_TS <= value < MAX_TS:
         raise InvalidEvent(
             "absurd_timestamp",
-            f"field {field!r} = {value} ms is outside 2000-01-01..2100-01-01 (seconds or microseconds instead of milliseconds?)",
+            f"field {field!r} = {value} ms is outside 2000-01-01..2100-01-01 "
+            "(seconds or microseconds instead of milliseconds?)",
             ev,
         )
     return value
@@ -84,12 +93,12 @@ def _str(rec: Mapping[str, Any], field: str, ev: str | None, limit: int = MAX_ID
 def _enum(rec: Mapping[str, Any], field: str, allowed: frozenset[str], ev: str | None) -> str:
     value = rec.get(field)
     if value not in allowed:
-        raise InvalidEvent("unknown_enum", f"field {field!r} has value {value!r}, expected one of {sorted(allowed)}", ev)
-    return value
+        raise InvalidEvent("unknown_enum", f"field {field!r} has value {value!r}, expected one of {sorted(allowed)}",
+                           ev)
+    return str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class CampaignLaunched:
+class CampaignLaunched(msgspec.Struct, frozen=True, array_like=True, gc=False):
     event_id: str
     campaign_id: str
     name: str
@@ -102,13 +111,14 @@ class CampaignLaunched:
     launch_list_size: int
 
     @classmethod
-    def from_record(cls, rec: Mapping[str, Any]) -> "CampaignLaunched":
+    def from_record(cls, rec: Mapping[str, Any]) -> CampaignLaunched:
         ev = _id(rec, "event_id")
         size = rec.get("launch_list_size")
         if not isinstance(size, int) or size < 0:
             raise InvalidEvent("invalid_field", f"launch_list_size must be a non-negative integer, got {size!r}", ev)
-        return cls(ev, _id(rec, "campaign_id", ev), _str(rec, "name", ev, MAX_TEXT_LEN) or "", _enum(rec, "kind", _KINDS, ev),
-                   _str(rec, "text", ev, MAX_TEXT_LEN) or "", _str(rec, "sender_id", ev) or "", _str(rec, "sms_type", ev) or "",
+        return cls(ev, _id(rec, "campaign_id", ev), _str(rec, "name", ev, MAX_TEXT_LEN) or "",
+                   _enum(rec, "kind", _KINDS, ev), _str(rec, "text", ev, MAX_TEXT_LEN) or "",
+                   _str(rec, "sender_id", ev) or "", _str(rec, "sms_type", ev) or "",
                    _ts(rec, "created_at", ev), _ts(rec, "launched_at", ev), size)
 
 
@@ -118,8 +128,7 @@ _ACTIONS = frozenset({"UNSUBSCRIBE", "RESUBSCRIBE"})
 _CHANNELS = frozenset({"LINK", "STOP_KEYWORD", "MANUAL", "COMPLAINT", "OTHER"})
 
 
-@dataclass(frozen=True, slots=True)
-class MessageSent:
+class MessageSent(msgspec.Struct, frozen=True, array_like=True, gc=False):
     event_id: str
     campaign_id: str
     message_id: str
@@ -140,7 +149,7 @@ class MessageSent:
         return self.sent_at
 
     @classmethod
-    def from_record(cls, rec: Mapping[str, Any], region: str = "FR") -> "MessageSent":
+    def from_record(cls, rec: Mapping[str, Any], region: str = "FR") -> MessageSent:
         ev = _id(rec, "event_id")
         phone, valid = _phone(rec, ev, region)
         segments = rec.get("segments", 1)
@@ -153,11 +162,11 @@ class MessageSent:
         return cls(ev, _id(rec, "campaign_id", ev), _id(rec, "message_id", ev), _opt_id(rec, "contact_id", ev),
                    phone, valid, _ts(rec, "sent_at", ev), outcome,
                    (rec.get("not_sent_reason") or "OTHER") if outcome == "NOT_SENT" else None,
-                   segments, float(credits), _str(rec, "provider", ev), _str(rec, "country", ev), _str(rec, "operator", ev))
+                   segments, float(credits), _str(rec, "provider", ev), _str(rec, "country", ev),
+                   _str(rec, "operator", ev))
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryReceipt:
+class DeliveryReceipt(msgspec.Struct, frozen=True, array_like=True, gc=False):
     event_id: str
     message_id: str
     campaign_id: str | None
@@ -176,7 +185,7 @@ class DeliveryReceipt:
         return self.done_at if self.done_at is not None else self.received_at
 
     @classmethod
-    def from_record(cls, rec: Mapping[str, Any]) -> "DeliveryReceipt":
+    def from_record(cls, rec: Mapping[str, Any]) -> DeliveryReceipt:
         ev = _id(rec, "event_id")
         status = rec.get("status")
         if not isinstance(status, str) or not status.strip():
@@ -191,11 +200,12 @@ class DeliveryReceipt:
         provider = _str(rec, "provider", ev)
         return cls(ev, _id(rec, "message_id", ev), _opt_id(rec, "campaign_id", ev),
                    provider.lower() if isinstance(provider, str) and provider else None,
-                   status, code, _ts(rec, "done_at", ev, optional=True), _ts(rec, "received_at", ev))
+                   status, code, _opt_ts(rec, "done_at", ev), _ts(rec, "received_at", ev))
 
 
-@dataclass(frozen=True, slots=True)
-class Unsubscribe:
+class Unsubscribe(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=2):
+    """Also a phone event (``records.PhoneEvent``): the tag tells it from a ``SendIndexed``."""
+
     event_id: str
     phone: str
     phone_valid: bool
@@ -211,7 +221,7 @@ class Unsubscribe:
         return self.at
 
     @classmethod
-    def from_record(cls, rec: Mapping[str, Any], region: str = "FR") -> "Unsubscribe":
+    def from_record(cls, rec: Mapping[str, Any], region: str = "FR") -> Unsubscribe:
         ev = _id(rec, "event_id")
         phone, valid = _phone(rec, ev, region)
         return cls(ev, phone, valid, _opt_id(rec, "contact_id", ev), _opt_id(rec, "campaign_id", ev),

@@ -13,8 +13,10 @@ owner of the partition (or a wiped worker) would restore it without those events
 """
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+from msgspec.structs import replace
 
 from . import catalog
 from .counters import CampaignCounters, contribution
@@ -22,6 +24,7 @@ from .due import DueIndex
 from .events import DeliveryReceipt, MessageSent
 from .message_fold import HOUR_MS, MessageState, StatusView, fold, version, view
 from .outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
+from .records import MessagePartial, MessageVersion, SendIndexed
 from .removals import permanent_error_removal
 from .status_mapping import StatusMapper
 
@@ -89,6 +92,7 @@ class MessageStage:
         if old_v is None or old_v.status != new_v.status or old_v.error_code != new_v.error_code:
             out.append(Out(MESSAGE_STATUS, new.message_id, self._status_record(new, new_v)))
         if new_v.status == catalog.HARD_BOUNCE and (old_v is None or old_v.status != catalog.HARD_BOUNCE):
+            assert new.send is not None  # a status needs a send
             out.append(Out(REMOVAL, new.send.phone, permanent_error_removal(new, new_v)))
 
     def _account(self, new: MessageState, old: MessageState | None, new_v: StatusView | None,
@@ -98,6 +102,7 @@ class MessageStage:
         if oc == nc:
             return
         if oc is not None and nc is not None and oc.campaign_id == nc.campaign_id:
+            assert new.send is not None  # a contribution needs a send
             c = self._counters(nc.campaign_id)
             c.move(oc, nc)
             c.see_times(new.send.sent_at if nc.sent else None, new.max_event_time)
@@ -107,6 +112,7 @@ class MessageStage:
             self._counters(oc.campaign_id).apply(oc, -1)
             self.dirty.add(oc.campaign_id)
         if nc is not None:
+            assert new.send is not None
             c = self._counters(nc.campaign_id)
             c.apply(nc, +1)
             c.see_times(new.send.sent_at if nc.sent else None, new.max_event_time)
@@ -121,6 +127,7 @@ class MessageStage:
     def _track(self, s: MessageState, v: StatusView | None) -> None:
         mid = s.message_id
         if v is not None and v.status == catalog.PENDING:
+            assert s.send is not None
             self._timeouts.set(mid, s.send.sent_at + self.timeout)
         else:
             self._timeouts.discard(mid)
@@ -146,7 +153,8 @@ class MessageStage:
                 continue
             self.store[mid] = replace(s, orphan_reported=True)
             out.append(Out(DEAD_LETTER, mid, {
-                "error_kind": "orphan_receipt", "message_id": mid, "partition": self.partition, "receipts": len(s.receipt_ids),
+                "error_kind": "orphan_receipt", "message_id": mid, "partition": self.partition,
+                "receipts": len(s.receipt_ids),
                 "reason": (f"{len(s.receipt_ids)} receipt(s) for message {mid} never matched a MessageSent within "
                            f"{self.orphan_window / HOUR_MS:g} h of event time; held, and folded in if the send comes"),
                 "at": s.max_event_time}))
@@ -156,16 +164,19 @@ class MessageStage:
         v = view(s, self.watermark, self.timeout)
         if v is None:
             return []
+        send = s.send
+        assert send is not None  # a status needs a send
         out = [Out(MESSAGE_STATUS, s.message_id, self._status_record(s, v))]
         if v.status == catalog.HARD_BOUNCE:
-            out.append(Out(REMOVAL, s.send.phone, permanent_error_removal(s, v)))
-        if s.send.outcome == "SUBMITTED":
-            out.append(self._phone_index(s.send))
-        self.dirty.add(s.send.campaign_id)
+            out.append(Out(REMOVAL, send.phone, permanent_error_removal(s, v)))
+        if send.outcome == "SUBMITTED":
+            out.append(self._phone_index(send))
+        self.dirty.add(send.campaign_id)
         return out
 
-    def _status_record(self, s: MessageState, v: StatusView) -> dict:
+    def _status_record(self, s: MessageState, v: StatusView) -> dict[str, Any]:
         send = s.send
+        assert send is not None
         return {
             "message_id": s.message_id, "campaign_id": send.campaign_id, "contact_id": send.contact_id,
             "phone": send.phone, "status": v.status, "category": catalog.category(v.status),
@@ -175,8 +186,7 @@ class MessageStage:
 
     @staticmethod
     def _phone_index(send: MessageSent) -> Out:
-        return Out(PHONE_EVENT, send.phone, {"type": "send", "phone": send.phone, "message_id": send.message_id,
-                                             "campaign_id": send.campaign_id, "sent_at": send.sent_at})
+        return Out(PHONE_EVENT, send.phone, SendIndexed(send.phone, send.message_id, send.campaign_id, send.sent_at))
 
     def flush_partials(self, now_ms: int) -> list[Out]:
         """Absolute per-campaign counters of this partition, versioned so the campaign stage
@@ -186,8 +196,7 @@ class MessageStage:
             c = self.counters.get(cid)
             if c is None:
                 continue
-            out.append(Out(CAMPAIGN_EVENT, cid, {
-                "type": "m", "campaign_id": cid, "p": self.partition,
-                "v": [c.n_sends, c.n_receipts, self.watermark], "c": c.to_dict(), "at": now_ms}))
+            out.append(Out(CAMPAIGN_EVENT, cid, MessagePartial(
+                cid, self.partition, MessageVersion(c.n_sends, c.n_receipts, self.watermark), c.counts(), now_ms)))
         self.dirty.clear()
         return out

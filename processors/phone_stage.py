@@ -10,12 +10,16 @@ indexed *so far* (contract §6: a send processed after the unsubscribe does not 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, replace
-from typing import Iterable, MutableMapping, NamedTuple
+from collections.abc import Iterable, MutableMapping
+from typing import NamedTuple
+
+import msgspec
+from msgspec.structs import replace
 
 from .events import Unsubscribe
 from .message_fold import HOUR_MS
 from .outputs import CAMPAIGN_EVENT, REMOVAL, Out
+from .records import UnsubscribePartial, UnsubscribeVersion
 from .removals import blacklist_removal
 
 DEFAULT_ATTRIBUTION_WINDOW_MS = 72 * HOUR_MS
@@ -36,8 +40,9 @@ class Handled(NamedTuple):
     at: int
 
 
-@dataclass(frozen=True, slots=True)
-class PhoneState:
+class PhoneState(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Stored in the phones table (``state_codec``)."""
+
     phone: str
     partition: int
     sends: tuple[IndexedSend, ...] = ()
@@ -89,7 +94,7 @@ class PhoneStage:
             return
         sends = list(s.sends)
         bisect.insort(sends, IndexedSend(sent_at, campaign_id, message_id))
-        # Built directly: dataclasses.replace inspects the fields on every call (the hot path).
+        # Built directly rather than with replace: the hot path.
         self.store[phone] = PhoneState(phone, s.partition, tuple(sends[-MAX_SENDS_PER_PHONE:]), s.handled, s.latest,
                                        s.contact_id)
 
@@ -131,9 +136,9 @@ class PhoneStage:
         return [Out(REMOVAL, u.phone, blacklist_removal(u, campaign))] if removal else []
 
     def flush_partials(self, now_ms: int) -> list[Out]:
-        out = [Out(CAMPAIGN_EVENT, cid, {
-            "type": "u", "campaign_id": cid, "p": self.partition, "v": [self.attributions.get(cid, 0)],
-            "c": {"unsubscribed": self.unsubscribed.get(cid, 0), "le": self.last_event_at.get(cid)}, "at": now_ms})
+        out = [Out(CAMPAIGN_EVENT, cid, UnsubscribePartial(
+            cid, self.partition, UnsubscribeVersion(self.attributions.get(cid, 0)), self.unsubscribed.get(cid, 0),
+            self.last_event_at.get(cid), now_ms))
             for cid in sorted(self.dirty)]
         self.dirty.clear()
         return out

@@ -7,6 +7,7 @@ carries the same id, so downstream can deduplicate on it.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from . import catalog
 from .events import Unsubscribe
@@ -21,7 +22,7 @@ def removal_id(reason: str, cause: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{reason}:{cause}"))
 
 
-def permanent_error_removal(state: MessageState, v: StatusView) -> dict:
+def permanent_error_removal(state: MessageState, v: StatusView) -> dict[str, Any]:
     send = state.send
     assert send is not None and v.status == catalog.HARD_BOUNCE
     return {
@@ -31,7 +32,7 @@ def permanent_error_removal(state: MessageState, v: StatusView) -> dict:
     }
 
 
-def blacklist_removal(u: Unsubscribe, campaign_id: str | None) -> dict:
+def blacklist_removal(u: Unsubscribe, campaign_id: str | None) -> dict[str, Any]:
     return {
         "event_id": removal_id(BLACKLISTED, u.event_id), "phone": u.phone, "reason": BLACKLISTED,
         "contact_id": u.contact_id, "campaign_id": campaign_id, "message_id": None, "status": None,

@@ -1,75 +1,67 @@
 """Stage states <-> bytes, for the changelogged tables.
 
-Positional JSON arrays: compact on disk and in the changelog, and no class names in the
-data, so a refactor of the dataclasses does not orphan stored state. The first element is
-a format version, checked on read.
+The codec of the internal records (``records.Codec``: a format-version byte, then
+MessagePack arrays in field order, decoded straight into the typed states): compact on disk
+and in the changelog, no class names in the data, so a refactor that keeps the fields in
+their order does not orphan stored state. An unknown version byte raises
+``records.FormatVersionError``, naming it.
 """
 from __future__ import annotations
 
-import operator
-
-import orjson
+import msgspec
 
 from .campaign_stage import CampaignState
-from .events import MessageSent
-from .message_fold import FinalReceipt, MessageState
-from .phone_stage import Handled, IndexedSend, PhoneState
+from .message_fold import MessageState
+from .phone_stage import PhoneState
+from .records import Codec, FormatVersionError, Launch, Partial
 
-_V = 1
-_dumps = orjson.dumps  # bytes; the same JSON as the json module's compact form, ~5x faster
-_loads = orjson.loads
+__all__ = ["MESSAGES", "PHONES", "CAMPAIGNS", "FormatVersionError", "encode_message", "decode_message",
+           "message_event_time", "encode_phone", "decode_phone", "encode_campaign", "decode_campaign"]
 
+MESSAGES: Codec[MessageState] = Codec("message state", MessageState)
+PHONES: Codec[PhoneState] = Codec("phone state", PhoneState)
 
-def _check(data: list, what: str) -> None:
-    if not data or data[0] != _V:
-        raise ValueError(f"unsupported {what} state format {data[:1]!r}")
-
-
-_send_fields = operator.attrgetter(*MessageSent.__slots__)  # one C call; a tuple is a JSON array
+# A campaign state is a plain dataclass whose partials are keyed by their slot: on the wire,
+# the partials alone (each knows its slot).
+_CampaignWire = tuple[str, int, int, Launch | None, tuple[Partial, ...]]
 
 
-def encode_message(s: MessageState) -> bytes:
-    send = None if s.send is None else _send_fields(s.send)
-    best = None if s.best_final is None else list(s.best_final)
-    return _dumps([_V, s.message_id, s.partition, send, sorted(s.send_ids), sorted(s.receipt_ids), best,
-                   s.last_pending_at, s.max_event_time, s.orphan_reported])
+def _campaign_to_wire(s: CampaignState) -> _CampaignWire:
+    return s.campaign_id, s.last_offset, s.updated_at, s.summary, tuple(s.parts.values())
 
 
-def decode_message(b: bytes) -> MessageState:
-    d = _loads(b)
-    _check(d, "message")
-    _, mid, p, send, sids, rids, best, lpa, met, *rest = d
-    return MessageState(mid, p, None if send is None else MessageSent(*send), frozenset(sids), frozenset(rids),
-                        None if best is None else FinalReceipt(*best), lpa, met, bool(rest and rest[0]))
+def _campaign_from_wire(w: _CampaignWire) -> CampaignState:
+    cid, last_offset, updated_at, summary, parts = w
+    return CampaignState(cid, last_offset, updated_at, summary, {p.slot: p for p in parts})
+
+
+CAMPAIGNS: Codec[CampaignState] = Codec("campaign state", _CampaignWire, _campaign_to_wire, _campaign_from_wire)
+
+encode_message = MESSAGES.encode
+decode_message = MESSAGES.decode
+encode_phone = PHONES.encode
+decode_phone = PHONES.decode
+encode_campaign = CAMPAIGNS.encode
+decode_campaign = CAMPAIGNS.decode
+
+
+class _EventTimeOnly(msgspec.Struct, array_like=True):
+    """The first fields of a stored ``MessageState``, the others left undecoded."""
+
+    message_id: msgspec.Raw
+    partition: msgspec.Raw
+    send: msgspec.Raw
+    send_ids: msgspec.Raw
+    receipt_ids: msgspec.Raw
+    best_final: msgspec.Raw
+    last_pending_at: msgspec.Raw
+    max_event_time: int
+
+
+_EVENT_TIME = Codec[_EventTimeOnly]("message state", _EventTimeOnly)
+assert MessageState.__struct_fields__.index("max_event_time") == len(_EventTimeOnly.__struct_fields__) - 1
 
 
 def message_event_time(b: bytes) -> int:
     """The latest event time of an encoded message state, without building the state."""
-    return _loads(b)[8]
-
-
-def encode_phone(s: PhoneState) -> bytes:
-    return _dumps([_V, s.phone, s.partition, [list(x) for x in s.sends],
-                   [[eid, list(h)] for eid, h in s.handled], None if s.latest is None else list(s.latest),
-                   s.contact_id])
-
-
-def decode_phone(b: bytes) -> PhoneState:
-    d = _loads(b)
-    _check(d, "phone")
-    _, phone, p, sends, handled, latest, contact = d
-    return PhoneState(phone, p, tuple(IndexedSend(*x) for x in sends),
-                      tuple((eid, Handled(*h)) for eid, h in handled), None if latest is None else tuple(latest),
-                      contact)
-
-
-def encode_campaign(s: CampaignState) -> bytes:
-    return _dumps([_V, s.campaign_id, s.last_offset, s.updated_at, s.summary,
-                   {k: [v, c] for k, (v, c) in s.parts.items()}])
-
-
-def decode_campaign(b: bytes) -> CampaignState:
-    d = _loads(b)
-    _check(d, "campaign")
-    _, cid, off, upd, summary, parts = d
-    return CampaignState(cid, off, upd, summary, {k: (v, c) for k, (v, c) in parts.items()})
+    return _EVENT_TIME.decode(b).max_event_time

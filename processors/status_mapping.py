@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 from . import catalog
 
@@ -19,7 +20,8 @@ _ENV = "SMSTALLY_STATUS_MAP"
 
 
 def _load_default() -> dict[str, Any]:
-    return json.loads(resources.files(__package__).joinpath("status_map.json").read_text())
+    data: dict[str, Any] = json.loads(resources.files(__package__).joinpath("status_map.json").read_text())
+    return data
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -32,7 +34,7 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _code_set(spec: list) -> frozenset[int]:
+def _code_set(spec: list[Any]) -> frozenset[int]:
     codes: set[int] = set()
     for item in spec:
         if isinstance(item, list):
@@ -79,7 +81,7 @@ class StatusMapper:
         self.map = lru_cache(maxsize=65536)(self._map)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "StatusMapper":
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> StatusMapper:
         path = environ.get(_ENV)
         data = _load_default()
         if path:

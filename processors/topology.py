@@ -29,26 +29,31 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-import orjson
-
 from schemas.codec import AvroCodec, DecodeError
 
-from .campaign_stage import SUMMARY_FIELDS, CampaignStage, CampaignState
+from .campaign_stage import CampaignStage, CampaignState
 from .events import CampaignLaunched, DeliveryReceipt, InvalidEvent, MessageSent, Unsubscribe
 from .message_fold import MessageState
 from .message_stage import DEFAULT_ORPHAN_WINDOW_MS, DEFAULT_PENDING_TIMEOUT_MS, MessageStage
-from .outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
+from .outputs import DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
 from .partitioner import partition_for
 from .phone_stage import DEFAULT_ATTRIBUTION_WINDOW_MS, PhoneStage, PhoneState
 from .phones import mask
+from .records import (
+    Launch,
+    SendIndexed,
+    decode_campaign_event,
+    decode_phone_event,
+    encode_campaign_event,
+    encode_internal,
+    encode_phone_event,
+)
 from .stats_throttle import StatsThrottle
 from .status_mapping import StatusMapper
 
 log = logging.getLogger("smstally")
 
 # Internal records (phone-events, campaign-events): compact JSON bytes.
-_dumps = orjson.dumps
-_loads = orjson.loads
 
 #: Bytes a dead letter needs beside the copy of the record it reports (its other fields).
 DEAD_LETTER_OVERHEAD = 4096
@@ -139,16 +144,16 @@ class PartialFlush(NamedTuple):
         self.stage.dirty.update(o.key for o in self.outs)
 
 
-def unsubscribe_event(u: Unsubscribe) -> dict[str, Any]:
-    """The phone-event an unsubscribe becomes (keyed by its E.164 phone)."""
-    return {"type": "unsubscribe", **{f: getattr(u, f) for f in Unsubscribe.__slots__}}
+def unsubscribe_event(u: Unsubscribe) -> bytes:
+    """The phone-event an unsubscribe becomes (keyed by its E.164 phone): the event itself."""
+    return encode_phone_event(u)
 
 
-def launch_event(c: CampaignLaunched, at: int) -> dict[str, Any]:
+def launch_event(c: CampaignLaunched, at: int) -> bytes:
     """The campaign-event a launch becomes (keyed by campaign_id). ``at`` is when the summary
     came in (like a partial's), not the launch's event time: CampaignStats.updated_at is one
     clock, processing time."""
-    return {"type": "launch", "at": at, **{k: getattr(c, k) for k in SUMMARY_FIELDS}}
+    return encode_campaign_event(Launch.of(c, at))
 
 
 class Topology:
@@ -304,7 +309,7 @@ class Topology:
         for rec in records:
             u = self._decode(rec, self._parse_unsubscribe, add)
             if u is not None:
-                add(topic, u.phone.encode(), _dumps(unsubscribe_event(u)))
+                add(topic, u.phone.encode(), unsubscribe_event(u))
         return self.dead_letters - dead
 
     def _route_launches(self, partition: int, records: Sequence[Record], add: Add) -> int:
@@ -312,7 +317,7 @@ class Topology:
         for rec in records:
             c = self._decode(rec, CampaignLaunched.from_record, add)
             if c is not None:
-                add(topic, c.campaign_id.encode(), _dumps(launch_event(c, self.clock())))
+                add(topic, c.campaign_id.encode(), launch_event(c, self.clock()))
         return self.dead_letters - dead
 
     def _fold_phones(self, partition: int, records: Sequence[Record], add: Add) -> int:
@@ -320,11 +325,11 @@ class Topology:
         if stage is None:
             stage = self.phone_stages[partition] = self._phone_stage(partition)
         for rec in records:
-            value = _loads(rec.value)  # type: ignore[arg-type]  # internal records always have one
-            if value.pop("type") == "send":
-                stage.index_send(value["phone"], value["campaign_id"], value["message_id"], value["sent_at"])
+            ev = decode_phone_event(rec.value or b"")
+            if isinstance(ev, SendIndexed):
+                stage.index_send(ev.phone, ev.campaign_id, ev.message_id, ev.sent_at)
             else:
-                self.emit(stage.process_unsubscribe(Unsubscribe(**value)), add)
+                self.emit(stage.process_unsubscribe(ev), add)
         return 0
 
     def _fold_campaigns(self, partition: int, records: Sequence[Record], add: Add) -> int:
@@ -332,7 +337,7 @@ class Topology:
         if stage is None:
             stage = self.campaign_stages[partition] = self._campaign_stage(partition)
         for rec in records:
-            stage.process((rec.key or b"").decode(), _loads(rec.value), rec.offset)  # type: ignore[arg-type]
+            stage.process((rec.key or b"").decode(), decode_campaign_event(rec.value or b""), rec.offset)
         return 0
 
     # -- timers -------------------------------------------------------------------
@@ -367,29 +372,26 @@ class Topology:
     def emit(self, outs: list[Out], add: Add) -> None:
         """A stage's outputs, encoded, to their topics."""
         for o in outs:
-            key = o.key.encode()
-            kind = o.kind
-            if kind == MESSAGE_STATUS:
-                add(self.names.message_status, key, self.codec.encode("smstally.MessageStatus", o.value))
-            elif kind == PHONE_EVENT:
-                add(self.names.phone_events, key, _dumps(o.value))
-            elif kind == CAMPAIGN_EVENT:
-                add(self.names.campaign_events, key, _dumps(o.value))
+            key, value, kind = o.key.encode(), o.value, o.kind
+            if not isinstance(value, dict):  # a typed internal record
+                topic = self.names.phone_events if kind == PHONE_EVENT else self.names.campaign_events
+                add(topic, key, encode_internal(value))
+            elif kind == MESSAGE_STATUS:
+                add(self.names.message_status, key, self.codec.encode("smstally.MessageStatus", value))
             elif kind == REMOVAL:
-                add(self.names.removals, key, self.codec.encode("smstally.AddressBookRemoval", o.value))
-                log.debug("removal %s %s (%s)", o.value["reason"], mask(o.key), o.value["event_id"])
-                self.on_removal(o.value["reason"])
+                add(self.names.removals, key, self.codec.encode("smstally.AddressBookRemoval", value))
+                log.debug("removal %s %s (%s)", value["reason"], mask(o.key), value["event_id"])
+                self.on_removal(value["reason"])
             elif kind == DEAD_LETTER:
-                self._report_orphan(o, add)
+                self._report_orphan(o.key, value, add)
 
-    def _report_orphan(self, o: Out, add: Add) -> None:
-        v = o.value
+    def _report_orphan(self, okey: str, v: dict[str, Any], add: Add) -> None:
         log.warning("orphan receipts: %s", v["reason"])
         self.on_dead_letter(v["error_kind"])
-        rec = {"topic": self.names.dlr, "partition": v["partition"], "offset": -1, "key": o.key.encode(),
+        rec = {"topic": self.names.dlr, "partition": v["partition"], "offset": -1, "key": okey.encode(),
                "value": None, "reason": v["reason"], "error_kind": v["error_kind"], "event_id": None,
                "at": self.clock()}
-        add(self.names.dead_letter, o.key.encode(), self.codec.encode("smstally.DeadLetter", rec))
+        add(self.names.dead_letter, okey.encode(), self.codec.encode("smstally.DeadLetter", rec))
 
     def _dead_letter(self, msg: Record, kind: str, reason: str, event_id: str | None, add: Add) -> None:
         log.warning("dead letter %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, kind, reason)

@@ -21,13 +21,14 @@ import io
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
+
 try:  # private module, only used to classify failures; the codec works without it
     from fastavro._read_py import schemaless_reader as _slow_reader
 except ImportError:  # pragma: no cover
-    _slow_reader = None
+    _slow_reader = None  # type: ignore[assignment]
 from fastavro.schema import fingerprint as _fa_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
@@ -78,8 +79,8 @@ class EncodeError(ValueError):
     """A record that does not fit its schema: a bug in our own code, not bad input."""
 
 
-def _full_name(schema: dict) -> str:
-    name = schema["name"]
+def _full_name(schema: dict[str, Any]) -> str:
+    name: str = schema["name"]
     if "." in name:
         return name
     ns = schema.get("namespace")
@@ -95,10 +96,10 @@ def strip_logical_types(schema: Any) -> Any:
     return schema
 
 
-def compile_schema(schema: Any) -> dict:
+def compile_schema(schema: Any) -> dict[str, Any]:
     """fastavro-parsed, logical-type-free form; a fresh name table per schema
     because each .avsc stands alone (CampaignStats re-declares CampaignKind)."""
-    return parse_schema(strip_logical_types(schema), named_schemas={})
+    return cast(dict[str, Any], parse_schema(strip_logical_types(schema), named_schemas={}))
 
 
 def canonical_form(schema: Any) -> str:
@@ -111,8 +112,8 @@ def crc64_fingerprint(schema: Any) -> bytes:
 
 
 @lru_cache(maxsize=1)
-def load_schemas() -> dict[str, dict]:
-    schemas: dict[str, dict] = {}
+def load_schemas() -> dict[str, dict[str, Any]]:
+    schemas: dict[str, dict[str, Any]] = {}
     for path in sorted(_SCHEMA_DIR.glob("*.avsc")):
         schema = json.loads(path.read_text(encoding="utf-8"))
         name = _full_name(schema)
@@ -160,7 +161,7 @@ def _hex(data: bytes) -> str:
     return " ".join(f"{b:02X}" for b in data)
 
 
-def _body_error(data: bytes, start: int, writer: dict, reader: dict | None,
+def _body_error(data: bytes, start: int, writer: dict[str, Any], reader: dict[str, Any] | None,
                 name: str, where: str, exc: Exception) -> DecodeError:
     """Turn a fastavro failure into a reason a person can act on.
 
@@ -188,7 +189,8 @@ def _body_error(data: bytes, start: int, writer: dict, reader: dict | None,
     )
 
 
-def _read_body(data: bytes, start: int, writer: dict, reader: dict | None, name: str, where: str) -> dict:
+def _read_body(data: bytes, start: int, writer: dict[str, Any], reader: dict[str, Any] | None, name: str,
+               where: str) -> dict[str, Any]:
     bio = io.BytesIO(data)
     bio.seek(start)
     try:
@@ -202,7 +204,7 @@ def _read_body(data: bytes, start: int, writer: dict, reader: dict | None, name:
             f"{where}: {extra} byte{'s' if extra > 1 else ''} left after a complete {name} record "
             "(wrong schema, or several values concatenated)",
         )
-    return record
+    return cast(dict[str, Any], record)
 
 
 class AvroCodec:
@@ -224,11 +226,11 @@ class AvroCodec:
             self._registry = SchemaRegistryClient(registry_url)
         self._confluent_headers: dict[tuple[str, str], bytes] = {}
         # schema id -> (full name, writer schema, reader schema or None)
-        self._by_id: dict[int, tuple[str, dict, dict | None] | None] = {}
+        self._by_id: dict[int, tuple[str, dict[str, Any], dict[str, Any] | None] | None] = {}
 
     # -- encoding ---------------------------------------------------------
 
-    def encode(self, full_name: str, record: dict, *, subject: str | None = None) -> bytes:
+    def encode(self, full_name: str, record: dict[str, Any], *, subject: str | None = None) -> bytes:
         c = self._c
         name = full_name if full_name in c.parsed else c.name(full_name)
         if self._registry is None:
@@ -244,6 +246,7 @@ class AvroCodec:
         return out.getvalue()
 
     def _register(self, name: str, subject: str) -> bytes:
+        assert self._registry is not None  # encode() registers only with a registry configured
         schema_id = self._registry.register(subject, self._c.raw[name])
         header = CONFLUENT_MAGIC + schema_id.to_bytes(4, "big")
         self._confluent_headers[(name, subject)] = header
@@ -252,7 +255,7 @@ class AvroCodec:
 
     # -- decoding ---------------------------------------------------------
 
-    def decode(self, data: bytes, expected: str | None = None) -> tuple[str, dict]:
+    def decode(self, data: bytes, expected: str | None = None) -> tuple[str, dict[str, Any]]:
         c = self._c
         if expected is not None and expected not in c.parsed:
             expected = c.name(expected)
@@ -274,7 +277,7 @@ class AvroCodec:
             "(C3 01) nor Confluent wire format (00)",
         )
 
-    def _decode_single_object(self, data: bytes, expected: str | None) -> tuple[str, dict]:
+    def _decode_single_object(self, data: bytes, expected: str | None) -> tuple[str, dict[str, Any]]:
         if len(data) < 10:
             raise DecodeError(
                 "truncated",
@@ -293,7 +296,7 @@ class AvroCodec:
             raise DecodeError("wrong_record_type", f"value is a {name}, expected {expected}")
         return name, _read_body(data, 10, parsed, None, name, "single-object value")
 
-    def _decode_confluent(self, data: bytes, expected: str | None) -> tuple[str, dict]:
+    def _decode_confluent(self, data: bytes, expected: str | None) -> tuple[str, dict[str, Any]]:
         if len(data) < 5:
             raise DecodeError(
                 "truncated",
@@ -319,7 +322,7 @@ class AvroCodec:
         return expected, _read_body(data, 5, self._c.parsed[expected], None, expected,
                                     f"{where} (unresolved, read as {expected})")
 
-    def _lookup_id(self, schema_id: int) -> tuple[str, dict, dict | None] | None:
+    def _lookup_id(self, schema_id: int) -> tuple[str, dict[str, Any], dict[str, Any] | None] | None:
         if self._registry is None:
             return None
         from schemas.registry import InvalidSchema, SchemaNotFound
@@ -344,6 +347,7 @@ class AvroCodec:
             raise DecodeError(
                 "wrong_record_type", f"schema id {schema_id} is {name}, not an smstally record"
             )
+        entry: tuple[str, dict[str, Any], dict[str, Any] | None]
         if c.by_canonical.get(canonical) == name:
             entry = (name, c.parsed[name], None)
         else:  # another version of our record: Avro schema resolution to the current one

@@ -34,7 +34,7 @@ class _Names:
     """Named types declared anywhere in one schema, by full name."""
 
     def __init__(self, root: Any):
-        self.types: dict[str, tuple[dict, str]] = {}
+        self.types: dict[str, tuple[dict[str, Any], str]] = {}
         self._collect(root, "")
 
     def _collect(self, s: Any, ns: str) -> None:
@@ -141,7 +141,7 @@ class _Checker:
         else:
             self._record(rn, rns, wn, wns, path)
 
-    def _pick(self, branches: list, ns: str, wk: str, wn: Any) -> Any:
+    def _pick(self, branches: list[Any], ns: str, wk: str, wn: Any) -> Any:
         """The reader branch Avro selects: same type (and name) first, then a promotion."""
         resolved = [(b, *self.r.resolve(b, ns)) for b in branches]
         for b, k, n, bns in resolved:
@@ -153,20 +153,21 @@ class _Checker:
         return None
 
     @staticmethod
-    def _same_name(rn: dict, rns: str, wn: dict, wns: str) -> bool:
+    def _same_name(rn: dict[str, Any], rns: str, wn: dict[str, Any], wns: str) -> bool:
         wshort = wn["name"].rpartition(".")[2]
         if rn["name"].rpartition(".")[2] == wshort:
             return True
         return any(a.rpartition(".")[2] == wshort for a in rn.get("aliases", ()))
 
-    def _logical(self, rn: dict, wn: dict, path: str) -> None:
+    def _logical(self, rn: dict[str, Any], wn: dict[str, Any], path: str) -> None:
         rl, wl = rn.get("logicalType"), wn.get("logicalType")
         if rl and wl and rl != wl:
             self.problems.append(f"{path}: logical type changed from {wl} to {rl}: values would be misread")
-        elif rl == wl == "decimal" and (rn.get("scale", 0), rn.get("precision")) != (wn.get("scale", 0), wn.get("precision")):
+        elif rl == wl == "decimal" and (
+                (rn.get("scale", 0), rn.get("precision")) != (wn.get("scale", 0), wn.get("precision"))):
             self.problems.append(f"{path}: decimal precision/scale changed")
 
-    def _enum(self, rn: dict, wn: dict, path: str) -> None:
+    def _enum(self, rn: dict[str, Any], wn: dict[str, Any], path: str) -> None:
         symbols = rn.get("symbols", [])
         default = rn.get("default")
         if default is not None and default not in symbols:
@@ -178,7 +179,7 @@ class _Checker:
                 f"{path}: enum {rn['name']} lost symbol(s) {', '.join(removed)} and has no default to read them as"
             )
 
-    def _record(self, rn: dict, rns: str, wn: dict, wns: str, path: str) -> None:
+    def _record(self, rn: dict[str, Any], rns: str, wn: dict[str, Any], wns: str, path: str) -> None:
         key = (id(rn), id(wn))
         if key in self._active:  # recursive type: already being checked higher up
             return
@@ -231,7 +232,8 @@ class _Checker:
         if kind == "array":
             return next(filter(None, (self._bad_default(node.get("items"), ns, v, depth + 1) for v in value)), None)
         if kind == "map":
-            return next(filter(None, (self._bad_default(node.get("values"), ns, v, depth + 1) for v in value.values())), None)
+            bad = (self._bad_default(node.get("values"), ns, v, depth + 1) for v in value.values())
+            return next(filter(None, bad), None)
         if kind == "record":
             for f in node.get("fields", []):
                 if f["name"] in value:
@@ -245,7 +247,7 @@ class _Checker:
         return None
 
 
-def backward_compatible(reader: dict, writer: dict) -> list[str]:
+def backward_compatible(reader: dict[str, Any], writer: dict[str, Any]) -> list[str]:
     """Problems that stop `reader` (the new schema) from reading data written
     with `writer` (the old one); empty means compatible."""
     checker = _Checker(reader, writer)

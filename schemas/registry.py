@@ -55,7 +55,7 @@ class SchemaRegistryClient:
         self._ids: dict[tuple[str, str], int] = {}
         self._schemas: dict[int, Any] = {}
 
-    def register(self, subject: str, schema: dict | str) -> int:
+    def register(self, subject: str, schema: dict[str, Any] | str) -> int:
         """Id of `schema` under `subject`; the registry returns the existing id
         when the schema is already registered, so calling this is idempotent."""
         text = schema if isinstance(schema, str) else json.dumps(schema, separators=(",", ":"))

@@ -7,7 +7,6 @@ data directory; the broker is the real embedded one.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections import Counter
 import shutil
@@ -15,7 +14,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from processors.records import SendIndexed, decode_phone_event
 from processors.removals import removal_id
 from simulator.check import mismatches, sends_counted
 from simulator.scenario import generate
@@ -156,7 +157,7 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
         report.mismatches += _check_outputs(cluster, scenario, report)
         attribution = any("unsubscribed" in m for m in report.mismatches)
         if attribution or report.odd_blacklist_phones:
-            events = [(part, off, json.loads(raw))
+            events = [(part, off, decode_phone_event(raw))
                       for _, raw, part, off in cluster.read_topic(cluster.settings.phone_events_topic)]
             if attribution:
                 report.mismatches += _explain_attribution(events)
@@ -264,9 +265,9 @@ def _phone_histories(cluster: Cluster, phones: list[str], events: list, limit: i
     for phone in phones:
         out.append(f"phone {phone[:4]}…{phone[-2:]}: phone-events")
         for part, off, v in events:
-            if v.get("phone") == phone:
-                what = (f"send {v['campaign_id']} {v['message_id']} sent_at {v['sent_at']}" if v["type"] == "send"
-                        else f"{v['action']} {v['channel']} {v['event_id']} at {v['at']} campaign {v.get('campaign_id')}")
+            if v.phone == phone:
+                what = (f"send {v.campaign_id} {v.message_id} sent_at {v.sent_at}" if isinstance(v, SendIndexed)
+                        else f"{v.action} {v.channel} {v.event_id} at {v.at} campaign {v.campaign_id}")
                 out.append(f"  [{part}]@{off} {what}")
         out.append("  changelog states (sends / handled, writer mark)")
         for key, raw, part, off in changelog:
@@ -285,19 +286,19 @@ def _explain_attribution(events: list) -> list[str]:
     state that lost an indexed send (a state problem); this tells which.
     """
     sends: dict[str, list[tuple[int, int, str, str]]] = {}  # phone -> (partition, offset, campaign, message)
-    stops: list[tuple[int, int, dict]] = []
+    stops: list[tuple[int, int, Any]] = []
     for part, off, v in events:  # the phone-events log
-        if v["type"] == "send":
-            sends.setdefault(v["phone"], []).append((part, off, v["campaign_id"], v["message_id"], v["sent_at"]))
-        elif v.get("channel") == "STOP_KEYWORD" and v.get("campaign_id") is None:
+        if isinstance(v, SendIndexed):
+            sends.setdefault(v.phone, []).append((part, off, v.campaign_id, v.message_id, v.sent_at))
+        elif v.channel == "STOP_KEYWORD" and v.campaign_id is None:
             stops.append((part, off, v))
     out = []
     for part, off, u in stops:
         first: dict[str, int] = {}
-        for p, o, _, mid, sent_at in sends.get(u["phone"], []):
+        for p, o, _, mid, sent_at in sends.get(u.phone, []):
             first.setdefault(mid, o)
         late = [mid for mid, o in first.items() if o > off and any(
-            m == mid and sa <= u["at"] for _, _, _, m, sa in sends[u["phone"]])]
+            m == mid and sa <= u.at for _, _, _, m, sa in sends[u.phone])]
         if late:
-            out.append(f"STOP {u['event_id']} at phone-events[{part}]@{off} came before the index of {late}")
+            out.append(f"STOP {u.event_id} at phone-events[{part}]@{off} came before the index of {late}")
     return out or ["every STOP came after the sends it could be attributed to: a phone state lost an index"]

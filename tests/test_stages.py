@@ -2,12 +2,12 @@
 attribution, §7 BLACKLISTED) and campaign stage (partials, versions, §6 stats)."""
 from __future__ import annotations
 
-import json
 import random
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import HOUR, T0
 
 from processors import campaign_stage, catalog, state_codec
 from processors.counters import CampaignCounters, Contribution, rates
@@ -15,9 +15,19 @@ from processors.events import DeliveryReceipt, MessageSent, Unsubscribe
 from processors.message_stage import MessageStage
 from processors.outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL
 from processors.phone_stage import PhoneStage
+from processors.records import (
+    Launch,
+    MessageCounts,
+    MessagePartial,
+    MessageVersion,
+    SendIndexed,
+    Slot,
+    Source,
+    UnsubscribePartial,
+    UnsubscribeVersion,
+)
 from processors.removals import BLACKLISTED, PERMANENT_ERROR, removal_id
 from processors.status_mapping import StatusMapper
-from strategies import HOUR, T0
 
 M = StatusMapper()
 TIMEOUT = 72 * HOUR
@@ -54,7 +64,7 @@ def test_a_send_publishes_its_status_and_indexes_the_phone():
     assert kinds(out) == [MESSAGE_STATUS, PHONE_EVENT]
     rec = out[0].value
     assert (rec["status"], rec["category"], rec["phone"], rec["campaign_id"]) == ("PENDING", "waiting", PHONE, "c1")
-    assert out[1].value == {"type": "send", "phone": PHONE, "message_id": "m1", "campaign_id": "c1", "sent_at": T0}
+    assert out[1].value == SendIndexed(phone=PHONE, message_id="m1", campaign_id="c1", sent_at=T0)
     c = st_.counters["c1"]
     assert (c.sent, c.status_counts, c.credits_micro) == (1, {"PENDING": 1}, 1_000_000)
 
@@ -104,10 +114,10 @@ def test_duplicates_re_emit_but_never_count_twice():
     st_ = stage()
     st_.process(send())
     st_.process(dlr("m1", "DELIVRD", T0 + 2, "r1"))
-    before = st_.counters["c1"].to_dict()
+    before = st_.counters["c1"].counts()
     out = st_.process(dlr("m1", "DELIVRD", T0 + 2, "r1")) + st_.process(send())
     assert kinds(out) == [MESSAGE_STATUS, PHONE_EVENT, MESSAGE_STATUS, PHONE_EVENT]
-    assert st_.counters["c1"].to_dict() == before
+    assert st_.counters["c1"].counts() == before
 
 
 def test_early_receipts_are_held_then_counted_once_in_the_folded_status():
@@ -172,12 +182,13 @@ def test_flush_partials_are_absolute_and_versioned():
     st_.process(send("m2", cid="c2", outcome="NOT_SENT", not_sent_reason="OPTED_OUT"))
     parts = st_.flush_partials(123)
     assert [o.key for o in parts] == ["c1", "c2"] and all(o.kind == CAMPAIGN_EVENT for o in parts)
-    p1 = parts[0].value
-    assert (p1["type"], p1["p"], p1["v"], p1["at"]) == ("m", 0, [1, 0, T0], 123)
-    assert p1["c"]["sent"] == 1 and parts[1].value["c"]["nsr"] == {"OPTED_OUT": 1}
+    p1, p2 = parts[0].value, parts[1].value
+    assert isinstance(p1, MessagePartial) and isinstance(p2, MessagePartial)
+    assert (p1.slot, p1.version, p1.at) == (Slot(Source.MESSAGES, 0), MessageVersion(1, 0, watermark=T0), 123)
+    assert p1.counts.sent == 1 and p2.counts.not_sent_by_reason == {"OPTED_OUT": 1}
     assert st_.flush_partials(124) == []  # nothing dirty
     st_.process(dlr("m1", "DELIVRD", T0 + 5, "r1"))
-    assert [o.value["v"] for o in st_.flush_partials(125)] == [[1, 1, T0 + 5]]
+    assert [o.value.version for o in st_.flush_partials(125)] == [(1, 1, T0 + 5)]
 
 
 # --- phone stage --------------------------------------------------------------------------------
@@ -288,7 +299,8 @@ def test_redelivered_unsubscribe_re_emits_the_same_removal_and_counts_nothing():
     assert again == first
     assert ps.process_unsubscribe(unsub("u2", T0 + 1)) == []
     assert (ps.unsubscribed, ps.attributions) == ({"c1": 1}, {"c1": 1})
-    assert [o.value["v"] for o in ps.flush_partials(1)] == [[1]]
+    assert [o.value for o in ps.flush_partials(1)] == [
+        UnsubscribePartial("c1", 0, UnsubscribeVersion(attributions=1), unsubscribed=1, last_event_at=T0, at=1)]
 
 
 def test_phone_stage_rebuild_reproduces_its_counts():
@@ -355,12 +367,12 @@ def test_moving_a_contribution_is_removing_the_old_and_adding_the_new(others, ol
 
 # --- campaign stage ---------------------------------------------------------------------------------
 def m_part(p, v, sent, sc=None, le=None, at=0, cr=0, fs=None):
-    return {"type": "m", "campaign_id": "c1", "p": p, "v": v, "at": at,
-            "c": {"sent": sent, "not_sent": 0, "nsr": {}, "sc": sc or {"PENDING": sent}, "cr": cr, "fs": fs, "le": le}}
+    return MessagePartial("c1", p, MessageVersion(*v), MessageCounts(sent, 0, {}, sc or {"PENDING": sent}, cr, fs, le),
+                          at)
 
 
 def u_part(p, v, n, le=None, at=0):
-    return {"type": "u", "campaign_id": "c1", "p": p, "v": v, "c": {"unsubscribed": n, "le": le}, "at": at}
+    return UnsubscribePartial("c1", p, UnsubscribeVersion(*v), n, le, at)
 
 
 def fold_log(log, state=None, offsets=None):
@@ -398,10 +410,11 @@ def test_a_replayed_offset_is_ignored():
 
 
 def test_the_launch_sets_the_summary():
-    launch = {"type": "launch", "at": 77, "name": "N", "kind": "BATCH", "text": "T", "sender_id": "S",
-              "sms_type": "marketing", "created_at": 1, "launched_at": 77, "launch_list_size": 10}
+    launch = Launch(at=77, name="N", kind="BATCH", text="T", sender_id="S", sms_type="marketing", created_at=1,
+                    launched_at=77, launch_list_size=10)
     s = campaign_stage.stats(fold_log([m_part(0, [1, 0, 5], 1), launch]))
-    assert {k: s[k] for k in campaign_stage.SUMMARY_FIELDS} == {k: launch[k] for k in campaign_stage.SUMMARY_FIELDS}
+    assert {k: s[k] for k in campaign_stage.SUMMARY_FIELDS} == {
+        k: getattr(launch, k) for k in campaign_stage.SUMMARY_FIELDS}
     assert s["sent"] == 1 and s["updated_at"] == 77
 
 
@@ -431,10 +444,9 @@ def test_campaign_fold_holds_the_dominating_partial_and_ignores_replays(log, rng
     # expected: per slot, the greatest version vector (they are totally ordered per slot here)
     best = {}
     for rec in log:
-        slot = f"{rec['type']}{rec['p']}"
-        if slot not in best or all(a >= b for a, b in zip(rec["v"], best[slot]["v"])):
-            best[slot] = rec
-    expected = fold_log(sorted(best.values(), key=lambda r: (r["type"], r["p"])))
+        if rec.slot not in best or all(a >= b for a, b in zip(rec.version, best[rec.slot].version, strict=True)):
+            best[rec.slot] = rec
+    expected = fold_log(sorted(best.values(), key=lambda r: r.slot))
     exp = campaign_stage.stats(expected)
     got = campaign_stage.stats(once)
     for k in ("sent", "status_counts", "unsubscribed", "last_event_at"):
@@ -526,21 +538,22 @@ def test_state_codec_round_trips_every_stage_state():
     assert campaign_stage.stats(state_codec.decode_campaign(state_codec.encode_campaign(cs))) == campaign_stage.stats(cs)
 
 
-def test_state_codec_reads_the_format_before_orphan_reporting_and_refuses_unknown_versions():
+def test_state_codec_refuses_unknown_format_versions_naming_them():
     st_ = stage()
     st_.process(send("m1"))
-    s = st_.store["m1"]
-    old = json.loads(state_codec.encode_message(s))[:-1]  # 9 fields: no orphan flag yet
-    assert state_codec.decode_message(json.dumps(old).encode()) == s
+    raw = state_codec.encode_message(st_.store["m1"])
+    assert raw[0] == 1  # the format version byte
     for decode in (state_codec.decode_message, state_codec.decode_phone, state_codec.decode_campaign):
-        with pytest.raises(ValueError, match="unsupported"):
-            decode(b"[2]")
+        with pytest.raises(state_codec.FormatVersionError, match="format version 2"):
+            decode(b"\x02" + raw[1:])
+        with pytest.raises(ValueError, match="format version 91"):  # e.g. a JSON state of older code: "[1, ..."
+            decode(b"[1]")
 
 
 def test_updated_at_never_goes_back():
     """Log records carry the clocks of the workers that wrote them; the stats' time only moves on."""
-    launch = {"type": "launch", "at": 50, "name": "N", "kind": "BATCH", "text": "T", "sender_id": "S",
-              "sms_type": "marketing", "created_at": 1, "launched_at": 1, "launch_list_size": 10}
-    late = dict(m_part(0, [1, 0, 5], 1), at=100)
+    launch = Launch(at=50, name="N", kind="BATCH", text="T", sender_id="S", sms_type="marketing", created_at=1,
+                    launched_at=1, launch_list_size=10)
+    late = m_part(0, [1, 0, 5], 1, at=100)
     s = campaign_stage.stats(fold_log([late, launch]))
     assert s["updated_at"] == 100
