@@ -17,6 +17,7 @@ Run by ``bench/throughput.py`` as ``python -m bench.naive_faust`` with the usual
   is reached: ``{"count", "first", "done"}`` (wall-clock epoch seconds), which is how the
   benchmark times it without any extra topic or port.
 """
+
 from __future__ import annotations
 
 import json

@@ -47,6 +47,7 @@ Ctrl-C/SIGTERM too, and each is also registered with ``atexit``. Exit code 1 if 
 could not produce its figure (wrong totals, a process that died); targets not met are
 reported, not failures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -226,20 +227,28 @@ class Api:
 
     def check_alive(self) -> None:
         if not self.proc.running:
-            raise BenchFailure(f"smstally api ({self.label}) exited with code {self.proc.proc.returncode}; "
-                               f"log {self.proc.log_path}:\n{self.proc.tail()}")
+            raise BenchFailure(
+                f"smstally api ({self.label}) exited with code {self.proc.proc.returncode}; "
+                f"log {self.proc.log_path}:\n{self.proc.tail()}"
+            )
 
     def stop(self) -> None:
         CLEANUP.discard(self.stop)
         self.proc.stop(grace=60)  # a profiled process writes its profile on the way out
 
 
-def api_env(base_env: dict[str, str], read_db: str, data_dir: Path, topics: dict[str, str] | None = None,
-            **extra: str) -> dict[str, str]:
+def api_env(
+    base_env: dict[str, str], read_db: str, data_dir: Path, topics: dict[str, str] | None = None, **extra: str
+) -> dict[str, str]:
     from streams.devtools.broker import free_port
 
-    env = dict(base_env, SMSTALLY_READ_DB=read_db, SMSTALLY_API_PORT=str(free_port()),
-               SMSTALLY_DATA_DIR=str(data_dir), SMSTALLY_LOG_LEVEL="info")
+    env = dict(
+        base_env,
+        SMSTALLY_READ_DB=read_db,
+        SMSTALLY_API_PORT=str(free_port()),
+        SMSTALLY_DATA_DIR=str(data_dir),
+        SMSTALLY_LOG_LEVEL="info",
+    )
     env.pop("SMSTALLY_API_TOKEN", None)
     for kind, name in (topics or {}).items():
         env[f"SMSTALLY_TOPIC_{kind.upper()}"] = name
@@ -268,14 +277,15 @@ def wait_ready(api: Api, timeout: float) -> float:
         if http_get(f"{api.url}/health/ready", 1.0)[0] == 200:
             return time.time()
         time.sleep(0.05)
-    raise BenchFailure(f"smstally api ({api.label}) not ready after {timeout:.0f} s: "
-                       f"{http_get(f'{api.url}/health/ready')[1][:300]!r}")
+    raise BenchFailure(
+        f"smstally api ({api.label}) not ready after {timeout:.0f} s: {http_get(f'{api.url}/health/ready')[1][:300]!r}"
+    )
 
 
 def db_has_offsets(read_db: str, state: dict) -> bool:
     """True once a batch has been committed: an ``offsets`` row is visible from outside."""
     if read_db.startswith("sqlite:///"):
-        path = read_db[len("sqlite:///"):]
+        path = read_db[len("sqlite:///") :]
         if not os.path.exists(path):
             return False
         try:
@@ -287,6 +297,7 @@ def db_has_offsets(read_db: str, state: dict) -> bool:
         except sqlite3.Error:
             return False
     import psycopg
+
     try:
         c = state.get("pg")
         if c is None or c.closed:
@@ -454,8 +465,10 @@ def run_worker_phase(args, broker, work: Path, base, keep_running: bool = False)
     phase2, fixed = attribute_stops(sc.phase1, sc.phase2)
     events = len(sc.phase1) + len(phase2)
     expected = sc.expected.stats
-    say(f"generated {events} events ({args.messages} messages, {args.campaigns} campaigns, seed {args.seed}) in "
-        f"{time.monotonic() - t0:.1f} s; {fixed} STOP replies given their campaign_id")
+    say(
+        f"generated {events} events ({args.messages} messages, {args.campaigns} campaigns, seed {args.seed}) in "
+        f"{time.monotonic() - t0:.1f} s; {fixed} STOP replies given their campaign_id"
+    )
     t1 = time.monotonic()
     n = asyncio.run(produce(base, (sc.phase1, phase2)))
     if n != events:
@@ -480,12 +493,20 @@ def run_worker_phase(args, broker, work: Path, base, keep_running: bool = False)
     if not keep_running:
         group.stop()
         CLEANUP.discard(group.stop)
-    day.worker = {"elapsed_s": elapsed, "first_event_s": first, "processing_s": elapsed - first,
-                  "events_per_s": events / (elapsed - first), "cpu_s": m["cpu_s"][0],
-                  "peak_rss_mb": m["peak_rss_mb"][0], "machine_busy_cores": busy}
-    say(f"worker: correct totals {elapsed:.1f} s after start, processing {elapsed - first:.1f} s "
+    day.worker = {
+        "elapsed_s": elapsed,
+        "first_event_s": first,
+        "processing_s": elapsed - first,
+        "events_per_s": events / (elapsed - first),
+        "cpu_s": m["cpu_s"][0],
+        "peak_rss_mb": m["peak_rss_mb"][0],
+        "machine_busy_cores": busy,
+    }
+    say(
+        f"worker: correct totals {elapsed:.1f} s after start, processing {elapsed - first:.1f} s "
         f"({events / (elapsed - first):,.0f} events/s); outputs {day.output_records} records "
-        f"({', '.join(f'{k} {v}' for k, v in day.outputs.items())}) = {day.output_rate:,.0f} records/s")
+        f"({', '.join(f'{k} {v}' for k, v in day.outputs.items())}) = {day.output_rate:,.0f} records/s"
+    )
     return day
 
 
@@ -509,8 +530,7 @@ def restart_worker(day: Day) -> Any:
 # 2. ingest
 
 
-def measure_ingest(label: str, day: Day, read_db: str, work: Path, profile_dir: Path | None,
-                   pg=None) -> dict[str, Any]:
+def measure_ingest(label: str, day: Day, read_db: str, work: Path, profile_dir: Path | None, pg=None) -> dict[str, Any]:
     from simulator.check import mismatches
 
     env = api_env(day.group.env, read_db, work / f"api-data-{label}")
@@ -527,8 +547,10 @@ def measure_ingest(label: str, day: Day, read_db: str, work: Path, profile_dir: 
         while watcher.ready is None:
             api.check_alive()
             if time.monotonic() > deadline:
-                raise BenchFailure(f"ingest {label}: not caught up after {timeout:.0f} s; "
-                                   f"{http_get(f'{api.url}/health/ready')[1][:300]!r}")
+                raise BenchFailure(
+                    f"ingest {label}: not caught up after {timeout:.0f} s; "
+                    f"{http_get(f'{api.url}/health/ready')[1][:300]!r}"
+                )
             if time.monotonic() - last_note >= 15:
                 last_note = time.monotonic()
                 done = sum(api_records(api).values())
@@ -551,16 +573,28 @@ def measure_ingest(label: str, day: Day, read_db: str, work: Path, profile_dir: 
     if projected != total:
         raise BenchFailure(f"ingest {label}: the API projected {projected} records, the topics hold {total}")
     if diff:
-        raise BenchFailure(f"ingest {label}: /api/campaigns differs from the expected totals:\n  "
-                           + "\n  ".join(diff[:20]))
-    out = {"db": label, "records": total, "from_start_s": ready - api.t_start, "first_commit_s": first - api.t_start,
-           "ingest_s": ready - first, "rate": total / max(ready - first, 1e-6),
-           "rate_from_start": total / (ready - api.t_start), "api_cpu_s": cpu, "api_peak_rss_mb": rss,
-           "pg_server_cpu_s": pg_cpu, "machine_busy_cores": busy}
+        raise BenchFailure(
+            f"ingest {label}: /api/campaigns differs from the expected totals:\n  " + "\n  ".join(diff[:20])
+        )
+    out = {
+        "db": label,
+        "records": total,
+        "from_start_s": ready - api.t_start,
+        "first_commit_s": first - api.t_start,
+        "ingest_s": ready - first,
+        "rate": total / max(ready - first, 1e-6),
+        "rate_from_start": total / (ready - api.t_start),
+        "api_cpu_s": cpu,
+        "api_peak_rss_mb": rss,
+        "pg_server_cpu_s": pg_cpu,
+        "machine_busy_cores": busy,
+    }
     out["vs_worker"] = out["rate"] / day.output_rate
-    say(f"ingest {label}: {total} records, first commit {out['first_commit_s']:.1f} s after start, ready after "
+    say(
+        f"ingest {label}: {total} records, first commit {out['first_commit_s']:.1f} s after start, ready after "
         f"{out['from_start_s']:.1f} s: {out['rate']:,.0f} records/s ({out['vs_worker']:.2f}x the worker's output "
-        f"rate); API CPU {cpu:.1f} s" + (f", PostgreSQL CPU {pg_cpu:.1f} s" if pg_cpu is not None else ""))
+        f"rate); API CPU {cpu:.1f} s" + (f", PostgreSQL CPU {pg_cpu:.1f} s" if pg_cpu is not None else "")
+    )
     return out
 
 
@@ -582,8 +616,9 @@ class LatencyRun:
     sse_gaps_ms: list[float] = field(default_factory=list)  # between successive SSE events of the probe
 
 
-async def latency_load(s, api_url: str | None, rate: float, duration: float, receipt_delay: float = 0.5,
-                       settle: float = 30.0) -> LatencyRun:
+async def latency_load(
+    s, api_url: str | None, rate: float, duration: float, receipt_delay: float = 0.5, settle: float = 30.0
+) -> LatencyRun:
     """Steady sends and DELIVRD receipts of one new campaign; each receipt timed to its SSE event."""
     import httpx
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -602,8 +637,9 @@ async def latency_load(s, api_url: str | None, rate: float, duration: float, rec
     sse_open = asyncio.Event()
 
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5)
-    consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, group_id=None, enable_auto_commit=False,
-                                fetch_max_wait_ms=20)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=s.bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=20
+    )
     await producer.start()
     await consumer.start()
     tps = [TopicPartition(s.topics.campaign_stats, p) for p in range(parts[s.topics.campaign_stats])]
@@ -680,13 +716,14 @@ async def latency_load(s, api_url: str | None, rate: float, duration: float, rec
 
 def run_latency_phase(args, day: Day, read_db: str, label: str, work: Path, profile_dir: Path | None) -> dict:
     worker = restart_worker(day)
-    api = start_api(f"latency {label}", api_env(day.group.env, read_db, work / f"api-data-{label}"), work,
-                    profile_dir)
+    api = start_api(f"latency {label}", api_env(day.group.env, read_db, work / f"api-data-{label}"), work, profile_dir)
     try:
         wait_ready(api, 120)
         rate = args.rate or max(2.0, day.worker["events_per_s"] / 2)
-        say(f"latency: worker and API ({label}) ready; {rate:,.0f} events/s ({rate / 2:,.0f} receipts/s) "
-            f"for {args.duration:g} s")
+        say(
+            f"latency: worker and API ({label}) ready; {rate:,.0f} events/s ({rate / 2:,.0f} receipts/s) "
+            f"for {args.duration:g} s"
+        )
         cpu0 = time.process_time()
         w_cpu0, a_cpu0 = cpu_seconds(worker.proc.pid), cpu_seconds(api.pid)
         b0 = api_batches(api)
@@ -706,23 +743,43 @@ def run_latency_phase(args, day: Day, read_db: str, label: str, work: Path, prof
     if not res.sse_ms:
         raise BenchFailure(f"latency: none of {res.produced} receipts showed on /api/events")
     lat = res.sse_ms
-    out = {"db": label, "rate": rate, "rate_from": "--rate" if args.rate else "worker",
-           "worker_rate": day.worker["events_per_s"], "achieved_rate": res.achieved_rate, "duration_s": args.duration,
-           "receipts": res.produced, "sse_events": res.sse_events, "missing": res.sse_missing,
-           "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "p99_ms": percentile(lat, 99),
-           "max_ms": max(lat), "mean_ms": statistics.fmean(lat),
-           "topic_p50_ms": percentile(res.topic_ms, 50), "topic_p95_ms": percentile(res.topic_ms, 95),
-           "topic_p99_ms": percentile(res.topic_ms, 99), "topic_max_ms": max(res.topic_ms, default=float("nan")),
-           "topic_missing": res.topic_missing, "worker_cpu_s": w_cpu, "api_cpu_s": a_cpu, "load_cpu_s": load_cpu,
-           "machine_busy_cores": busy, "batches": batches[0],
-           "batch_write_ms": 1000 * batches[1] / batches[0] if batches[0] else float("nan"),
-           "batches_over_250ms": batches[2],
-           "sse_gap_p50_ms": percentile(res.sse_gaps_ms, 50), "sse_gap_max_ms": max(res.sse_gaps_ms, default=float("nan"))}
+    out = {
+        "db": label,
+        "rate": rate,
+        "rate_from": "--rate" if args.rate else "worker",
+        "worker_rate": day.worker["events_per_s"],
+        "achieved_rate": res.achieved_rate,
+        "duration_s": args.duration,
+        "receipts": res.produced,
+        "sse_events": res.sse_events,
+        "missing": res.sse_missing,
+        "p50_ms": percentile(lat, 50),
+        "p95_ms": percentile(lat, 95),
+        "p99_ms": percentile(lat, 99),
+        "max_ms": max(lat),
+        "mean_ms": statistics.fmean(lat),
+        "topic_p50_ms": percentile(res.topic_ms, 50),
+        "topic_p95_ms": percentile(res.topic_ms, 95),
+        "topic_p99_ms": percentile(res.topic_ms, 99),
+        "topic_max_ms": max(res.topic_ms, default=float("nan")),
+        "topic_missing": res.topic_missing,
+        "worker_cpu_s": w_cpu,
+        "api_cpu_s": a_cpu,
+        "load_cpu_s": load_cpu,
+        "machine_busy_cores": busy,
+        "batches": batches[0],
+        "batch_write_ms": 1000 * batches[1] / batches[0] if batches[0] else float("nan"),
+        "batches_over_250ms": batches[2],
+        "sse_gap_p50_ms": percentile(res.sse_gaps_ms, 50),
+        "sse_gap_max_ms": max(res.sse_gaps_ms, default=float("nan")),
+    }
     n = len(lat)
-    out["trend_ms"] = [statistics.median(lat[i * n // 6:(i + 1) * n // 6]) for i in range(6)] if n >= 6 else []
-    say(f"latency: {res.produced} receipts, SSE p50 {out['p50_ms']:.0f} p99 {out['p99_ms']:.0f} max "
+    out["trend_ms"] = [statistics.median(lat[i * n // 6 : (i + 1) * n // 6]) for i in range(6)] if n >= 6 else []
+    say(
+        f"latency: {res.produced} receipts, SSE p50 {out['p50_ms']:.0f} p99 {out['p99_ms']:.0f} max "
         f"{out['max_ms']:.0f} ms; CampaignStats on the topic p99 {out['topic_p99_ms']:.0f} ms; "
-        f"{res.sse_missing} missing")
+        f"{res.sse_missing} missing"
+    )
     if res.sse_missing:
         raise BenchFailure(f"latency: {res.sse_missing} of {res.produced} receipts never showed on /api/events")
     return out
@@ -734,21 +791,36 @@ def run_latency_phase(args, day: Day, read_db: str, label: str, work: Path, prof
 
 CSV_CAMPAIGN = "csv-export-1"
 _STATUS_MIX = (  # per 100 messages: status, error_code, not_sent_reason
-    *[("DELIVERED", None, None)] * 80, *[("PROVIDER_ACCEPTED", None, None)] * 8,
-    *[("SOFT_BOUNCE", "SB-21", None)] * 4, *[("HARD_BOUNCE", "HB-01", None)] * 3,
-    *[("UNKNOWN", None, None)] * 2, ("PENDING", None, None), ("PROVIDER_ERROR", "PE-9", None),
-    ("NOT_SENT", None, "OPTED_OUT"))
+    *[("DELIVERED", None, None)] * 80,
+    *[("PROVIDER_ACCEPTED", None, None)] * 8,
+    *[("SOFT_BOUNCE", "SB-21", None)] * 4,
+    *[("HARD_BOUNCE", "HB-01", None)] * 3,
+    *[("UNKNOWN", None, None)] * 2,
+    ("PENDING", None, None),
+    ("PROVIDER_ERROR", "PE-9", None),
+    ("NOT_SENT", None, "OPTED_OUT"),
+)
 
 
 def csv_message(i: int, t0: int) -> dict:
     from processors import catalog
 
     status, err, reason = _STATUS_MIX[i % 100]
-    return {"message_id": f"{CSV_CAMPAIGN}-{i:08d}", "campaign_id": CSV_CAMPAIGN, "contact_id": f"ct-{i:08d}",
-            "phone": f"+336{10_000_000 + i:08d}", "status": status, "category": catalog.category(status),
-            "error_code": err, "provider": None if status == "NOT_SENT" else "smpp", "sent_at": t0 + i * 20,
-            "status_at": t0 + i * 20 + 4_000, "version": 1 if status in ("PENDING", "NOT_SENT") else 2,
-            "not_sent_reason": reason, "phone_valid": True}
+    return {
+        "message_id": f"{CSV_CAMPAIGN}-{i:08d}",
+        "campaign_id": CSV_CAMPAIGN,
+        "contact_id": f"ct-{i:08d}",
+        "phone": f"+336{10_000_000 + i:08d}",
+        "status": status,
+        "category": catalog.category(status),
+        "error_code": err,
+        "provider": None if status == "NOT_SENT" else "smpp",
+        "sent_at": t0 + i * 20,
+        "status_at": t0 + i * 20 + 4_000,
+        "version": 1 if status in ("PENDING", "NOT_SENT") else 2,
+        "not_sent_reason": reason,
+        "phone_valid": True,
+    }
 
 
 def fill_csv_db(read_db: str, rows: int, batch_rows: int = 50_000) -> dict:
@@ -767,11 +839,30 @@ def fill_csv_db(read_db: str, rows: int, batch_rows: int = 50_000) -> dict:
             for i in range(lo, min(rows, lo + batch_rows)):
                 b.add_status(csv_message(i, t0))
             if lo == 0:
-                b.add_stats({"campaign_id": CSV_CAMPAIGN, "name": "CSV export bench", "kind": "BATCH", "text": None,
-                             "sender_id": None, "sms_type": None, "created_at": t0, "launched_at": t0,
-                             "launch_list_size": rows, "version": 1, "updated_at": t0, "sent": rows, "not_sent": 0,
-                             "not_sent_by_reason": {}, "status_counts": {}, "unsubscribed": 0, "credits": 0.0,
-                             "rates": {}, "first_sent_at": t0, "last_event_at": t0})
+                b.add_stats(
+                    {
+                        "campaign_id": CSV_CAMPAIGN,
+                        "name": "CSV export bench",
+                        "kind": "BATCH",
+                        "text": None,
+                        "sender_id": None,
+                        "sms_type": None,
+                        "created_at": t0,
+                        "launched_at": t0,
+                        "launch_list_size": rows,
+                        "version": 1,
+                        "updated_at": t0,
+                        "sent": rows,
+                        "not_sent": 0,
+                        "not_sent_by_reason": {},
+                        "status_counts": {},
+                        "unsubscribed": 0,
+                        "credits": 0.0,
+                        "rates": {},
+                        "first_sent_at": t0,
+                        "last_event_at": t0,
+                    }
+                )
             b.advance("bench.none", 0, lo)
             w.apply(b)
         n = db.query("SELECT COUNT(*) FROM messages WHERE campaign_id = ?", (CSV_CAMPAIGN,))[0][0]
@@ -816,24 +907,37 @@ def stream_csv(api: Api, rows: int) -> dict:
     got = newlines - 1
     if got != rows:
         raise BenchFailure(f"messages.csv: {got} data rows, the campaign has {rows}")
-    return {"rows": got, "bytes": size, "export_s": elapsed, "rows_per_s": got / elapsed,
-            "first_byte_s": first_byte, "rss_before_mb": base, "rss_peak_mb": peak,
-            "rss_growth_mb": (peak or 0) - (base or 0), "api_cpu_s": cpu,
-            "rss_samples": len(sampler.samples), "machine_busy_cores": busy}
+    return {
+        "rows": got,
+        "bytes": size,
+        "export_s": elapsed,
+        "rows_per_s": got / elapsed,
+        "first_byte_s": first_byte,
+        "rss_before_mb": base,
+        "rss_peak_mb": peak,
+        "rss_growth_mb": (peak or 0) - (base or 0),
+        "api_cpu_s": cpu,
+        "rss_samples": len(sampler.samples),
+        "machine_busy_cores": busy,
+    }
 
 
 def fill_csv_dbs(dbs: dict[str, str], rows: int) -> dict[str, dict]:
     """Fill every database at once (one thread each: PostgreSQL's share runs in its server)."""
-    say(f"CSV: filling {', '.join(dbs)} with {rows:,} messages of one campaign each"
-        + (" (at the same time)" if len(dbs) > 1 else ""))
+    say(
+        f"CSV: filling {', '.join(dbs)} with {rows:,} messages of one campaign each"
+        + (" (at the same time)" if len(dbs) > 1 else "")
+    )
     out: dict[str, dict] = {}
     errors: list[BaseException] = []
 
     def fill(label: str, url: str) -> None:
         try:
             out[label] = fill_csv_db(url, rows)
-            say(f"CSV ({label}): filled in {out[label]['fill_s']:.1f} s ({rows / out[label]['fill_s']:,.0f} rows/s "
-                "with ReadModelWriter, messages and their history)")
+            say(
+                f"CSV ({label}): filled in {out[label]['fill_s']:.1f} s ({rows / out[label]['fill_s']:,.0f} rows/s "
+                "with ReadModelWriter, messages and their history)"
+            )
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             errors.append(exc)
 
@@ -852,10 +956,12 @@ def run_csv_phase(args, label: str, read_db: str, fill: dict, broker, work: Path
     prefix = f"bench-csv-{label}-{uuid.uuid4().hex[:4]}"
     topics = {k: f"{prefix}.{k.replace('_', '-')}" for k in API_TOPICS}
     asyncio.run(create_topics(broker.bootstrap, list(topics.values())))
-    base_env = dict(os.environ, SMSTALLY_BROKER=broker.url, SMSTALLY_BROKER_FLAVOR="tansu",
-                    SMSTALLY_PARTITIONS=str(PARTITIONS))
-    api = start_api(f"csv {label}", api_env(base_env, read_db, work / f"api-data-csv-{label}", topics), work,
-                    profile_dir)
+    base_env = dict(
+        os.environ, SMSTALLY_BROKER=broker.url, SMSTALLY_BROKER_FLAVOR="tansu", SMSTALLY_PARTITIONS=str(PARTITIONS)
+    )
+    api = start_api(
+        f"csv {label}", api_env(base_env, read_db, work / f"api-data-csv-{label}", topics), work, profile_dir
+    )
     try:
         wait_ready(api, 120)
         out = stream_csv(api, args.csv_rows)
@@ -863,9 +969,11 @@ def run_csv_phase(args, label: str, read_db: str, fill: dict, broker, work: Path
     finally:
         api.stop()
     out.update(fill, db=label)
-    say(f"CSV ({label}): {out['rows']:,} rows, {out['bytes'] / 1e6:.0f} MB in {out['export_s']:.1f} s = "
+    say(
+        f"CSV ({label}): {out['rows']:,} rows, {out['bytes'] / 1e6:.0f} MB in {out['export_s']:.1f} s = "
         f"{out['rows_per_s']:,.0f} rows/s; RSS {out['rss_before_mb']:.0f} -> peak {out['rss_peak_mb']:.0f} MB "
-        f"(+{out['rss_growth_mb']:.1f} MB); API CPU {out['api_cpu_s']:.1f} s")
+        f"(+{out['rss_growth_mb']:.1f} MB); API CPU {out['api_cpu_s']:.1f} s"
+    )
     return out
 
 
@@ -885,15 +993,25 @@ class LoadResult:
 
     def summary(self) -> dict:
         xs = self.latencies_ms
-        return {"requests": len(xs), "seconds": self.seconds, "req_per_s": len(xs) / self.seconds if self.seconds else 0,
-                "p50_ms": percentile(xs, 50), "p95_ms": percentile(xs, 95), "p99_ms": percentile(xs, 99),
-                "max_ms": max(xs, default=float("nan")), "statuses": {str(k): v for k, v in self.statuses.items()},
-                "errors": self.errors, "client_cpu_s": self.client_cpu_s, "machine_busy_cores": self.machine_busy_cores,
-                "by_route_p99_ms": {k: percentile(v, 99) for k, v in self.by_route.items()}}
+        return {
+            "requests": len(xs),
+            "seconds": self.seconds,
+            "req_per_s": len(xs) / self.seconds if self.seconds else 0,
+            "p50_ms": percentile(xs, 50),
+            "p95_ms": percentile(xs, 95),
+            "p99_ms": percentile(xs, 99),
+            "max_ms": max(xs, default=float("nan")),
+            "statuses": {str(k): v for k, v in self.statuses.items()},
+            "errors": self.errors,
+            "client_cpu_s": self.client_cpu_s,
+            "machine_busy_cores": self.machine_busy_cores,
+            "by_route_p99_ms": {k: percentile(v, 99) for k, v in self.by_route.items()},
+        }
 
 
-async def route_load(api_url: str, campaign_ids: list[str], clients: int, max_requests: int, max_seconds: float,
-                     until_ready: bool) -> tuple[LoadResult, bool]:
+async def route_load(
+    api_url: str, campaign_ids: list[str], clients: int, max_requests: int, max_seconds: float, until_ready: bool
+) -> tuple[LoadResult, bool]:
     """``clients`` closed-loop clients; returns the result and whether the API became ready meanwhile.
 
     With ``until_ready`` the load stops when /health/ready answers 200 and only requests that
@@ -971,8 +1089,9 @@ async def route_load(api_url: str, campaign_ids: list[str], clients: int, max_re
     return res, bool(ready_at)
 
 
-async def raw_route_load(api_url: str, campaign_ids: list[str], clients: int, max_requests: int,
-                         max_seconds: float, until_ready: bool) -> tuple[LoadResult, bool]:
+async def raw_route_load(
+    api_url: str, campaign_ids: list[str], clients: int, max_requests: int, max_seconds: float, until_ready: bool
+) -> tuple[LoadResult, bool]:
     """The same closed loop with a minimal asyncio HTTP/1.1 client (~0.1 ms of CPU per request).
 
     A reference for the API's own share: httpx costs ~1.3 ms of CPU per request here, and
@@ -1015,8 +1134,9 @@ async def raw_route_load(api_url: str, campaign_ids: list[str], clients: int, ma
         reader, writer = await asyncio.open_connection(u.hostname, u.port)
         n = i
         try:
-            while (started[0] < max_requests and time.perf_counter() - t0 < max_seconds
-                   and not (until_ready and ready_at)):
+            while (
+                started[0] < max_requests and time.perf_counter() - t0 < max_seconds and not (until_ready and ready_at)
+            ):
                 started[0] += 1
                 path = paths[0] if n % 2 == 0 else rng.choice(paths[1:])
                 route = "/api/campaigns" if n % 2 == 0 else "/api/campaigns/{id}"
@@ -1042,12 +1162,17 @@ async def raw_route_load(api_url: str, campaign_ids: list[str], clients: int, ma
     return res, bool(ready_at)
 
 
-def run_load_phase(args, day: Day, read_db: str, label: str, work: Path, profile_dir: Path | None,
-                   client: str = "httpx") -> dict:
+def run_load_phase(
+    args, day: Day, read_db: str, label: str, work: Path, profile_dir: Path | None, client: str = "httpx"
+) -> dict:
     # The latency phase, if it ran, added its probe campaign to these topics.
     total = sum(asyncio.run(topic_records(day.group.settings.bootstrap, list(day.topics.values()))).values())
-    api = start_api(f"load {label} {client}", api_env(day.group.env, read_db, work / f"api-data-load-{label}-{client}"),
-                    work, profile_dir)
+    api = start_api(
+        f"load {label} {client}",
+        api_env(day.group.env, read_db, work / f"api-data-load-{label}-{client}"),
+        work,
+        profile_dir,
+    )
     load = route_load if client == "httpx" else raw_route_load
     try:
         deadline = time.monotonic() + 120
@@ -1062,11 +1187,14 @@ def run_load_phase(args, day: Day, read_db: str, label: str, work: Path, profile
             raise BenchFailure(f"load ({label}): no campaign in the read model after 120 s")
         at = time.time() - api.t_start
         records0 = sum(api_records(api).values())
-        say(f"load ({label}): {len(ids)} campaigns in after {at:.1f} s ({records0:,.0f} of {total:,} "
-            f"records); {args.clients} clients until caught up")
+        say(
+            f"load ({label}): {len(ids)} campaigns in after {at:.1f} s ({records0:,.0f} of {total:,} "
+            f"records); {args.clients} clients until caught up"
+        )
         a_cpu0 = cpu_seconds(api.pid)
-        during, caught_up = asyncio.run(load(api.url, ids, args.clients, args.load_requests,
-                                             args.load_seconds, until_ready=True))
+        during, caught_up = asyncio.run(
+            load(api.url, ids, args.clients, args.load_requests, args.load_seconds, until_ready=True)
+        )
         a_cpu_during = cpu_seconds(api.pid) - a_cpu0
         if not caught_up:
             say(f"load ({label}): the request bound was reached before the projector caught up")
@@ -1074,20 +1202,32 @@ def run_load_phase(args, day: Day, read_db: str, label: str, work: Path, profile
         ready_s = time.time() - api.t_start
         time.sleep(1.0)
         a_cpu0 = cpu_seconds(api.pid)
-        baseline, _ = asyncio.run(load(api.url, ids, args.clients, args.load_requests,
-                                       args.baseline_seconds, until_ready=False))
+        baseline, _ = asyncio.run(
+            load(api.url, ids, args.clients, args.load_requests, args.baseline_seconds, until_ready=False)
+        )
         a_cpu_base = cpu_seconds(api.pid) - a_cpu0
         api.check_alive()
     finally:
         api.stop()
-    out = {"db": label, "client": client, "clients": args.clients, "campaigns": len(ids), "load_from_s": at, "ready_s": ready_s,
-           "records_before_load": records0, "records": total, "caught_up_during_load": caught_up,
-           "during": {**during.summary(), "api_cpu_s": a_cpu_during},
-           "baseline": {**baseline.summary(), "api_cpu_s": a_cpu_base}}
+    out = {
+        "db": label,
+        "client": client,
+        "clients": args.clients,
+        "campaigns": len(ids),
+        "load_from_s": at,
+        "ready_s": ready_s,
+        "records_before_load": records0,
+        "records": total,
+        "caught_up_during_load": caught_up,
+        "during": {**during.summary(), "api_cpu_s": a_cpu_during},
+        "baseline": {**baseline.summary(), "api_cpu_s": a_cpu_base},
+    }
     for k in ("during", "baseline"):
         d = out[k]
-        say(f"load ({label}, {client}) {k}: {d['requests']} requests in {d['seconds']:.1f} s ({d['req_per_s']:,.0f}/s), "
-            f"p50 {d['p50_ms']:.1f} p99 {d['p99_ms']:.1f} max {d['max_ms']:.1f} ms; statuses {d['statuses']}")
+        say(
+            f"load ({label}, {client}) {k}: {d['requests']} requests in {d['seconds']:.1f} s ({d['req_per_s']:,.0f}/s), "
+            f"p50 {d['p50_ms']:.1f} p99 {d['p99_ms']:.1f} max {d['max_ms']:.1f} ms; statuses {d['statuses']}"
+        )
     return out
 
 
@@ -1100,10 +1240,16 @@ def code_state() -> str:
     import subprocess
 
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "readmodel", "streams", "processors", "schemas"],
-                               cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.split("\n")
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "readmodel", "streams", "processors", "schemas"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     changed = [line[3:] for line in dirty if line.strip()]
@@ -1118,45 +1264,98 @@ def print_table(args, day: Day | None, res: dict) -> None:
     rows: list[tuple[str, str, str, str]] = []
     if day is not None:
         w = day.worker
-        rows.append(("worker output rate (1 worker)", f"{day.output_rate:,.0f} rec/s",
-                     f"{day.output_records:,} records / {w['processing_s']:.1f} s processing", ""))
+        rows.append(
+            (
+                "worker output rate (1 worker)",
+                f"{day.output_rate:,.0f} rec/s",
+                f"{day.output_records:,} records / {w['processing_s']:.1f} s processing",
+                "",
+            )
+        )
     for r in res.get("ingest", []):
         target = TARGET_INGEST_X * day.output_rate
-        rows.append((f"projector {r['db']}: first commit -> ready", f"{r['rate']:,.0f} rec/s",
-                     f">= {target:,.0f} (3x) : {r['vs_worker']:.2f}x", verdict(r["vs_worker"] >= TARGET_INGEST_X)))
-        rows.append((f"projector {r['db']}: from process start", f"{r['rate_from_start']:,.0f} rec/s",
-                     f"{r['from_start_s']:.1f} s; {r['rate_from_start'] / day.output_rate:.2f}x", ""))
+        rows.append(
+            (
+                f"projector {r['db']}: first commit -> ready",
+                f"{r['rate']:,.0f} rec/s",
+                f">= {target:,.0f} (3x) : {r['vs_worker']:.2f}x",
+                verdict(r["vs_worker"] >= TARGET_INGEST_X),
+            )
+        )
+        rows.append(
+            (
+                f"projector {r['db']}: from process start",
+                f"{r['rate_from_start']:,.0f} rec/s",
+                f"{r['from_start_s']:.1f} s; {r['rate_from_start'] / day.output_rate:.2f}x",
+                "",
+            )
+        )
     lat = res.get("latency")
     if lat:
         load = f"half of the worker's {lat['worker_rate']:,.0f} alone" if lat["rate_from"] == "worker" else "--rate"
         rows.append((f"latency load: {lat['rate']:,.0f} events/s", load, "half of the maximum", ""))
-        rows.append((f"receipt -> SSE /api/events ({lat['db']})",
-                     f"p50 {lat['p50_ms']:.0f} / p95 {lat['p95_ms']:.0f} / p99 {lat['p99_ms']:.0f} / "
-                     f"max {lat['max_ms']:.0f} ms", f"p99 <= {TARGET_P99_LATENCY_MS:.0f} ms",
-                     verdict(lat["p99_ms"] <= TARGET_P99_LATENCY_MS)))
-        rows.append(("  same receipts -> CampaignStats on topic",
-                     f"p50 {lat['topic_p50_ms']:.0f} / p95 {lat['topic_p95_ms']:.0f} / p99 {lat['topic_p99_ms']:.0f} / "
-                     f"max {lat['topic_max_ms']:.0f} ms", "(worker only, reference)", ""))
+        rows.append(
+            (
+                f"receipt -> SSE /api/events ({lat['db']})",
+                f"p50 {lat['p50_ms']:.0f} / p95 {lat['p95_ms']:.0f} / p99 {lat['p99_ms']:.0f} / "
+                f"max {lat['max_ms']:.0f} ms",
+                f"p99 <= {TARGET_P99_LATENCY_MS:.0f} ms",
+                verdict(lat["p99_ms"] <= TARGET_P99_LATENCY_MS),
+            )
+        )
+        rows.append(
+            (
+                "  same receipts -> CampaignStats on topic",
+                f"p50 {lat['topic_p50_ms']:.0f} / p95 {lat['topic_p95_ms']:.0f} / p99 {lat['topic_p99_ms']:.0f} / "
+                f"max {lat['topic_max_ms']:.0f} ms",
+                "(worker only, reference)",
+                "",
+            )
+        )
     for r in res.get("csv", []):
-        rows.append((f"CSV export {r['rows']:,} rows ({r['db']})", f"{r['rows_per_s']:,.0f} rows/s",
-                     f">= {TARGET_CSV_ROWS_S:,}", verdict(r["rows_per_s"] >= TARGET_CSV_ROWS_S)))
-        rows.append((f"  API RSS growth during it ({r['db']})", f"{r['rss_growth_mb']:+.1f} MB",
-                     f"<= {TARGET_CSV_RSS_MB:.0f} MB", verdict(r["rss_growth_mb"] <= TARGET_CSV_RSS_MB)))
+        rows.append(
+            (
+                f"CSV export {r['rows']:,} rows ({r['db']})",
+                f"{r['rows_per_s']:,.0f} rows/s",
+                f">= {TARGET_CSV_ROWS_S:,}",
+                verdict(r["rows_per_s"] >= TARGET_CSV_ROWS_S),
+            )
+        )
+        rows.append(
+            (
+                f"  API RSS growth during it ({r['db']})",
+                f"{r['rss_growth_mb']:+.1f} MB",
+                f"<= {TARGET_CSV_RSS_MB:.0f} MB",
+                verdict(r["rss_growth_mb"] <= TARGET_CSV_RSS_MB),
+            )
+        )
     for r in res.get("load", []):
         d, b = r["during"], r["baseline"]
         who = "httpx clients" if r["client"] == "httpx" else "raw asyncio clients"
-        rows.append((f"campaign routes, {r['clients']} {who}, ingesting ({r['db']})",
-                     f"p99 {d['p99_ms']:.1f} ms (p50 {d['p50_ms']:.1f}, {d['req_per_s']:,.0f} req/s)",
-                     f"p99 <= {TARGET_ROUTES_P99_MS:.0f} ms", verdict(d["p99_ms"] <= TARGET_ROUTES_P99_MS)))
-        rows.append(("  same, caught up (baseline)",
-                     f"p99 {b['p99_ms']:.1f} ms (p50 {b['p50_ms']:.1f}, {b['req_per_s']:,.0f} req/s)",
-                     f"p99 <= {TARGET_ROUTES_P99_MS:.0f} ms", verdict(b["p99_ms"] <= TARGET_ROUTES_P99_MS)))
+        rows.append(
+            (
+                f"campaign routes, {r['clients']} {who}, ingesting ({r['db']})",
+                f"p99 {d['p99_ms']:.1f} ms (p50 {d['p50_ms']:.1f}, {d['req_per_s']:,.0f} req/s)",
+                f"p99 <= {TARGET_ROUTES_P99_MS:.0f} ms",
+                verdict(d["p99_ms"] <= TARGET_ROUTES_P99_MS),
+            )
+        )
+        rows.append(
+            (
+                "  same, caught up (baseline)",
+                f"p99 {b['p99_ms']:.1f} ms (p50 {b['p50_ms']:.1f}, {b['req_per_s']:,.0f} req/s)",
+                f"p99 <= {TARGET_ROUTES_P99_MS:.0f} ms",
+                verdict(b["p99_ms"] <= TARGET_ROUTES_P99_MS),
+            )
+        )
     print()
     if day is not None:
-        print(f"read side: {day.messages:,} messages, {day.events:,} input events -> {day.output_records:,} output "
-              f"records ({', '.join(f'{k.rsplit(chr(46), 1)[-1]} {v:,}' for k, v in day.outputs.items())}); "
-              f"{PARTITIONS} partitions, embedded Tansu, {os.cpu_count()} cores (machine busy = all processes, "
-              f"this run's and others')")
+        print(
+            f"read side: {day.messages:,} messages, {day.events:,} input events -> {day.output_records:,} output "
+            f"records ({', '.join(f'{k.rsplit(chr(46), 1)[-1]} {v:,}' for k, v in day.outputs.items())}); "
+            f"{PARTITIONS} partitions, embedded Tansu, {os.cpu_count()} cores (machine busy = all processes, "
+            f"this run's and others')"
+        )
     print(f"code: {res.get('code', code_state())}")
     wa = max(len(r[0]) for r in rows) + 2
     wb = max(len(r[1]) for r in rows) + 2
@@ -1166,43 +1365,59 @@ def print_table(args, day: Day | None, res: dict) -> None:
         print(f"{a:<{wa}}{b:<{wb}}{c:<{wc}}{d}")
     for r in res.get("ingest", []):
         pg = f", PostgreSQL server CPU {r['pg_server_cpu_s']:.1f} s" if r.get("pg_server_cpu_s") is not None else ""
-        print(f"ingest {r['db']}: first commit {r['first_commit_s']:.1f} s after start, ready {r['from_start_s']:.1f} s;"
-              f" API CPU {r['api_cpu_s']:.1f} s ({r['records'] / r['api_cpu_s']:,.0f} rec/CPU-s){pg}; "
-              f"peak RSS {r['api_peak_rss_mb']:.0f} MB; machine busy {r['machine_busy_cores']:.1f} cores")
+        print(
+            f"ingest {r['db']}: first commit {r['first_commit_s']:.1f} s after start, ready {r['from_start_s']:.1f} s;"
+            f" API CPU {r['api_cpu_s']:.1f} s ({r['records'] / r['api_cpu_s']:,.0f} rec/CPU-s){pg}; "
+            f"peak RSS {r['api_peak_rss_mb']:.0f} MB; machine busy {r['machine_busy_cores']:.1f} cores"
+        )
     if day is not None:
         w = day.worker
-        print(f"worker: {day.events / w['processing_s']:,.0f} events/s processing only, {w['cpu_s']:.1f} CPU-s "
-              f"({day.output_records / w['cpu_s']:,.0f} output rec/CPU-s), peak RSS {w['peak_rss_mb']:.0f} MB; "
-              f"machine busy {w['machine_busy_cores']:.1f} cores")
+        print(
+            f"worker: {day.events / w['processing_s']:,.0f} events/s processing only, {w['cpu_s']:.1f} CPU-s "
+            f"({day.output_records / w['cpu_s']:,.0f} output rec/CPU-s), peak RSS {w['peak_rss_mb']:.0f} MB; "
+            f"machine busy {w['machine_busy_cores']:.1f} cores"
+        )
     if lat:
-        print(f"latency: {lat['rate']:,.0f} events/s asked, {lat['achieved_rate']:,.0f} produced, {lat['duration_s']:g} s, "
-              f"{lat['receipts']} receipts, {lat['sse_events']} SSE events; median by sixth "
-              f"{' '.join(f'{x:.0f}' for x in lat['trend_ms'])} ms; CPU worker {lat['worker_cpu_s']:.1f} s, "
-              f"API {lat['api_cpu_s']:.1f} s, load generator {lat['load_cpu_s']:.1f} s; machine busy "
-              f"{lat['machine_busy_cores']:.1f} cores")
-        print(f"latency: the API wrote {lat['batches']:.0f} batches meanwhile, {lat['batch_write_ms']:.0f} ms each on "
-              f"average ({lat['batches_over_250ms']:.0f} over 250 ms); SSE events of the probe every "
-              f"{lat['sse_gap_p50_ms']:.0f} ms (median), at most {lat['sse_gap_max_ms']:.0f} ms apart")
+        print(
+            f"latency: {lat['rate']:,.0f} events/s asked, {lat['achieved_rate']:,.0f} produced, {lat['duration_s']:g} s, "
+            f"{lat['receipts']} receipts, {lat['sse_events']} SSE events; median by sixth "
+            f"{' '.join(f'{x:.0f}' for x in lat['trend_ms'])} ms; CPU worker {lat['worker_cpu_s']:.1f} s, "
+            f"API {lat['api_cpu_s']:.1f} s, load generator {lat['load_cpu_s']:.1f} s; machine busy "
+            f"{lat['machine_busy_cores']:.1f} cores"
+        )
+        print(
+            f"latency: the API wrote {lat['batches']:.0f} batches meanwhile, {lat['batch_write_ms']:.0f} ms each on "
+            f"average ({lat['batches_over_250ms']:.0f} over 250 ms); SSE events of the probe every "
+            f"{lat['sse_gap_p50_ms']:.0f} ms (median), at most {lat['sse_gap_max_ms']:.0f} ms apart"
+        )
     together = ", both filled at once" if len(res.get("csv", [])) > 1 else ""
     for r in res.get("csv", []):
-        print(f"CSV {r['db']}: fill {r['fill_s']:.1f} s ({r['rows'] / r['fill_s']:,.0f} rows/s{together}); export "
-              f"{r['bytes'] / 1e6:.0f} MB, first byte {r['first_byte_s']:.2f} s, API CPU {r['api_cpu_s']:.1f} s "
-              f"({r['rows'] / r['api_cpu_s']:,.0f} rows/CPU-s), RSS {r['rss_before_mb']:.0f} -> {r['rss_peak_mb']:.0f} MB; "
-              f"machine busy {r['machine_busy_cores']:.1f} cores")
+        print(
+            f"CSV {r['db']}: fill {r['fill_s']:.1f} s ({r['rows'] / r['fill_s']:,.0f} rows/s{together}); export "
+            f"{r['bytes'] / 1e6:.0f} MB, first byte {r['first_byte_s']:.2f} s, API CPU {r['api_cpu_s']:.1f} s "
+            f"({r['rows'] / r['api_cpu_s']:,.0f} rows/CPU-s), RSS {r['rss_before_mb']:.0f} -> {r['rss_peak_mb']:.0f} MB; "
+            f"machine busy {r['machine_busy_cores']:.1f} cores"
+        )
     for r in res.get("load", []):
         for k in ("during", "baseline"):
             d = r[k]
             per = 1000 * d["api_cpu_s"] / d["requests"] if d["requests"] else float("nan")
             cper = 1000 * d["client_cpu_s"] / d["requests"] if d["requests"] else float("nan")
-            print(f"load {r['db']} {r['client']} {k}: {d['requests']} requests in {d['seconds']:.1f} s, statuses {d['statuses']}, "
-                  f"errors {d['errors']}; CPU per request: API {per:.2f} ms (with the projector's while ingesting), "
-                  f"client {cper:.2f} ms")
-            print(f"load {r['db']} {r['client']} {k}: "
-                  f"p99 by route {', '.join(f'{a} {b:.1f}' for a, b in d['by_route_p99_ms'].items())} ms; "
-                  f"API CPU {d['api_cpu_s']:.1f} s, client CPU {d['client_cpu_s']:.1f} s; machine busy "
-                  f"{d['machine_busy_cores']:.1f} cores")
-        print(f"load {r['db']} {r['client']}: load from {r['load_from_s']:.1f} s ({r['records_before_load']:,.0f} records in) to "
-              f"ready at {r['ready_s']:.1f} s" + ("" if r["caught_up_during_load"] else " (bound reached first)"))
+            print(
+                f"load {r['db']} {r['client']} {k}: {d['requests']} requests in {d['seconds']:.1f} s, statuses {d['statuses']}, "
+                f"errors {d['errors']}; CPU per request: API {per:.2f} ms (with the projector's while ingesting), "
+                f"client {cper:.2f} ms"
+            )
+            print(
+                f"load {r['db']} {r['client']} {k}: "
+                f"p99 by route {', '.join(f'{a} {b:.1f}' for a, b in d['by_route_p99_ms'].items())} ms; "
+                f"API CPU {d['api_cpu_s']:.1f} s, client CPU {d['client_cpu_s']:.1f} s; machine busy "
+                f"{d['machine_busy_cores']:.1f} cores"
+            )
+        print(
+            f"load {r['db']} {r['client']}: load from {r['load_from_s']:.1f} s ({r['records_before_load']:,.0f} records in) to "
+            f"ready at {r['ready_s']:.1f} s" + ("" if r["caught_up_during_load"] else " (bound reached first)")
+        )
     print(flush=True)
 
 
@@ -1238,6 +1453,7 @@ def profiled_api(out: str) -> int:
     main.enable()
     try:
         from streams.cli import main as cli
+
         rc = cli(["api"])
     finally:
         main.disable()
@@ -1246,9 +1462,17 @@ def profiled_api(out: str) -> int:
         with lock:
             items = list(profiles)
         for name, p in items:
-            kind = ("event-loop" if name == "MainThread" else "writer" if name.startswith("readmodel-writer")
-                    else "handlers" if "AnyIO" in name or "anyio" in name.lower()
-                    else "asyncio-to-thread" if name.startswith("asyncio") else "other")
+            kind = (
+                "event-loop"
+                if name == "MainThread"
+                else "writer"
+                if name.startswith("readmodel-writer")
+                else "handlers"
+                if "AnyIO" in name or "anyio" in name.lower()
+                else "asyncio-to-thread"
+                if name.startswith("asyncio")
+                else "other"
+            )
             try:
                 st = pstats.Stats(p)
             except (TypeError, ValueError):  # never enabled, nothing recorded
@@ -1263,8 +1487,15 @@ def profiled_api(out: str) -> int:
 
 
 # Waiting, not working: thread hand-offs, epoll, and uvloop's own loop (its C code, idle time included).
-_IDLE = ("'acquire' of '_thread.lock'", "'get' of '_queue.SimpleQueue'", "'poll' of 'select.epoll'",
-         "threading.py", "queue.py:", "selectors.py", "asyncio/runners.py:86(run)")
+_IDLE = (
+    "'acquire' of '_thread.lock'",
+    "'get' of '_queue.SimpleQueue'",
+    "'poll' of 'select.epoll'",
+    "threading.py",
+    "queue.py:",
+    "selectors.py",
+    "asyncio/runners.py:86(run)",
+)
 
 
 def print_profiles(profile_dir: Path, top: int) -> None:
@@ -1278,7 +1509,9 @@ def print_profiles(profile_dir: Path, top: int) -> None:
         busy = st.total_tt - idle
         if busy < 0.5:
             continue
-        print(f"\n===== {f.name}: {busy:.1f} s busy (+{idle:.1f} s waiting), cProfile: ~2x slower than unprofiled =====")
+        print(
+            f"\n===== {f.name}: {busy:.1f} s busy (+{idle:.1f} s waiting), cProfile: ~2x slower than unprofiled ====="
+        )
         print(f"{'own s':>8}{'own %':>7}{'cum s':>8}{'calls':>10}  function")
         busy_rows = sorted((r for r in rows if not any(x in r[0] for x in _IDLE)), key=lambda r: -r[1][2])
         for name, (cc, nc, tt, ct, _) in busy_rows[:top]:
@@ -1297,7 +1530,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--campaigns", type=int, default=8)
     ap.add_argument("--csv-rows", type=int, default=1_000_000, help="messages of the CSV campaign (phase 4)")
     ap.add_argument("--skip-pg", action="store_true", help="SQLite only (no PostgreSQL cluster)")
-    ap.add_argument("--rate", type=float, help="latency load, events/s (default: half the worker's processing rate of phase 1)")
+    ap.add_argument(
+        "--rate", type=float, help="latency load, events/s (default: half the worker's processing rate of phase 1)"
+    )
     ap.add_argument("--duration", type=float, default=30.0, help="latency load, s")
     ap.add_argument("--latency-db", choices=["sqlite", "pg"], default="sqlite", help="the API of the latency phase")
     ap.add_argument("--clients", type=int, default=50, help="concurrent clients of phase 5")
@@ -1305,13 +1540,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--load-seconds", type=float, default=90.0, help="phase 5: at most this long during ingest")
     ap.add_argument("--baseline-seconds", type=float, default=15.0, help="phase 5: the baseline's duration")
     ap.add_argument("--load-db", default="sqlite", help="phase 5 databases: sqlite, pg or sqlite,pg")
-    ap.add_argument("--load-client", default="httpx,raw",
-                    help="phase 5 load generators, each on a fresh database: httpx (one AsyncClient per user), "
-                         "raw (a minimal asyncio HTTP/1.1 client: the API's own share)")
+    ap.add_argument(
+        "--load-client",
+        default="httpx,raw",
+        help="phase 5 load generators, each on a fresh database: httpx (one AsyncClient per user), "
+        "raw (a minimal asyncio HTTP/1.1 client: the API's own share)",
+    )
     ap.add_argument("--skip", default="", help="phases to skip: comma-separated of ingest,latency,csv,load")
-    ap.add_argument("--profile", type=Path, help="run every API process under cProfile (all threads); write "
-                                                  "DIR/<phase>.prof.<thread kind> and print the top functions. "
-                                                  "Distorts the figures (~2x slower Python)")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="run every API process under cProfile (all threads); write "
+        "DIR/<phase>.prof.<thread kind> and print the top functions. "
+        "Distorts the figures (~2x slower Python)",
+    )
     ap.add_argument("--profile-top", type=int, default=25)
     ap.add_argument("--json", type=Path, help="write the figures there")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs, databases)")
@@ -1345,6 +1587,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)  # the processes run as `python -m streams.cli ...`
     signal.signal(signal.SIGTERM, _on_sigterm)
     import atexit
+
     atexit.register(CLEANUP.run)
 
     from streams.compat import tansu
@@ -1355,8 +1598,12 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="smstally-readside-"))
     failed = False
     day: Day | None = None
-    res: dict[str, Any] = {"args": {k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v)
-                                    for k, v in vars(args).items()}}
+    res: dict[str, Any] = {
+        "args": {
+            k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+        }
+    }
     t_run = time.monotonic()
     res["code"] = code_state()
     try:
@@ -1364,12 +1611,19 @@ def main(argv: list[str] | None = None) -> int:
         CLEANUP.add("broker", broker.stop)
         broker.start()
         tansu.apply("tansu")
-        base = from_env(dict(os.environ, SMSTALLY_BROKER=broker.url, SMSTALLY_BROKER_FLAVOR="tansu",
-                             SMSTALLY_PARTITIONS=str(PARTITIONS)))
+        base = from_env(
+            dict(
+                os.environ,
+                SMSTALLY_BROKER=broker.url,
+                SMSTALLY_BROKER_FLAVOR="tansu",
+                SMSTALLY_PARTITIONS=str(PARTITIONS),
+            )
+        )
         asyncio.run(ensure_topics(base))
         pg = None
         if not args.skip_pg:
             from tests.pgcluster import PgCluster, PgClusterError
+
             pg = PgCluster(work / "postgres")
             CLEANUP.add("postgres", pg.stop)
             try:
@@ -1383,8 +1637,14 @@ def main(argv: list[str] | None = None) -> int:
 
         # 1. + 2.
         day = run_worker_phase(args, broker, work, base)
-        res["worker"] = {"messages": day.messages, "events": day.events, "outputs": day.outputs,
-                         "output_records": day.output_records, "output_rate": day.output_rate, **day.worker}
+        res["worker"] = {
+            "messages": day.messages,
+            "events": day.events,
+            "outputs": day.outputs,
+            "output_records": day.output_records,
+            "output_rate": day.output_rate,
+            **day.worker,
+        }
         ingest_dbs: dict[str, str] = {}
         if "ingest" not in args.skip:
             res["ingest"] = []
@@ -1395,13 +1655,16 @@ def main(argv: list[str] | None = None) -> int:
         # 3.
         if "latency" not in args.skip:
             url = ingest_dbs.get(args.latency_db) or db_url(args.latency_db, "latency")
-            res["latency"] = run_latency_phase(args, day, url, "SQLite" if args.latency_db == "sqlite" else "PostgreSQL",
-                                               work, args.profile)
+            res["latency"] = run_latency_phase(
+                args, day, url, "SQLite" if args.latency_db == "sqlite" else "PostgreSQL", work, args.profile
+            )
         # 4.
         if "csv" not in args.skip:
             res["csv"] = []
-            dbs = {("SQLite" if kind == "sqlite" else "PostgreSQL"): db_url(kind, "csv")
-                   for kind in ("sqlite",) + (() if pg is None else ("pg",))}
+            dbs = {
+                ("SQLite" if kind == "sqlite" else "PostgreSQL"): db_url(kind, "csv")
+                for kind in ("sqlite",) + (() if pg is None else ("pg",))
+            }
             fills = fill_csv_dbs(dbs, args.csv_rows)
             for label, url in dbs.items():
                 res["csv"].append(run_csv_phase(args, label, url, fills[label], broker, work, args.profile))
@@ -1411,8 +1674,9 @@ def main(argv: list[str] | None = None) -> int:
             for kind in args.load_db:
                 label = "SQLite" if kind == "sqlite" else "PostgreSQL"
                 for client in args.load_client:
-                    res["load"].append(run_load_phase(args, day, db_url(kind, f"load_{client}"), label, work,
-                                                      args.profile, client))
+                    res["load"].append(
+                        run_load_phase(args, day, db_url(kind, f"load_{client}"), label, work, args.profile, client)
+                    )
         res["run_s"] = time.monotonic() - t_run
         print_table(args, day, res)
         say(f"run took {res['run_s']:.0f} s")

@@ -25,14 +25,16 @@ requests, RocksDB reads and write batches, the changelog records, the consumer t
 the event loop. The difference between the sum printed here and the throughput bench's
 CPU-seconds per event is that side.
 """
+
 from __future__ import annotations
 
 import argparse
 import gc
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -43,12 +45,12 @@ from processors import state_codec  # noqa: E402
 from processors.events import DeliveryReceipt, MessageSent  # noqa: E402
 from processors.message_stage import MessageStage  # noqa: E402
 from processors.outputs import MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out  # noqa: E402
+from processors.partitioner import partition_for  # noqa: E402
 from processors.phone_stage import PhoneStage  # noqa: E402
 from processors.records import encode_internal  # noqa: E402
 from processors.status_mapping import StatusMapper  # noqa: E402
 from schemas.codec import AvroCodec  # noqa: E402
 from simulator.scenario import generate  # noqa: E402
-from processors.partitioner import partition_for  # noqa: E402
 
 MESSAGE_TOPICS = ("sms.message-sent", "sms.dlr")
 
@@ -144,11 +146,15 @@ def measure(messages: int, seed: int, repeat: int) -> tuple[int, list[tuple[str,
                 stage.index_send(v.phone, v.campaign_id, v.message_id, v.sent_at)
 
     rows = [("ceiling work (fastavro decode + dict update)", best_of(repeat, ceiling))]
-    for label, fn in (("Avro decode (codec, framing checks)", decode), ("validation (from_record)", validate),
-                      ("message fold (stage, state encode/decode)", fold),
-                      ("  the same, states kept as objects", fold_objects),
-                      ("output encoding (Avro status, internal records)", encode_outputs),
-                      ("output partitioning (murmur2)", partition), ("phone index (index_send)", phone_index)):
+    for label, fn in (
+        ("Avro decode (codec, framing checks)", decode),
+        ("validation (from_record)", validate),
+        ("message fold (stage, state encode/decode)", fold),
+        ("  the same, states kept as objects", fold_objects),
+        ("output encoding (Avro status, internal records)", encode_outputs),
+        ("output partitioning (murmur2)", partition),
+        ("phone index (index_send)", phone_index),
+    ):
         rows.append((label, best_of(repeat, fn)))
     return n, rows
 

@@ -26,6 +26,7 @@ and reports how long each receipt takes to show in a published ``CampaignStats``
 Every process it starts (broker, workers, naive app) is stopped in ``finally``. Exit code
 1 (with the remaining differences) if smstally never reaches the expected totals.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,6 +56,7 @@ if str(ROOT) not in sys.path:
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
+from processors.partitioner import partition_for  # noqa: E402
 from schemas.codec import SINGLE_OBJECT_MAGIC, AvroCodec, compile_schema, fingerprint, load_schemas  # noqa: E402
 from simulator.reference import stop_campaign  # noqa: E402
 from simulator.scenario import Emit, generate, normalize  # noqa: E402
@@ -65,14 +67,17 @@ from streams.devtools.processes import WorkerProcess  # noqa: E402
 from streams.devtools.simulate import wait_for_expected  # noqa: E402
 from streams.ops.clients import topic_for  # noqa: E402
 from streams.outbox import Outbox  # noqa: E402
-from processors.partitioner import partition_for  # noqa: E402
 from streams.topics import ensure_topics, existing_partitions  # noqa: E402
 from tests.harness import records_handled  # noqa: E402
 
 PARTITIONS = 4
 STUCK_S = 120.0  # all events folded, figures unchanged this long: the run cannot converge
-OUTPUT_TOPIC_ENV = ("SMSTALLY_TOPIC_CAMPAIGN_STATS", "SMSTALLY_TOPIC_MESSAGE_STATUS",
-                    "SMSTALLY_TOPIC_REMOVALS", "SMSTALLY_TOPIC_DEAD_LETTER")
+OUTPUT_TOPIC_ENV = (
+    "SMSTALLY_TOPIC_CAMPAIGN_STATS",
+    "SMSTALLY_TOPIC_MESSAGE_STATUS",
+    "SMSTALLY_TOPIC_REMOVALS",
+    "SMSTALLY_TOPIC_DEAD_LETTER",
+)
 PRODUCE_BATCH_BYTES = 512 * 1024
 SHIP_EVERY = 20_000  # records queued before they are shipped (a few full batches per partition)
 
@@ -123,6 +128,7 @@ def disk_usage_mb(path: Path) -> float:
 @dataclass
 class Workload:
     """What was pre-produced, and what smstally must report for it."""
+
     events: int
     messages: int
     by_topic: dict[str, int]
@@ -200,9 +206,14 @@ class BenchOutbox(Outbox):
 async def produce(s: Settings, phases: Iterable[list[Emit]]) -> int:
     """Publish each phase in order (all of one before the next), in large per-partition batches."""
     codec = AvroCodec()
-    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=0,
-                                max_batch_size=PRODUCE_BATCH_BYTES, max_request_size=2 * PRODUCE_BATCH_BYTES,
-                                request_timeout_ms=120_000)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=s.bootstrap,
+        acks="all",
+        linger_ms=0,
+        max_batch_size=PRODUCE_BATCH_BYTES,
+        max_request_size=2 * PRODUCE_BATCH_BYTES,
+        request_timeout_ms=120_000,
+    )
     await producer.start()
     n = 0
     try:
@@ -229,10 +240,18 @@ def prepare_workload(s: Settings, events: int, seed: int, campaigns: int) -> Wor
     for e in (*sc.phase1, *phase2):
         name = topic_for(s, e.topic)
         by_topic[name] = by_topic.get(name, 0) + 1
-    wl = Workload(events=sum(by_topic.values()), messages=messages, by_topic=by_topic,
-                  expected=sc.expected.stats, generate_s=time.monotonic() - t0, stops_attributed=fixed)
-    say(f"generated {wl.events} events ({messages} messages, {campaigns} campaigns, seed {seed}) "
-        f"in {wl.generate_s:.1f} s; {fixed} STOP replies given their campaign_id")
+    wl = Workload(
+        events=sum(by_topic.values()),
+        messages=messages,
+        by_topic=by_topic,
+        expected=sc.expected.stats,
+        generate_s=time.monotonic() - t0,
+        stops_attributed=fixed,
+    )
+    say(
+        f"generated {wl.events} events ({messages} messages, {campaigns} campaigns, seed {seed}) "
+        f"in {wl.generate_s:.1f} s; {fixed} STOP replies given their campaign_id"
+    )
     t1 = time.monotonic()
     n = asyncio.run(produce(s, (sc.phase1, phase2)))
     wl.produce_s = time.monotonic() - t1
@@ -240,8 +259,10 @@ def prepare_workload(s: Settings, events: int, seed: int, campaigns: int) -> Wor
         raise BenchFailure(f"published {n} events, expected {wl.events}")
     del sc, phase2
     gc.collect()
-    say(f"published {n} events in {wl.produce_s:.1f} s ({n / wl.produce_s:,.0f}/s): "
-        + ", ".join(f"{t} {c}" for t, c in sorted(by_topic.items())))
+    say(
+        f"published {n} events in {wl.produce_s:.1f} s ({n / wl.produce_s:,.0f}/s): "
+        + ", ".join(f"{t} {c}" for t, c in sorted(by_topic.items()))
+    )
     return wl
 
 
@@ -269,13 +290,15 @@ def fast_decoder() -> Callable[[bytes], dict]:
     """fastavro straight on the body: the cheapest correct decode of our single-object frames."""
     from fastavro import schemaless_reader
 
-    by_header = {SINGLE_OBJECT_MAGIC + fingerprint(name): compile_schema(schema)
-                 for name, schema in load_schemas().items()}
+    by_header = {
+        SINGLE_OBJECT_MAGIC + fingerprint(name): compile_schema(schema) for name, schema in load_schemas().items()
+    }
 
     def decode(value: bytes) -> dict:
         bio = io.BytesIO(value)
         bio.seek(10)
         return schemaless_reader(bio, by_header[value[:10]], None)
+
     return decode
 
 
@@ -296,13 +319,19 @@ async def measure_ceiling(s: Settings, total: int, timeout: float) -> Result:
     names: dict[str, str] = {}
     optouts: dict[str, str] = {}
     parts = await existing_partitions(s.bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=s.bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     n = 0
     try:
-        consumer.assign([TopicPartition(topic, p) for topic in (t.campaigns, t.message_sent, t.dlr, t.unsubscribes)
-                         for p in range(parts[topic])])
+        consumer.assign(
+            [
+                TopicPartition(topic, p)
+                for topic in (t.campaigns, t.message_sent, t.dlr, t.unsubscribes)
+                for p in range(parts[topic])
+            ]
+        )
         await consumer.seek_to_beginning()
         start, cpu0 = time.monotonic(), time.process_time()
         deadline = start + timeout
@@ -326,9 +355,12 @@ async def measure_ceiling(s: Settings, total: int, timeout: float) -> Result:
         end, cpu = time.monotonic(), time.process_time() - cpu0
     finally:
         await consumer.stop()
-    return Result("ceiling (raw aiokafka)", n, end - start,
-                  {"cpu_s": [cpu], "campaigns": len(sends), "messages_with_receipts": len(status),
-                   "phones": len(optouts)})
+    return Result(
+        "ceiling (raw aiokafka)",
+        n,
+        end - start,
+        {"cpu_s": [cpu], "campaigns": len(sends), "messages_with_receipts": len(status), "phones": len(optouts)},
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -387,8 +419,14 @@ class SmstallyGroup:
         self.app_id = f"bench-{n}w-{uuid.uuid4().hex[:6]}"
         self.work = work / self.app_id
         self.work.mkdir(parents=True)
-        self.env = dict(os.environ, SMSTALLY_BROKER=broker.url, SMSTALLY_BROKER_FLAVOR="tansu",
-                        SMSTALLY_PARTITIONS=str(PARTITIONS), SMSTALLY_APP_ID=self.app_id, SMSTALLY_LOG_LEVEL="info")
+        self.env = dict(
+            os.environ,
+            SMSTALLY_BROKER=broker.url,
+            SMSTALLY_BROKER_FLAVOR="tansu",
+            SMSTALLY_PARTITIONS=str(PARTITIONS),
+            SMSTALLY_APP_ID=self.app_id,
+            SMSTALLY_LOG_LEVEL="info",
+        )
         for var in OUTPUT_TOPIC_ENV:
             self.env[var] = f"{self.app_id}.{var.removeprefix('SMSTALLY_TOPIC_').lower().replace('_', '-')}"
         self.settings = from_env(self.env)
@@ -427,28 +465,35 @@ class SmstallyGroup:
                 if diff != still[0]:
                     still[0], still[1] = diff, now
                 elif now - still[1] >= STUCK_S:
-                    raise BenchFailure(f"{label}: all {events} events folded, and the published stats have "
-                                       f"not changed for {STUCK_S:.0f} s; {len(diff)} differences:\n  "
-                                       + "\n  ".join(diff[:40]))
+                    raise BenchFailure(
+                        f"{label}: all {events} events folded, and the published stats have "
+                        f"not changed for {STUCK_S:.0f} s; {len(diff)} differences:\n  " + "\n  ".join(diff[:40])
+                    )
             if diff and now - last[0] >= 15:
                 last[0] = now
-                say(f"{label}: {time.time() - self.t0:5.0f} s, {self.watcher.total} events folded, "
-                    f"{len(diff)} figures still different")
+                say(
+                    f"{label}: {time.time() - self.t0:5.0f} s, {self.watcher.total} events folded, "
+                    f"{len(diff)} figures still different"
+                )
 
         ok, latest, diff = asyncio.run(wait_for_expected(self.settings, expected, timeout, on_progress=progress))
         elapsed = time.time() - self.t0
         if not ok:
-            raise BenchFailure(f"{label}: the stats did not reach the expected totals in {timeout:.0f} s "
-                               f"({self.watcher.total} events folded); {len(diff)} differences:\n  "
-                               + "\n  ".join(diff[:40]))
+            raise BenchFailure(
+                f"{label}: the stats did not reach the expected totals in {timeout:.0f} s "
+                f"({self.watcher.total} events folded); {len(diff)} differences:\n  " + "\n  ".join(diff[:40])
+            )
         return elapsed
 
     def measure(self) -> dict[str, Any]:
         """Peak RSS and CPU of each live worker: read before stopping them."""
         pids = [w.proc.pid for w in self.workers]
-        return {"peak_rss_mb": [peak_rss_mb(p) for p in pids], "cpu_s": [cpu_seconds(p) for p in pids],
-                "first_event_s": (self.watcher.first_event - self.t0) if self.watcher.first_event else None,
-                "folded": self.watcher.total}
+        return {
+            "peak_rss_mb": [peak_rss_mb(p) for p in pids],
+            "cpu_s": [cpu_seconds(p) for p in pids],
+            "first_event_s": (self.watcher.first_event - self.t0) if self.watcher.first_event else None,
+            "folded": self.watcher.total,
+        }
 
     def stop(self) -> float:
         """Stops everything; returns the state on disk (MB), measured once RocksDB has flushed."""
@@ -485,9 +530,17 @@ def measure_naive(broker: EmbeddedBroker, work: Path, total: int, timeout: float
     """``bench.naive_faust`` as a subprocess, timed from its start until it has counted ``total``."""
     app_id = f"bench-naive-{uuid.uuid4().hex[:6]}"
     progress = work / f"{app_id}.json"
-    env = dict(os.environ, SMSTALLY_BROKER=broker.url, SMSTALLY_BROKER_FLAVOR="tansu",
-               SMSTALLY_PARTITIONS=str(PARTITIONS), SMSTALLY_APP_ID=app_id, SMSTALLY_DATA_DIR=str(work / app_id),
-               SMSTALLY_LOG_LEVEL="warning", BENCH_NAIVE_TARGET=str(total), BENCH_NAIVE_PROGRESS=str(progress))
+    env = dict(
+        os.environ,
+        SMSTALLY_BROKER=broker.url,
+        SMSTALLY_BROKER_FLAVOR="tansu",
+        SMSTALLY_PARTITIONS=str(PARTITIONS),
+        SMSTALLY_APP_ID=app_id,
+        SMSTALLY_DATA_DIR=str(work / app_id),
+        SMSTALLY_LOG_LEVEL="warning",
+        BENCH_NAIVE_TARGET=str(total),
+        BENCH_NAIVE_PROGRESS=str(progress),
+    )
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
     child = WorkerProcess(env, work / f"{app_id}.log", module=("bench.naive_faust",))
     say(f"naive Faust: starting, app id {app_id}")
@@ -508,8 +561,12 @@ def measure_naive(broker: EmbeddedBroker, work: Path, total: int, timeout: float
                 last_note = time.monotonic()
                 say(f"naive Faust: {time.time() - t0:5.0f} s, {state.get('count', 0)} events")
             time.sleep(0.1)
-        details = {"peak_rss_mb": [peak_rss_mb(child.proc.pid)], "cpu_s": [cpu_seconds(child.proc.pid)],
-                   "first_event_s": state["first"] - t0, "processing_s": state["done"] - state["first"]}
+        details = {
+            "peak_rss_mb": [peak_rss_mb(child.proc.pid)],
+            "cpu_s": [cpu_seconds(child.proc.pid)],
+            "first_event_s": state["first"] - t0,
+            "processing_s": state["done"] - state["first"],
+        }
     finally:
         child.stop()
     return Result("naive Faust", total, state["done"] - t0, details)
@@ -531,7 +588,9 @@ class LatencyResult:
     def trend(self, parts: int = 6) -> list[float]:
         """Median latency of each successive slice of receipts: a rising trend means a backlog."""
         xs, n = self.latencies_ms, len(self.latencies_ms)
-        return [statistics.median(xs[i * n // parts:(i + 1) * n // parts]) for i in range(parts)] if n >= parts else []
+        return (
+            [statistics.median(xs[i * n // parts : (i + 1) * n // parts]) for i in range(parts)] if n >= parts else []
+        )
 
     def percentile(self, q: float) -> float:
         xs = sorted(self.latencies_ms)
@@ -552,8 +611,9 @@ def message_ids(prefix: str, partitions: int, target: int = 0):
             yield mid
 
 
-async def latency_load(s: Settings, rate: float, duration: float, receipt_delay: float = 0.5,
-                       settle: float = 30.0) -> LatencyResult:
+async def latency_load(
+    s: Settings, rate: float, duration: float, receipt_delay: float = 0.5, settle: float = 30.0
+) -> LatencyResult:
     """Steady sends and DELIVRD receipts of one new campaign; time each receipt to its stats.
 
     ``rate`` counts both kinds of events, so rate/2 messages per second. A receipt is
@@ -575,8 +635,14 @@ async def latency_load(s: Settings, rate: float, duration: float, receipt_delay:
     # Tansu burns CPU the worker needs (measured at 2 000 events/s for 30 s: broker 31 CPU-s
     # with linger 0, 6 with 5 ms; stats latency spiking to 6 s vs a steady ~0.8 s).
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5)
-    consumer = AIOKafkaConsumer(s.topics.campaign_stats, bootstrap_servers=s.bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=20)
+    consumer = AIOKafkaConsumer(
+        s.topics.campaign_stats,
+        bootstrap_servers=s.bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=20,
+    )
     await producer.start()
     await consumer.start()
 
@@ -608,8 +674,14 @@ async def latency_load(s: Settings, rate: float, duration: float, receipt_delay:
     finally:
         await producer.stop()
         await consumer.stop()
-    return LatencyResult(rate, duration, len(produced), [x * 1000 for x in reflected], len(produced) - len(reflected),
-                         achieved[0] if achieved else float("nan"))
+    return LatencyResult(
+        rate,
+        duration,
+        len(produced),
+        [x * 1000 for x in reflected],
+        len(produced) - len(reflected),
+        achieved[0] if achieved else float("nan"),
+    )
 
 
 def run_latency(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, base: Settings) -> dict[str, Any]:
@@ -626,8 +698,10 @@ def run_latency(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, ba
         # one diluted by startup (which dominates a small warm-up).
         warm_eps = wl.events / (elapsed - first)
         rate = args.rate or max(2.0, warm_eps / 2)
-        say(f"latency: warm-up done, {wl.events / elapsed:,.0f} events/s from start, {warm_eps:,.0f} events/s "
-            f"processing only; load {rate:,.0f} events/s ({rate / 2:,.0f} messages/s) for {args.duration:g} s")
+        say(
+            f"latency: warm-up done, {wl.events / elapsed:,.0f} events/s from start, {warm_eps:,.0f} events/s "
+            f"processing only; load {rate:,.0f} events/s ({rate / 2:,.0f} messages/s) for {args.duration:g} s"
+        )
         cpu0 = time.process_time()
         res = asyncio.run(latency_load(group.settings, rate, args.duration))
         load_cpu = (time.process_time() - cpu0) / args.duration
@@ -636,25 +710,44 @@ def run_latency(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, ba
     finally:
         group.stop()
     lat = res.latencies_ms
-    out = {"mode": "latency", "warmup_events": wl.events, "warmup_events_per_s": warm_eps, "rate": rate,
-           "achieved_rate": res.achieved_rate,
-           "duration_s": args.duration, "receipts": res.produced, "missing": res.missing,
-           "p50_ms": res.percentile(50), "p95_ms": res.percentile(95), "p99_ms": res.percentile(99),
-           "max_ms": max(lat) if lat else float("nan"), "mean_ms": statistics.fmean(lat) if lat else float("nan"),
-           "trend_ms": res.trend(), "load_generator_cpu": load_cpu,
-           "peak_rss_mb": details["peak_rss_mb"][0]}
+    out = {
+        "mode": "latency",
+        "warmup_events": wl.events,
+        "warmup_events_per_s": warm_eps,
+        "rate": rate,
+        "achieved_rate": res.achieved_rate,
+        "duration_s": args.duration,
+        "receipts": res.produced,
+        "missing": res.missing,
+        "p50_ms": res.percentile(50),
+        "p95_ms": res.percentile(95),
+        "p99_ms": res.percentile(99),
+        "max_ms": max(lat) if lat else float("nan"),
+        "mean_ms": statistics.fmean(lat) if lat else float("nan"),
+        "trend_ms": res.trend(),
+        "load_generator_cpu": load_cpu,
+        "peak_rss_mb": details["peak_rss_mb"][0],
+    }
     print()
-    print(f"latency, receipt produced -> first CampaignStats reflecting it (1 worker, {rate:,.0f} events/s "
-          f"asked, {res.achieved_rate:,.0f} produced, for {args.duration:g} s, {res.produced} receipts; "
-          f"stats interval {group.settings.stats_interval_ms} ms)")
-    print(f"  p50 {out['p50_ms']:.0f} ms   p95 {out['p95_ms']:.0f} ms   p99 {out['p99_ms']:.0f} ms   "
-          f"max {out['max_ms']:.0f} ms   mean {out['mean_ms']:.0f} ms")
-    print(f"  median by sixth of the run: {' '.join(f'{x:.0f}' for x in out['trend_ms'])} ms; "
-          f"load generator used {load_cpu:.0%} of a core")
+    print(
+        f"latency, receipt produced -> first CampaignStats reflecting it (1 worker, {rate:,.0f} events/s "
+        f"asked, {res.achieved_rate:,.0f} produced, for {args.duration:g} s, {res.produced} receipts; "
+        f"stats interval {group.settings.stats_interval_ms} ms)"
+    )
+    print(
+        f"  p50 {out['p50_ms']:.0f} ms   p95 {out['p95_ms']:.0f} ms   p99 {out['p99_ms']:.0f} ms   "
+        f"max {out['max_ms']:.0f} ms   mean {out['mean_ms']:.0f} ms"
+    )
+    print(
+        f"  median by sixth of the run: {' '.join(f'{x:.0f}' for x in out['trend_ms'])} ms; "
+        f"load generator used {load_cpu:.0%} of a core"
+    )
     if res.missing:
         print(f"  {res.missing} receipts never reflected within the settle time")
-    print(f"SUMMARY latency: p50 {out['p50_ms']:.0f} ms, p99 {out['p99_ms']:.0f} ms, max {out['max_ms']:.0f} ms at "
-          f"{rate:,.0f} events/s ({rate / warm_eps:.0%} of the warm-up throughput), {res.missing} missing")
+    print(
+        f"SUMMARY latency: p50 {out['p50_ms']:.0f} ms, p99 {out['p99_ms']:.0f} ms, max {out['max_ms']:.0f} ms at "
+        f"{rate:,.0f} events/s ({rate / warm_eps:.0%} of the warm-up throughput), {res.missing} missing"
+    )
     if res.missing:
         raise BenchFailure(f"{res.missing} of {res.produced} receipts never showed in the stats")
     return out
@@ -678,25 +771,35 @@ def ratio(a: Result | None, b: Result | None) -> str:
 
 def print_table(wl: Workload, ceiling: Result | None, smstally: list[Result], naive: Result | None) -> None:
     print()
-    print(f"{wl.events} events ({wl.messages} messages), {PARTITIONS} partitions, embedded Tansu broker, "
-          f"{os.cpu_count()} cores")
-    print(f"{'path':<26}{'events/s':>10}{'vs ceiling':>12}{'vs naive':>10}{'elapsed s':>11}{'CPU s':>8}"
-          f"{'events/CPU-s':>14}")
+    print(
+        f"{wl.events} events ({wl.messages} messages), {PARTITIONS} partitions, embedded Tansu broker, "
+        f"{os.cpu_count()} cores"
+    )
+    print(
+        f"{'path':<26}{'events/s':>10}{'vs ceiling':>12}{'vs naive':>10}{'elapsed s':>11}{'CPU s':>8}"
+        f"{'events/CPU-s':>14}"
+    )
     for r in [x for x in (ceiling, *smstally, naive) if x is not None]:
         cpu = sum(c for c in r.details.get("cpu_s", []) if c) or None
         cpu_s, per_cpu = (f"{cpu:8.1f}", f"{r.events / cpu:14,.0f}") if cpu else (f"{'-':>8}", f"{'-':>14}")
-        print(f"{r.path:<26}{r.eps:10,.0f}{ratio(r, ceiling) if r is not ceiling else '':>12}"
-              f"{ratio(r, naive) if r is not naive else '':>10}{r.seconds:11.1f}{cpu_s}{per_cpu}")
+        print(
+            f"{r.path:<26}{r.eps:10,.0f}{ratio(r, ceiling) if r is not ceiling else '':>12}"
+            f"{ratio(r, naive) if r is not naive else '':>10}{r.seconds:11.1f}{cpu_s}{per_cpu}"
+        )
     for r in smstally:
         d = r.details
         rss = "/".join(f"{x:.0f}" for x in d.get("peak_rss_mb", []) if x)
-        print(f"peak RSS {r.path}: {rss} MB; state on disk: {d['disk_mb']:.1f} MB "
-              f"({d['disk_mb_per_m_messages']:.0f} MB per 1M messages)")
+        print(
+            f"peak RSS {r.path}: {rss} MB; state on disk: {d['disk_mb']:.1f} MB "
+            f"({d['disk_mb_per_m_messages']:.0f} MB per 1M messages)"
+        )
     for r in (*smstally, naive):
         if r is not None and r.details.get("first_event_s") is not None:
             d = r.details
-            print(f"{r.path}: first event {d['first_event_s']:.1f} s after start; processing only "
-                  f"{d['processing_s']:.1f} s = {r.events / d['processing_s']:,.0f} events/s")
+            print(
+                f"{r.path}: first event {d['first_event_s']:.1f} s after start; processing only "
+                f"{d['processing_s']:.1f} s = {r.events / d['processing_s']:,.0f} events/s"
+            )
     if len(smstally) > 1:
         base = smstally[0]
         for r in smstally[1:]:
@@ -708,20 +811,27 @@ def summary_line(wl: Workload, ceiling: Result | None, smstally: list[Result], n
     if ceiling:
         parts.append(f"ceiling {ceiling.eps:,.0f}/s")
     for r in smstally:
-        parts.append(f"{r.path} {r.eps:,.0f}/s"
-                     + (f" ({r.eps / ceiling.eps:.1%} of ceiling)" if ceiling else "")
-                     + (f" ({r.eps / naive.eps:.2f}x naive)" if naive else ""))
+        parts.append(
+            f"{r.path} {r.eps:,.0f}/s"
+            + (f" ({r.eps / ceiling.eps:.1%} of ceiling)" if ceiling else "")
+            + (f" ({r.eps / naive.eps:.2f}x naive)" if naive else "")
+        )
     if naive:
         parts.append(f"naive Faust {naive.eps:,.0f}/s")
     if smstally:
-        parts.append(f"peak RSS {max(x for x in smstally[0].details['peak_rss_mb'] if x):.0f} MB, "
-                     f"{smstally[0].details['disk_mb_per_m_messages']:.0f} MB disk per 1M messages")
+        parts.append(
+            f"peak RSS {max(x for x in smstally[0].details['peak_rss_mb'] if x):.0f} MB, "
+            f"{smstally[0].details['disk_mb_per_m_messages']:.0f} MB disk per 1M messages"
+        )
     return "SUMMARY " + "; ".join(parts)
 
 
 def as_json(r: Result | None) -> dict[str, Any] | None:
-    return None if r is None else {"path": r.path, "events": r.events, "seconds": r.seconds,
-                                   "events_per_s": r.eps, **r.details}
+    return (
+        None
+        if r is None
+        else {"path": r.path, "events": r.events, "seconds": r.seconds, "events_per_s": r.eps, **r.details}
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -745,10 +855,21 @@ def run_throughput(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
         say(f"naive Faust: {naive.eps:,.0f} events/s ({naive.seconds:.1f} s)")
     print_table(wl, ceiling, smstally, naive)
     print(summary_line(wl, ceiling, smstally, naive), flush=True)
-    return {"mode": "throughput", "events": wl.events, "messages": wl.messages, "by_topic": wl.by_topic,
-            "partitions": PARTITIONS, "seed": args.seed, "campaigns": args.campaigns,
-            "generate_s": wl.generate_s, "produce_s": wl.produce_s, "stops_attributed": wl.stops_attributed,
-            "ceiling": as_json(ceiling), "smstally": [as_json(r) for r in smstally], "naive": as_json(naive)}
+    return {
+        "mode": "throughput",
+        "events": wl.events,
+        "messages": wl.messages,
+        "by_topic": wl.by_topic,
+        "partitions": PARTITIONS,
+        "seed": args.seed,
+        "campaigns": args.campaigns,
+        "generate_s": wl.generate_s,
+        "produce_s": wl.produce_s,
+        "stops_attributed": wl.stops_attributed,
+        "ceiling": as_json(ceiling),
+        "smstally": [as_json(r) for r in smstally],
+        "naive": as_json(naive),
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -784,8 +905,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         broker.start()
         tansu.apply("tansu")
-        base = from_env(dict(os.environ, SMSTALLY_BROKER=broker.url, SMSTALLY_BROKER_FLAVOR="tansu",
-                             SMSTALLY_PARTITIONS=str(PARTITIONS)))
+        base = from_env(
+            dict(
+                os.environ,
+                SMSTALLY_BROKER=broker.url,
+                SMSTALLY_BROKER_FLAVOR="tansu",
+                SMSTALLY_PARTITIONS=str(PARTITIONS),
+            )
+        )
         asyncio.run(ensure_topics(base))
         say(f"broker {broker.url}, work dir {work}")
         out = run_latency(args, broker, work, base) if args.latency else run_throughput(args, broker, work, base)
@@ -804,9 +931,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
-
-async def probe_traffic(producer, codec, s, cid: str, ids, rate: float, duration: float, receipt_delay: float,
-                        produced: list[float]) -> float:
+async def probe_traffic(
+    producer, codec, s, cid: str, ids, rate: float, duration: float, receipt_delay: float, produced: list[float]
+) -> float:
     """The latency probe's traffic: a launch, then sends at rate/2 and each one's receipt
     ``receipt_delay`` s later, for ``duration`` s; the time every receipt was handed to the
     producer goes to ``produced``. Returns the events/s achieved. Shared by both benchmarks'
@@ -822,20 +949,64 @@ async def probe_traffic(producer, codec, s, cid: str, ids, rate: float, duration
     start = time.time() + 1.0 + n * 40e-6  # the planned start: after the encoding below
     t = [int((start + k * interval) * 1000) for k in range(n)]
     r = [int((start + k * interval + receipt_delay) * 1000) for k in range(n)]
-    sends = [codec.encode("smstally.MessageSent", {
-        "event_id": f"{mid}-s", "campaign_id": cid, "message_id": mid, "contact_id": None,
-        "phone": f"+336{10_000_000 + k % 89_999_999:08d}", "sent_at": t[k], "outcome": "SUBMITTED",
-        "not_sent_reason": None, "segments": 1, "credits": 0.05, "provider": "smpp", "country": "FR",
-        "operator": "Orange"}) for k, mid in enumerate(mids)]
-    receipts = [codec.encode("smstally.DeliveryReceipt", {
-        "event_id": f"{mid}-r", "message_id": mid, "campaign_id": cid, "provider": "smpp", "status": "DELIVRD",
-        "error_code": None, "done_at": r[k], "received_at": r[k]}) for k, mid in enumerate(mids)]
+    sends = [
+        codec.encode(
+            "smstally.MessageSent",
+            {
+                "event_id": f"{mid}-s",
+                "campaign_id": cid,
+                "message_id": mid,
+                "contact_id": None,
+                "phone": f"+336{10_000_000 + k % 89_999_999:08d}",
+                "sent_at": t[k],
+                "outcome": "SUBMITTED",
+                "not_sent_reason": None,
+                "segments": 1,
+                "credits": 0.05,
+                "provider": "smpp",
+                "country": "FR",
+                "operator": "Orange",
+            },
+        )
+        for k, mid in enumerate(mids)
+    ]
+    receipts = [
+        codec.encode(
+            "smstally.DeliveryReceipt",
+            {
+                "event_id": f"{mid}-r",
+                "message_id": mid,
+                "campaign_id": cid,
+                "provider": "smpp",
+                "status": "DELIVRD",
+                "error_code": None,
+                "done_at": r[k],
+                "received_at": r[k],
+            },
+        )
+        for k, mid in enumerate(mids)
+    ]
     keys = [mid.encode() for mid in mids]
     now_ms = int(time.time() * 1000)
-    await producer.send_and_wait(s.topics.campaigns, key=cid.encode(), value=codec.encode("smstally.CampaignLaunched", {
-        "event_id": f"{cid}-launch", "campaign_id": cid, "name": "latency probe", "kind": "AUTOMATED",
-        "text": "BENCH: latency probe. STOP au 36111", "sender_id": "BENCH", "sms_type": "transactional",
-        "created_at": now_ms, "launched_at": now_ms, "launch_list_size": 0}))
+    await producer.send_and_wait(
+        s.topics.campaigns,
+        key=cid.encode(),
+        value=codec.encode(
+            "smstally.CampaignLaunched",
+            {
+                "event_id": f"{cid}-launch",
+                "campaign_id": cid,
+                "name": "latency probe",
+                "kind": "AUTOMATED",
+                "text": "BENCH: latency probe. STOP au 36111",
+                "sender_id": "BENCH",
+                "sms_type": "transactional",
+                "created_at": now_ms,
+                "launched_at": now_ms,
+                "launch_list_size": 0,
+            },
+        ),
+    )
     outbox = BenchOutbox(producer)
     await asyncio.sleep(max(0.0, start - time.time()))
     sent = received = 0
@@ -854,6 +1025,7 @@ async def probe_traffic(producer, codec, s, cid: str, ids, rate: float, duration
         await asyncio.sleep(0.005)
     await outbox.drain()
     return 2 * n / max((t[-1] - t[0]) / 1000, interval)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,6 +6,7 @@ old: no delta is ever added twice. The published version is the offset of the la
 folded in the campaign's input log, so a stats record for a given version always carries
 the same figures, whoever computes it and however often.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
@@ -78,12 +79,21 @@ def stats(state: CampaignState) -> dict[str, Any]:
     summary = state.summary
     rec: dict[str, Any] = {"campaign_id": state.campaign_id}
     rec.update({k: None if summary is None else getattr(summary, k) for k in SUMMARY_FIELDS})
-    rec.update({
-        "version": state.last_offset + 1, "updated_at": state.updated_at,
-        "sent": sent, "not_sent": not_sent, "not_sent_by_reason": nsr, "status_counts": sc,
-        "unsubscribed": unsub, "credits": credits / MICRO, "rates": rates(sent, sc, unsub),
-        "first_sent_at": first, "last_event_at": last,
-    })
+    rec.update(
+        {
+            "version": state.last_offset + 1,
+            "updated_at": state.updated_at,
+            "sent": sent,
+            "not_sent": not_sent,
+            "not_sent_by_reason": nsr,
+            "status_counts": sc,
+            "unsubscribed": unsub,
+            "credits": credits / MICRO,
+            "rates": rates(sent, sc, unsub),
+            "first_sent_at": first,
+            "last_event_at": last,
+        }
+    )
     return rec
 
 

@@ -3,6 +3,7 @@
 Kept as data (not scattered ``if`` chains) so the rates, the fold's tie-break and the
 operator report all agree on what a status means.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,9 +33,13 @@ STATUSES: dict[str, StatusInfo] = {
         StatusInfo(PENDING, "waiting", False, "Waiting", "With carrier"),
         StatusInfo(PROVIDER_ACCEPTED, "receipt", True, "Sent", "Provider accepted"),
         StatusInfo(DELIVERED, "receipt", True, "Received / Operator delivered", "Delivery successful"),
-        StatusInfo(SOFT_BOUNCE, "temporary_error", True, "Operator / absence temporary error", "Rejected (soft bounce)"),
+        StatusInfo(
+            SOFT_BOUNCE, "temporary_error", True, "Operator / absence temporary error", "Rejected (soft bounce)"
+        ),
         StatusInfo(PROVIDER_ERROR, "temporary_error", True, "Other error", "Provider error"),
-        StatusInfo(HARD_BOUNCE, "permanent_error", True, "Permanent error absence / Routing error", "Rejected (hard bounce)"),
+        StatusInfo(
+            HARD_BOUNCE, "permanent_error", True, "Permanent error absence / Routing error", "Rejected (hard bounce)"
+        ),
         StatusInfo(UNKNOWN, "unknown", True, "\u2014", "Delivery status unknown"),
         StatusInfo(NOT_SENT, "not_sent", True, "(not sent, with reason)", "Number of SMS not sent"),
     )

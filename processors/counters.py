@@ -6,6 +6,7 @@ states after any recovery. That is what keeps a crash from counting an event twi
 Credits are summed as integer micro-credits so that the total does not depend on the order
 of additions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,9 +34,15 @@ def contribution(state: MessageState, v: StatusView | None) -> Contribution | No
         return None
     send = state.send
     is_sent = send.outcome != "NOT_SENT"
-    return Contribution(send.campaign_id, 1 if is_sent else 0, None if is_sent else (send.not_sent_reason or "OTHER"),
-                        v.status, round(send.credits * MICRO) if is_sent else 0,
-                        len(state.send_ids), len(state.receipt_ids))
+    return Contribution(
+        send.campaign_id,
+        1 if is_sent else 0,
+        None if is_sent else (send.not_sent_reason or "OTHER"),
+        v.status,
+        round(send.credits * MICRO) if is_sent else 0,
+        len(state.send_ids),
+        len(state.receipt_ids),
+    )
 
 
 @dataclass
@@ -87,8 +94,15 @@ class CampaignCounters:
 
     def counts(self) -> MessageCounts:
         """A frozen copy, for a partial."""
-        return MessageCounts(self.sent, self.not_sent, dict(self.not_sent_by_reason), dict(self.status_counts),
-                             self.credits_micro, self.first_sent_at, self.last_event_at)
+        return MessageCounts(
+            self.sent,
+            self.not_sent,
+            dict(self.not_sent_by_reason),
+            dict(self.status_counts),
+            self.credits_micro,
+            self.first_sent_at,
+            self.last_event_at,
+        )
 
 
 def _bump(d: dict[str, int], k: str, n: int) -> None:

@@ -11,6 +11,7 @@ never fails here, so there is nothing to hold back); a ``PartitionStore`` is sco
 batch's partition, as the worker's table is (one database per partition), so a record
 routed to the wrong partition does not find its state there.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -79,8 +80,14 @@ class PartitionStore(MutableMapping[str, Any]):
 
 
 class Driver:
-    def __init__(self, topology: Topology, partitions: Mapping[str, int], default_partitions: int = 1,
-                 clock: Callable[[], int] | None = None, max_batch: int = 500):
+    def __init__(
+        self,
+        topology: Topology,
+        partitions: Mapping[str, int],
+        default_partitions: int = 1,
+        clock: Callable[[], int] | None = None,
+        max_batch: int = 500,
+    ):
         """``partitions``: the partition count of each topic (``default_partitions`` for the
         others); ``clock``: processing time in ms for the partial timer (default: a counter)."""
         self.topology = topology
@@ -149,7 +156,7 @@ class Driver:
                 for p, part in enumerate(self._log(topic)):
                     start = self.positions.get((topic, p), 0)
                     while start < len(part):
-                        batch = part[start:start + self.max_batch]
+                        batch = part[start : start + self.max_batch]
                         self._handle(topic, p, batch)
                         start = self.positions[(topic, p)] = start + len(batch)
                         handled += len(batch)

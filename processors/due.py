@@ -5,10 +5,11 @@ passes (a million entries, ~150 MB); here a dict holds the keys still due (messa
 PENDING, receipts still without their send) and the heap's stale entries are dropped when
 they exceed a quarter of the live ones.
 """
+
 from __future__ import annotations
 
 import heapq
-from typing import Iterator
+from collections.abc import Iterator
 
 _SLACK = 4096  # stale heap entries tolerated before compacting, beyond a quarter of the live ones
 

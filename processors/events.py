@@ -9,6 +9,7 @@ dead letter with a reason instead of a corrupted count (contract §8). Timestamp
 milliseconds (UTC): bounds are fixed, not relative to the wall clock, so that replaying a
 topic next year accepts and rejects exactly what it did today.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -93,8 +94,9 @@ def _str(rec: Mapping[str, Any], field: str, ev: str | None, limit: int = MAX_ID
 def _enum(rec: Mapping[str, Any], field: str, allowed: frozenset[str], ev: str | None) -> str:
     value = rec.get(field)
     if value not in allowed:
-        raise InvalidEvent("unknown_enum", f"field {field!r} has value {value!r}, expected one of {sorted(allowed)}",
-                           ev)
+        raise InvalidEvent(
+            "unknown_enum", f"field {field!r} has value {value!r}, expected one of {sorted(allowed)}", ev
+        )
     return str(value)
 
 
@@ -116,10 +118,18 @@ class CampaignLaunched(msgspec.Struct, frozen=True, array_like=True, gc=False):
         size = rec.get("launch_list_size")
         if not isinstance(size, int) or size < 0:
             raise InvalidEvent("invalid_field", f"launch_list_size must be a non-negative integer, got {size!r}", ev)
-        return cls(ev, _id(rec, "campaign_id", ev), _str(rec, "name", ev, MAX_TEXT_LEN) or "",
-                   _enum(rec, "kind", _KINDS, ev), _str(rec, "text", ev, MAX_TEXT_LEN) or "",
-                   _str(rec, "sender_id", ev) or "", _str(rec, "sms_type", ev) or "",
-                   _ts(rec, "created_at", ev), _ts(rec, "launched_at", ev), size)
+        return cls(
+            ev,
+            _id(rec, "campaign_id", ev),
+            _str(rec, "name", ev, MAX_TEXT_LEN) or "",
+            _enum(rec, "kind", _KINDS, ev),
+            _str(rec, "text", ev, MAX_TEXT_LEN) or "",
+            _str(rec, "sender_id", ev) or "",
+            _str(rec, "sms_type", ev) or "",
+            _ts(rec, "created_at", ev),
+            _ts(rec, "launched_at", ev),
+            size,
+        )
 
 
 _KINDS = frozenset({"BATCH", "AUTOMATED", "OTHER"})
@@ -159,11 +169,22 @@ class MessageSent(msgspec.Struct, frozen=True, array_like=True, gc=False):
         if not isinstance(credits, (int, float)) or not (0 <= credits < 1e9):
             raise InvalidEvent("invalid_field", f"credits must be a finite number >= 0, got {credits!r}", ev)
         outcome = _enum(rec, "outcome", _OUTCOMES, ev)
-        return cls(ev, _id(rec, "campaign_id", ev), _id(rec, "message_id", ev), _opt_id(rec, "contact_id", ev),
-                   phone, valid, _ts(rec, "sent_at", ev), outcome,
-                   (rec.get("not_sent_reason") or "OTHER") if outcome == "NOT_SENT" else None,
-                   segments, float(credits), _str(rec, "provider", ev), _str(rec, "country", ev),
-                   _str(rec, "operator", ev))
+        return cls(
+            ev,
+            _id(rec, "campaign_id", ev),
+            _id(rec, "message_id", ev),
+            _opt_id(rec, "contact_id", ev),
+            phone,
+            valid,
+            _ts(rec, "sent_at", ev),
+            outcome,
+            (rec.get("not_sent_reason") or "OTHER") if outcome == "NOT_SENT" else None,
+            segments,
+            float(credits),
+            _str(rec, "provider", ev),
+            _str(rec, "country", ev),
+            _str(rec, "operator", ev),
+        )
 
 
 class DeliveryReceipt(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -198,9 +219,16 @@ class DeliveryReceipt(msgspec.Struct, frozen=True, array_like=True, gc=False):
         if code is not None and len(code) > MAX_ID_LEN:
             raise InvalidEvent("invalid_field", f"error_code is {len(code)} characters long", ev)
         provider = _str(rec, "provider", ev)
-        return cls(ev, _id(rec, "message_id", ev), _opt_id(rec, "campaign_id", ev),
-                   provider.lower() if isinstance(provider, str) and provider else None,
-                   status, code, _opt_ts(rec, "done_at", ev), _ts(rec, "received_at", ev))
+        return cls(
+            ev,
+            _id(rec, "message_id", ev),
+            _opt_id(rec, "campaign_id", ev),
+            provider.lower() if isinstance(provider, str) and provider else None,
+            status,
+            code,
+            _opt_ts(rec, "done_at", ev),
+            _ts(rec, "received_at", ev),
+        )
 
 
 class Unsubscribe(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=2):
@@ -224,6 +252,14 @@ class Unsubscribe(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=2)
     def from_record(cls, rec: Mapping[str, Any], region: str = "FR") -> Unsubscribe:
         ev = _id(rec, "event_id")
         phone, valid = _phone(rec, ev, region)
-        return cls(ev, phone, valid, _opt_id(rec, "contact_id", ev), _opt_id(rec, "campaign_id", ev),
-                   _enum(rec, "action", _ACTIONS, ev), _enum(rec, "channel", _CHANNELS, ev),
-                   _str(rec, "text", ev, MAX_TEXT_LEN), _ts(rec, "at", ev))
+        return cls(
+            ev,
+            phone,
+            valid,
+            _opt_id(rec, "contact_id", ev),
+            _opt_id(rec, "campaign_id", ev),
+            _enum(rec, "action", _ACTIONS, ev),
+            _enum(rec, "channel", _CHANNELS, ev),
+            _str(rec, "text", ev, MAX_TEXT_LEN),
+            _ts(rec, "at", ev),
+        )

@@ -7,6 +7,7 @@ makes at-least-once delivery, replays and early receipts harmless. The status is
 from the state (plus the event-time watermark for rule 6), not stored, so that a
 timeout can never disagree with the events that a replay brings back.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -64,8 +65,9 @@ def _better_send(a: MessageSent | None, b: MessageSent) -> MessageSent:
     return a
 
 
-def fold(state: MessageState | None, event: MessageSent | DeliveryReceipt, mapper: StatusMapper,
-         partition: int = 0) -> MessageState:
+def fold(
+    state: MessageState | None, event: MessageSent | DeliveryReceipt, mapper: StatusMapper, partition: int = 0
+) -> MessageState:
     """Return the state after ``event``; the same object when the event changes nothing."""
     if state is None:
         state = MessageState(event.message_id, partition)
@@ -74,20 +76,47 @@ def fold(state: MessageState | None, event: MessageSent | DeliveryReceipt, mappe
     max_t = max(state.max_event_time, event.event_time)
     # MessageState(...) positionally rather than msgspec.structs.replace: the hot path.
     if isinstance(event, MessageSent):
-        return MessageState(state.message_id, state.partition, _better_send(state.send, event),
-                            state.send_ids | {event.event_id}, state.receipt_ids, state.best_final,
-                            state.last_pending_at, max_t, state.orphan_reported)
+        return MessageState(
+            state.message_id,
+            state.partition,
+            _better_send(state.send, event),
+            state.send_ids | {event.event_id},
+            state.receipt_ids,
+            state.best_final,
+            state.last_pending_at,
+            max_t,
+            state.orphan_reported,
+        )
     status = mapper.map(event.provider, event.status, event.error_code)
     ids = state.receipt_ids | {event.event_id}
     if status == catalog.PENDING:
         last = event.carrier_time if state.last_pending_at is None else max(state.last_pending_at, event.carrier_time)
-        return MessageState(state.message_id, state.partition, state.send, state.send_ids, ids, state.best_final,
-                            last, max_t, state.orphan_reported)
-    cand = FinalReceipt(event.carrier_time, catalog.TIE_RANK[status], event.event_id, status,
-                        event.error_code, event.provider)
+        return MessageState(
+            state.message_id,
+            state.partition,
+            state.send,
+            state.send_ids,
+            ids,
+            state.best_final,
+            last,
+            max_t,
+            state.orphan_reported,
+        )
+    cand = FinalReceipt(
+        event.carrier_time, catalog.TIE_RANK[status], event.event_id, status, event.error_code, event.provider
+    )
     best = cand if state.best_final is None else max(state.best_final, cand)
-    return MessageState(state.message_id, state.partition, state.send, state.send_ids, ids, best,
-                        state.last_pending_at, max_t, state.orphan_reported)
+    return MessageState(
+        state.message_id,
+        state.partition,
+        state.send,
+        state.send_ids,
+        ids,
+        best,
+        state.last_pending_at,
+        max_t,
+        state.orphan_reported,
+    )
 
 
 def view(state: MessageState, watermark: int, pending_timeout_ms: int) -> StatusView | None:
@@ -99,8 +128,9 @@ def view(state: MessageState, watermark: int, pending_timeout_ms: int) -> Status
         return StatusView(catalog.NOT_SENT, send.sent_at, None, send.provider, False)
     best = state.best_final
     if send.outcome == "PROVIDER_ERROR":  # final at its sent_at, so rule 3 compares it
-        own = FinalReceipt(send.sent_at, catalog.TIE_RANK[catalog.PROVIDER_ERROR], "", catalog.PROVIDER_ERROR,
-                           None, send.provider)
+        own = FinalReceipt(
+            send.sent_at, catalog.TIE_RANK[catalog.PROVIDER_ERROR], "", catalog.PROVIDER_ERROR, None, send.provider
+        )
         best = own if best is None else max(best, own)
     if best is not None:
         return StatusView(best.status, best.carrier_time, best.error_code, best.provider or send.provider, False)

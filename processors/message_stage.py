@@ -11,6 +11,7 @@ changelog lacks; the replay that follows (offsets were not committed) meets only
 duplicates, and without this write the changelog would never get that state, so the next
 owner of the partition (or a wiped worker) would restore it without those events.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
@@ -33,9 +34,14 @@ DEFAULT_ORPHAN_WINDOW_MS = 24 * HOUR_MS
 
 
 class MessageStage:
-    def __init__(self, partition: int, store: MutableMapping[str, MessageState], mapper: StatusMapper,
-                 pending_timeout_ms: int = DEFAULT_PENDING_TIMEOUT_MS,
-                 orphan_window_ms: int = DEFAULT_ORPHAN_WINDOW_MS):
+    def __init__(
+        self,
+        partition: int,
+        store: MutableMapping[str, MessageState],
+        mapper: StatusMapper,
+        pending_timeout_ms: int = DEFAULT_PENDING_TIMEOUT_MS,
+        orphan_window_ms: int = DEFAULT_ORPHAN_WINDOW_MS,
+    ):
         self.partition = partition
         self.store = store
         self.mapper = mapper
@@ -84,8 +90,14 @@ class MessageStage:
             self._advance(event.event_time, out)
         return out
 
-    def _transition(self, old: MessageState | None, old_v: StatusView | None, new: MessageState,
-                    new_v: StatusView | None, out: list[Out]) -> None:
+    def _transition(
+        self,
+        old: MessageState | None,
+        old_v: StatusView | None,
+        new: MessageState,
+        new_v: StatusView | None,
+        out: list[Out],
+    ) -> None:
         self._account(new, old, new_v, old_v)
         if new_v is None:
             return
@@ -95,8 +107,9 @@ class MessageStage:
             assert new.send is not None  # a status needs a send
             out.append(Out(REMOVAL, new.send.phone, permanent_error_removal(new, new_v)))
 
-    def _account(self, new: MessageState, old: MessageState | None, new_v: StatusView | None,
-                 old_v: StatusView | None) -> None:
+    def _account(
+        self, new: MessageState, old: MessageState | None, new_v: StatusView | None, old_v: StatusView | None
+    ) -> None:
         oc = contribution(old, old_v) if old is not None else None
         nc = contribution(new, new_v)
         if oc == nc:
@@ -152,12 +165,23 @@ class MessageStage:
             if s is None or s.send is not None or s.orphan_reported:
                 continue
             self.store[mid] = replace(s, orphan_reported=True)
-            out.append(Out(DEAD_LETTER, mid, {
-                "error_kind": "orphan_receipt", "message_id": mid, "partition": self.partition,
-                "receipts": len(s.receipt_ids),
-                "reason": (f"{len(s.receipt_ids)} receipt(s) for message {mid} never matched a MessageSent within "
-                           f"{self.orphan_window / HOUR_MS:g} h of event time; held, and folded in if the send comes"),
-                "at": s.max_event_time}))
+            out.append(
+                Out(
+                    DEAD_LETTER,
+                    mid,
+                    {
+                        "error_kind": "orphan_receipt",
+                        "message_id": mid,
+                        "partition": self.partition,
+                        "receipts": len(s.receipt_ids),
+                        "reason": (
+                            f"{len(s.receipt_ids)} receipt(s) for message {mid} never matched a MessageSent within "
+                            f"{self.orphan_window / HOUR_MS:g} h of event time; held, and folded in if the send comes"
+                        ),
+                        "at": s.max_event_time,
+                    },
+                )
+            )
 
     # -- outputs ------------------------------------------------------------------
     def _reemit(self, s: MessageState) -> list[Out]:
@@ -178,10 +202,19 @@ class MessageStage:
         send = s.send
         assert send is not None
         return {
-            "message_id": s.message_id, "campaign_id": send.campaign_id, "contact_id": send.contact_id,
-            "phone": send.phone, "status": v.status, "category": catalog.category(v.status),
-            "error_code": v.error_code, "provider": v.provider, "sent_at": send.sent_at, "status_at": v.status_at,
-            "version": version(s, v), "not_sent_reason": send.not_sent_reason, "phone_valid": send.phone_valid,
+            "message_id": s.message_id,
+            "campaign_id": send.campaign_id,
+            "contact_id": send.contact_id,
+            "phone": send.phone,
+            "status": v.status,
+            "category": catalog.category(v.status),
+            "error_code": v.error_code,
+            "provider": v.provider,
+            "sent_at": send.sent_at,
+            "status_at": v.status_at,
+            "version": version(s, v),
+            "not_sent_reason": send.not_sent_reason,
+            "phone_valid": send.phone_valid,
         }
 
     @staticmethod
@@ -196,7 +229,14 @@ class MessageStage:
             c = self.counters.get(cid)
             if c is None:
                 continue
-            out.append(Out(CAMPAIGN_EVENT, cid, MessagePartial(
-                cid, self.partition, MessageVersion(c.n_sends, c.n_receipts, self.watermark), c.counts(), now_ms)))
+            out.append(
+                Out(
+                    CAMPAIGN_EVENT,
+                    cid,
+                    MessagePartial(
+                        cid, self.partition, MessageVersion(c.n_sends, c.n_receipts, self.watermark), c.counts(), now_ms
+                    ),
+                )
+            )
         self.dirty.clear()
         return out

@@ -1,4 +1,5 @@
 """What a stage asks the outside world to publish: plain tuples, so stages stay pure."""
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple

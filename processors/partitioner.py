@@ -6,6 +6,7 @@ aiokafka's murmur2 is a byte-by-byte Java transcription that cost ~4 % of a work
 this one reads the key's 32-bit words in one ``struct`` call and masks only where Java's
 int arithmetic wraps. Same results, checked against aiokafka's in tests/test_partitioner.py.
 """
+
 from __future__ import annotations
 
 import struct

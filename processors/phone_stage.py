@@ -7,6 +7,7 @@ a function of the set; a removal is emitted when an unsubscribe moves a phone fr
 blacklisted to blacklisted. Attribution of a STOP without campaign_id looks at the sends
 indexed *so far* (contract §6: a send processed after the unsubscribe does not re-attribute).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -65,8 +66,12 @@ class PhoneState(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 class PhoneStage:
-    def __init__(self, partition: int, store: MutableMapping[str, PhoneState],
-                 attribution_window_ms: int = DEFAULT_ATTRIBUTION_WINDOW_MS):
+    def __init__(
+        self,
+        partition: int,
+        store: MutableMapping[str, PhoneState],
+        attribution_window_ms: int = DEFAULT_ATTRIBUTION_WINDOW_MS,
+    ):
         self.partition = partition
         self.store = store
         self.window = attribution_window_ms
@@ -95,8 +100,9 @@ class PhoneStage:
         sends = list(s.sends)
         bisect.insort(sends, IndexedSend(sent_at, campaign_id, message_id))
         # Built directly rather than with replace: the hot path.
-        self.store[phone] = PhoneState(phone, s.partition, tuple(sends[-MAX_SENDS_PER_PHONE:]), s.handled, s.latest,
-                                       s.contact_id)
+        self.store[phone] = PhoneState(
+            phone, s.partition, tuple(sends[-MAX_SENDS_PER_PHONE:]), s.handled, s.latest, s.contact_id
+        )
 
     def attribute(self, s: PhoneState, u: Unsubscribe) -> str | None:
         if u.action != "UNSUBSCRIBE":
@@ -136,9 +142,20 @@ class PhoneStage:
         return [Out(REMOVAL, u.phone, blacklist_removal(u, campaign))] if removal else []
 
     def flush_partials(self, now_ms: int) -> list[Out]:
-        out = [Out(CAMPAIGN_EVENT, cid, UnsubscribePartial(
-            cid, self.partition, UnsubscribeVersion(self.attributions.get(cid, 0)), self.unsubscribed.get(cid, 0),
-            self.last_event_at.get(cid), now_ms))
-            for cid in sorted(self.dirty)]
+        out = [
+            Out(
+                CAMPAIGN_EVENT,
+                cid,
+                UnsubscribePartial(
+                    cid,
+                    self.partition,
+                    UnsubscribeVersion(self.attributions.get(cid, 0)),
+                    self.unsubscribed.get(cid, 0),
+                    self.last_event_at.get(cid),
+                    now_ms,
+                ),
+            )
+            for cid in sorted(self.dirty)
+        ]
         self.dirty.clear()
         return out

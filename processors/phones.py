@@ -4,6 +4,7 @@ Normalizing once, at the edge, is what lets an unsubscribe keyed "+33612345678" 
 sends written "06 12 34 56 78". A number that cannot be parsed is kept as given and
 flagged: dropping it would lose a count.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -20,6 +20,7 @@ Unions are tagged (the tag is the first element of the array): ``PhoneEvent`` an
 appended to at the end, with a default, under the same version; anything else is a new
 version.
 """
+
 from __future__ import annotations
 
 import enum
@@ -81,8 +82,7 @@ class Launch(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=1):
 
     @classmethod
     def of(cls, c: CampaignLaunched, at: int) -> Launch:
-        return cls(at, c.name, c.kind, c.text, c.sender_id, c.sms_type, c.created_at, c.launched_at,
-                   c.launch_list_size)
+        return cls(at, c.name, c.kind, c.text, c.sender_id, c.sms_type, c.created_at, c.launched_at, c.launch_list_size)
 
 
 class MessageVersion(NamedTuple):
@@ -151,9 +151,14 @@ class Codec(Generic[T]):
     maps older format versions to functions reading their payload (none yet).
     """
 
-    def __init__(self, what: str, wire: Any, to_wire: Callable[[T], Any] | None = None,
-                 from_wire: Callable[[Any], T] | None = None,
-                 readers: Mapping[int, Callable[[memoryview], T]] | None = None):
+    def __init__(
+        self,
+        what: str,
+        wire: Any,
+        to_wire: Callable[[T], Any] | None = None,
+        from_wire: Callable[[Any], T] | None = None,
+        readers: Mapping[int, Callable[[memoryview], T]] | None = None,
+    ):
         self.what = what
         decode = msgspec.msgpack.Decoder(wire).decode
         self._head = bytes([FORMAT_VERSION])
@@ -161,8 +166,10 @@ class Codec(Generic[T]):
         if from_wire is None:
             self._read_current: Callable[[memoryview], T] = decode
         else:
+
             def _read_current(payload: memoryview) -> T:
                 return from_wire(decode(payload))
+
             self._read_current = _read_current
         self.readers: dict[int, Callable[[memoryview], T]] = {**(readers or {}), FORMAT_VERSION: self._read_current}
 
@@ -182,7 +189,8 @@ class Codec(Generic[T]):
             raise FormatVersionError(
                 f"{self.what} record in format version {data[0]}, which this code cannot read "
                 f"(it reads {', '.join(map(str, sorted(self.readers)))}): written by a newer smstally, or not a "
-                f"{self.what} record")
+                f"{self.what} record"
+            )
         return reader(memoryview(data)[1:])
 
 

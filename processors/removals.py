@@ -4,6 +4,7 @@ The event_id is a UUIDv5 of the cause (the message for a permanent error, the un
 event for a blacklisting), never random: a removal re-emitted after a crash or a replay
 carries the same id, so downstream can deduplicate on it.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -26,15 +27,31 @@ def permanent_error_removal(state: MessageState, v: StatusView) -> dict[str, Any
     send = state.send
     assert send is not None and v.status == catalog.HARD_BOUNCE
     return {
-        "event_id": removal_id(PERMANENT_ERROR, state.message_id), "phone": send.phone, "reason": PERMANENT_ERROR,
-        "contact_id": send.contact_id, "campaign_id": send.campaign_id, "message_id": state.message_id,
-        "status": v.status, "error_code": v.error_code, "provider": v.provider, "channel": None, "at": v.status_at,
+        "event_id": removal_id(PERMANENT_ERROR, state.message_id),
+        "phone": send.phone,
+        "reason": PERMANENT_ERROR,
+        "contact_id": send.contact_id,
+        "campaign_id": send.campaign_id,
+        "message_id": state.message_id,
+        "status": v.status,
+        "error_code": v.error_code,
+        "provider": v.provider,
+        "channel": None,
+        "at": v.status_at,
     }
 
 
 def blacklist_removal(u: Unsubscribe, campaign_id: str | None) -> dict[str, Any]:
     return {
-        "event_id": removal_id(BLACKLISTED, u.event_id), "phone": u.phone, "reason": BLACKLISTED,
-        "contact_id": u.contact_id, "campaign_id": campaign_id, "message_id": None, "status": None,
-        "error_code": None, "provider": None, "channel": u.channel, "at": u.at,
+        "event_id": removal_id(BLACKLISTED, u.event_id),
+        "phone": u.phone,
+        "reason": BLACKLISTED,
+        "contact_id": u.contact_id,
+        "campaign_id": campaign_id,
+        "message_id": None,
+        "status": None,
+        "error_code": None,
+        "provider": None,
+        "channel": u.channel,
+        "at": u.at,
     }

@@ -6,6 +6,7 @@ and in the changelog, no class names in the data, so a refactor that keeps the f
 their order does not orphan stored state. An unknown version byte raises
 ``records.FormatVersionError``, naming it.
 """
+
 from __future__ import annotations
 
 import msgspec
@@ -15,8 +16,19 @@ from .message_fold import MessageState
 from .phone_stage import PhoneState
 from .records import Codec, FormatVersionError, Launch, Partial
 
-__all__ = ["MESSAGES", "PHONES", "CAMPAIGNS", "FormatVersionError", "encode_message", "decode_message",
-           "message_event_time", "encode_phone", "decode_phone", "encode_campaign", "decode_campaign"]
+__all__ = [
+    "MESSAGES",
+    "PHONES",
+    "CAMPAIGNS",
+    "FormatVersionError",
+    "encode_message",
+    "decode_message",
+    "message_event_time",
+    "encode_phone",
+    "decode_phone",
+    "encode_campaign",
+    "decode_campaign",
+]
 
 MESSAGES: Codec[MessageState] = Codec("message state", MessageState)
 PHONES: Codec[PhoneState] = Codec("phone state", PhoneState)

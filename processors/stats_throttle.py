@@ -9,6 +9,7 @@ folded, its published figures stuck at the ones before). So a campaign leaves th
 set when it is taken, before anything is awaited, and a change during the send marks it
 again.
 """
+
 from __future__ import annotations
 
 

@@ -4,6 +4,7 @@ The vocabulary is data (``status_map.json``) so that a deployment adds a provide
 code with a JSON file (``SMSTALLY_STATUS_MAP``) instead of a release. Lookups are cached
 because the same few (provider, status, code) triples repeat millions of times.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,10 @@ def _load_default() -> dict[str, Any]:
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    out = {"vocabularies": {k: dict(v) for k, v in base["vocabularies"].items()},
-           "permanent_codes": dict(base["permanent_codes"])}
+    out = {
+        "vocabularies": {k: dict(v) for k, v in base["vocabularies"].items()},
+        "permanent_codes": dict(base["permanent_codes"]),
+    }
     for provider, vocab in extra.get("vocabularies", {}).items():
         out["vocabularies"].setdefault(provider.lower(), {}).update(vocab)
     for provider, codes in extra.get("permanent_codes", {}).items():

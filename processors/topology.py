@@ -21,6 +21,7 @@ What is not here is the runtime's: persisting what a batch wrote to the stores (
 caller wraps ``Route.process`` in its store's batch), shipping what went to the sink,
 consumer positions and commits, metrics (``on_removal`` and ``on_dead_letter`` hooks).
 """
+
 from __future__ import annotations
 
 import logging
@@ -105,8 +106,12 @@ class Stores:
     scanning them all. The worker's changelogged tables read a partition's own database.
     """
 
-    def __init__(self, messages: MutableMapping[str, MessageState], phones: MutableMapping[str, PhoneState],
-                 campaigns: MutableMapping[str, CampaignState]):
+    def __init__(
+        self,
+        messages: MutableMapping[str, MessageState],
+        phones: MutableMapping[str, PhoneState],
+        campaigns: MutableMapping[str, CampaignState],
+    ):
         self.messages, self.phones, self.campaigns = messages, phones, campaigns
 
     def message_states(self, partition: int) -> Iterable[MessageState]:
@@ -159,12 +164,24 @@ def launch_event(c: CampaignLaunched, at: int) -> bytes:
 class Topology:
     """The stages of the partitions a worker owns, and the routes between them."""
 
-    def __init__(self, names: Names, codec: AvroCodec, mapper: StatusMapper, stores: Stores, *,
-                 campaign_event_partitions: int, region: str, stats_interval_s: float, max_record_bytes: int,
-                 pending_timeout_ms: int = DEFAULT_PENDING_TIMEOUT_MS, orphan_window_ms: int = DEFAULT_ORPHAN_WINDOW_MS,
-                 attribution_window_ms: int = DEFAULT_ATTRIBUTION_WINDOW_MS, clock: Callable[[], int] = _now_ms,
-                 on_removal: Callable[[str], None] = lambda reason: None,
-                 on_dead_letter: Callable[[str], None] = lambda kind: None):
+    def __init__(
+        self,
+        names: Names,
+        codec: AvroCodec,
+        mapper: StatusMapper,
+        stores: Stores,
+        *,
+        campaign_event_partitions: int,
+        region: str,
+        stats_interval_s: float,
+        max_record_bytes: int,
+        pending_timeout_ms: int = DEFAULT_PENDING_TIMEOUT_MS,
+        orphan_window_ms: int = DEFAULT_ORPHAN_WINDOW_MS,
+        attribution_window_ms: int = DEFAULT_ATTRIBUTION_WINDOW_MS,
+        clock: Callable[[], int] = _now_ms,
+        on_removal: Callable[[str], None] = lambda reason: None,
+        on_dead_letter: Callable[[str], None] = lambda kind: None,
+    ):
         self.names, self.codec, self.mapper, self.stores = names, codec, mapper, stores
         self.campaign_event_partitions = campaign_event_partitions
         self.region = region
@@ -180,12 +197,16 @@ class Topology:
         self.dead_letters = 0  # input records dead-lettered so far
         n = names
         self.expected_record = {
-            n.message_sent: "smstally.MessageSent", n.dlr: "smstally.DeliveryReceipt",
-            n.unsubscribes: "smstally.Unsubscribe", n.campaigns: "smstally.CampaignLaunched",
+            n.message_sent: "smstally.MessageSent",
+            n.dlr: "smstally.DeliveryReceipt",
+            n.unsubscribes: "smstally.Unsubscribe",
+            n.campaigns: "smstally.CampaignLaunched",
         }
         self._parsers: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-            n.message_sent: self._parse_message, n.dlr: self._parse_message,
-            n.unsubscribes: self._parse_unsubscribe, n.campaigns: CampaignLaunched.from_record,
+            n.message_sent: self._parse_message,
+            n.dlr: self._parse_message,
+            n.unsubscribes: self._parse_unsubscribe,
+            n.campaigns: CampaignLaunched.from_record,
         }
         self.routes: dict[str, Route] = {
             n.message_sent: Route(self._fold_messages, "messages", True),
@@ -388,9 +409,17 @@ class Topology:
     def _report_orphan(self, okey: str, v: dict[str, Any], add: Add) -> None:
         log.warning("orphan receipts: %s", v["reason"])
         self.on_dead_letter(v["error_kind"])
-        rec = {"topic": self.names.dlr, "partition": v["partition"], "offset": -1, "key": okey.encode(),
-               "value": None, "reason": v["reason"], "error_kind": v["error_kind"], "event_id": None,
-               "at": self.clock()}
+        rec = {
+            "topic": self.names.dlr,
+            "partition": v["partition"],
+            "offset": -1,
+            "key": okey.encode(),
+            "value": None,
+            "reason": v["reason"],
+            "error_kind": v["error_kind"],
+            "event_id": None,
+            "at": self.clock(),
+        }
         add(self.names.dead_letter, okey.encode(), self.codec.encode("smstally.DeadLetter", rec))
 
     def _dead_letter(self, msg: Record, kind: str, reason: str, event_id: str | None, add: Add) -> None:
@@ -402,16 +431,29 @@ class Topology:
         # reason): sending it would fail and crash the agent. Drop the copy, say where it is.
         limit = self.dead_letter_limit
         if 2 * len(key or b"") + len(value or b"") + len(reason.encode()) > limit:
-            reason += (f" (raw value of {len(value or b'')} bytes not copied: too large for a dead letter; "
-                       f"read it at {msg.topic}[{msg.partition}]@{msg.offset})")
+            reason += (
+                f" (raw value of {len(value or b'')} bytes not copied: too large for a dead letter; "
+                f"read it at {msg.topic}[{msg.partition}]@{msg.offset})"
+            )
             value = None
             if 2 * len(key or b"") + len(reason.encode()) > limit:
                 key = None
-        rec = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
-               "key": key, "value": value, "reason": reason, "error_kind": kind,
-               "event_id": event_id, "at": self.clock()}
-        add(self.names.dead_letter, msg.key if len(msg.key or b"") < limit // 2 else None,
-            self.codec.encode("smstally.DeadLetter", rec))
+        rec = {
+            "topic": msg.topic,
+            "partition": msg.partition,
+            "offset": msg.offset,
+            "key": key,
+            "value": value,
+            "reason": reason,
+            "error_kind": kind,
+            "event_id": event_id,
+            "at": self.clock(),
+        }
+        add(
+            self.names.dead_letter,
+            msg.key if len(msg.key or b"") < limit // 2 else None,
+            self.codec.encode("smstally.DeadLetter", rec),
+        )
 
 
 class _Counted:

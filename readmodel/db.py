@@ -12,17 +12,18 @@ transactions away, never half of one. That is safe here because the consumed off
 commit in the rows' transaction: a lost transaction loses its offsets too, and the
 projector reads those records again. Exactness needs atomicity, not durability.
 """
+
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .schema import INDEXES, SCHEMA_VERSION, TABLES
-
 
 WRITER_CACHE_KIB = 64 * 1024
 
@@ -42,6 +43,7 @@ class Target:
         if self.kind == "sqlite":
             return f"sqlite:///{self.location}"
         from urllib.parse import urlsplit, urlunsplit
+
         u = urlsplit(self.location)
         if u.password:
             netloc = f"{u.username}:***@{u.hostname}" + (f":{u.port}" if u.port else "")
@@ -51,7 +53,7 @@ class Target:
 
 def parse_url(url: str) -> Target:
     if url.startswith("sqlite:///"):
-        return Target("sqlite", url[len("sqlite:///"):] or ":memory:")
+        return Target("sqlite", url[len("sqlite:///") :] or ":memory:")
     if url.startswith(("postgresql://", "postgres://")):
         return Target("postgresql", url)
     raise DatabaseError(f"SMSTALLY_READ_DB must be sqlite:///PATH or postgresql://...; got {url.split('://')[0]}://...")
@@ -74,12 +76,12 @@ class Database:
         """A new connection; ``shared``: usable from several threads in turn (a stream)."""
         if self.pg:
             import psycopg
+
             try:
                 return psycopg.connect(self.target.location, autocommit=True)
             except psycopg.OperationalError as exc:
                 raise DatabaseError(f"cannot connect to {self.target.display}: {exc}") from exc
-        c = sqlite3.connect(self.target.location, timeout=30.0, isolation_level=None,
-                            check_same_thread=not shared)
+        c = sqlite3.connect(self.target.location, timeout=30.0, isolation_level=None, check_same_thread=not shared)
         c.execute("PRAGMA journal_mode=WAL")
         c.execute("PRAGMA synchronous=NORMAL")
         c.execute("PRAGMA busy_timeout=30000")
@@ -176,11 +178,15 @@ class Database:
             c.execute(stmt)
         rows = c.execute(self.sql("SELECT v FROM meta WHERE k = ?"), ("schema_version",)).fetchall()
         if not rows:
-            c.execute(self.sql("INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO NOTHING"),
-                      ("schema_version", str(SCHEMA_VERSION)))
+            c.execute(
+                self.sql("INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO NOTHING"),
+                ("schema_version", str(SCHEMA_VERSION)),
+            )
         elif int(rows[0][0]) > SCHEMA_VERSION:
-            raise DatabaseError(f"{self.target.display} holds read-model schema {rows[0][0]}, newer than "
-                                f"this smstally's {SCHEMA_VERSION}")
+            raise DatabaseError(
+                f"{self.target.display} holds read-model schema {rows[0][0]}, newer than "
+                f"this smstally's {SCHEMA_VERSION}"
+            )
 
     def ping(self) -> bool:
         try:

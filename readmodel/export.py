@@ -4,6 +4,7 @@ The API is the one place that applies access rules and masking, so the export go
 through it like any other client; the CSV is copied as it streams in, with a progress
 line on stderr when the list is large or the output is a terminal.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,15 @@ class ExportError(RuntimeError):
     pass
 
 
-def export_csv(campaign_id: str, out: IO[bytes], *, api_url: str | None = None, token: str | None = None,
-               filters: dict[str, str] | None = None, progress: IO[str] | None = None) -> int:
+def export_csv(
+    campaign_id: str,
+    out: IO[bytes],
+    *,
+    api_url: str | None = None,
+    token: str | None = None,
+    filters: dict[str, str] | None = None,
+    progress: IO[str] | None = None,
+) -> int:
     """Copy the CSV to ``out``; returns the number of data rows."""
     import httpx
 
@@ -55,8 +63,12 @@ def export_csv(campaign_id: str, out: IO[bytes], *, api_url: str | None = None, 
 
 
 def cmd_export(args) -> int:
-    filters = {"status": args.status, "category": args.category, "not_sent_reason": args.reason,
-               "error_code": args.error_code}
+    filters = {
+        "status": args.status,
+        "category": args.category,
+        "not_sent_reason": args.reason,
+        "error_code": args.error_code,
+    }
     try:
         if args.output in (None, "-"):
             n = export_csv(args.campaign, sys.stdout.buffer, filters=filters, progress=sys.stderr)

@@ -4,6 +4,7 @@ Each listener holds at most one pending record per campaign (the newest version)
 slow browser costs memory bounded by the number of campaigns, never by the traffic, and
 it always catches up on the latest figures instead of replaying stale ones.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,7 +25,7 @@ class Listener:
         """The changes since the last call, or [] after ``timeout`` seconds without any."""
         try:
             await asyncio.wait_for(self.wake.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return []
         self.wake.clear()
         out, self.pending = list(self.pending.values()), {}

@@ -14,6 +14,7 @@ then announced to the live feed.
 Readiness (contract §10): caught up with the end offsets found at start, and the broker
 answering now. A broker that goes away leaves the read model serving what it has.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,11 @@ log = logging.getLogger("smstally.api.projector")
 #: (~1 kB a record) and the size of one transaction.
 MAX_PENDING_RECORDS = 20_000
 
-_RECORD = {"campaign_stats": "smstally.CampaignStats", "message_status": "smstally.MessageStatus",
-           "removals": "smstally.AddressBookRemoval"}
+_RECORD = {
+    "campaign_stats": "smstally.CampaignStats",
+    "message_status": "smstally.MessageStatus",
+    "removals": "smstally.AddressBookRemoval",
+}
 
 
 @dataclass
@@ -54,16 +58,18 @@ class ProjectorStatus:
     last_error: str | None = None
 
     def lagging(self) -> dict[str, int]:
-        return {f"{tp.topic}/{tp.partition}": end - self.positions.get(tp, 0)
-                for tp, end in self.start_ends.items() if self.positions.get(tp, 0) < end}
+        return {
+            f"{tp.topic}/{tp.partition}": end - self.positions.get(tp, 0)
+            for tp, end in self.start_ends.items()
+            if self.positions.get(tp, 0) < end
+        }
 
     @property
     def ready(self) -> bool:
         return self.caught_up and self.broker_ok and self.db_ok
 
     def body(self) -> dict:
-        out: dict = {"ready": self.ready, "caught_up": self.caught_up, "broker": self.broker_ok,
-                     "database": self.db_ok}
+        out: dict = {"ready": self.ready, "caught_up": self.caught_up, "broker": self.broker_ok, "database": self.db_ok}
         if not self.topics_found:
             out["waiting"] = "for the output topics to exist"
         lag = self.lagging()
@@ -75,15 +81,15 @@ class ProjectorStatus:
 
 
 class Projector:
-    def __init__(self, s: ApiSettings, db: Database, hub: Hub, metrics: ApiMetrics,
-                 status: ProjectorStatus | None = None):
+    def __init__(
+        self, s: ApiSettings, db: Database, hub: Hub, metrics: ApiMetrics, status: ProjectorStatus | None = None
+    ):
         self.s, self.db, self.hub, self.metrics = s, db, hub, metrics
         self.status = status or ProjectorStatus()
         self.writer = ReadModelWriter(db)
         self.codec = AvroCodec(s.stream.schema_registry_url)
         t = s.stream.topics
-        self.kinds = {t.campaign_stats: "campaign_stats", t.message_status: "message_status",
-                      t.removals: "removals"}
+        self.kinds = {t.campaign_stats: "campaign_stats", t.message_status: "message_status", t.removals: "removals"}
         self._stopping = asyncio.Event()
         # One thread writes, so it keeps one connection (and one SQLite writer).
         self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readmodel-writer")
@@ -102,10 +108,16 @@ class Projector:
 
         tansu.apply(self.s.stream.broker_flavor)
         wait_ms = tansu.fetch_max_wait_ms(self.s.stream.broker_flavor) or 100
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.s.stream.bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    fetch_max_wait_ms=wait_ms, max_partition_fetch_bytes=1024 * 1024,
-                                    request_timeout_ms=10000, retry_backoff_ms=200)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.s.stream.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=wait_ms,
+            max_partition_fetch_bytes=1024 * 1024,
+            request_timeout_ms=10000,
+            retry_backoff_ms=200,
+        )
         while not self._stopping.is_set():
             try:
                 await consumer.start()
@@ -134,7 +146,7 @@ class Projector:
     async def _sleep(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stopping.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _assign(self, consumer) -> list | None:
@@ -170,8 +182,13 @@ class Projector:
         self.status.broker_ok = True
         self.status.broker_checked = time.monotonic()
         self._check_caught_up()
-        log.info("projecting %d partitions of %s into %s (resuming at %d stored offsets)", len(tps),
-                 ", ".join(self.kinds), self.db.target.display, len(stored))
+        log.info(
+            "projecting %d partitions of %s into %s (resuming at %d stored offsets)",
+            len(tps),
+            ", ".join(self.kinds),
+            self.db.target.display,
+            len(stored),
+        )
         return tps
 
     async def _watch_broker(self, consumer, tps: list) -> None:
@@ -190,8 +207,7 @@ class Projector:
                 raise
             except Exception as exc:  # noqa: BLE001 - no answer: not ready, keep serving
                 if self.status.broker_ok:
-                    log.warning("the broker does not answer (%s); serving the read model as it is",
-                                type(exc).__name__)
+                    log.warning("the broker does not answer (%s); serving the read model as it is", type(exc).__name__)
                 self.status.broker_ok = False
                 self.status.last_error = f"broker: {type(exc).__name__}"
             await asyncio.sleep(1.0)
@@ -199,8 +215,10 @@ class Projector:
     def _check_caught_up(self) -> None:
         if not self.status.caught_up and not self.status.lagging():
             self.status.caught_up = True
-            log.info("caught up with the topics' end offsets found at start (%.1fs after start)",
-                     time.monotonic() - self.status.started)
+            log.info(
+                "caught up with the topics' end offsets found at start (%.1fs after start)",
+                time.monotonic() - self.status.started,
+            )
 
     async def _consume(self, consumer) -> None:
         fed, room = asyncio.Event(), asyncio.Event()
@@ -269,8 +287,11 @@ class Projector:
         m = self.metrics
         for tp, records in got.items():
             kind = self.kinds[tp.topic]
-            add = {"campaign_stats": batch.add_stats, "message_status": batch.add_status,
-                   "removals": batch.add_removal}[kind]
+            add = {
+                "campaign_stats": batch.add_stats,
+                "message_status": batch.add_status,
+                "removals": batch.add_removal,
+            }[kind]
             n_bad = 0
             for r in records:
                 try:
@@ -279,9 +300,13 @@ class Projector:
                         add(value)
                 except (DecodeError, KeyError, TypeError) as exc:
                     n_bad += 1
-                    log.warning("skipping an undecodable record at %s/%d offset %d: %s", tp.topic,
-                                tp.partition, r.offset, type(exc).__name__ if not isinstance(exc, DecodeError)
-                                else exc)
+                    log.warning(
+                        "skipping an undecodable record at %s/%d offset %d: %s",
+                        tp.topic,
+                        tp.partition,
+                        r.offset,
+                        type(exc).__name__ if not isinstance(exc, DecodeError) else exc,
+                    )
                 batch.advance(tp.topic, tp.partition, r.offset)
             m.records.labels(tp.topic).inc(len(records) - n_bad)
             if n_bad:
@@ -302,8 +327,9 @@ class Projector:
             except Exception as exc:  # noqa: BLE001 - reported, retried
                 self.status.db_ok = False
                 self.status.last_error = f"database: {type(exc).__name__}: {exc}"[:300]
-                log.error("cannot write to %s (%s); retrying in %.1fs", self.db.target.display,
-                          type(exc).__name__, delay)
+                log.error(
+                    "cannot write to %s (%s); retrying in %.1fs", self.db.target.display, type(exc).__name__, delay
+                )
                 await asyncio.get_running_loop().run_in_executor(self._write_thread, self.db.reset_thread)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

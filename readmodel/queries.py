@@ -5,12 +5,14 @@ returned, so page N costs what page 1 costs and rows arriving meanwhile neither 
 nor vanish from a listing. Cursors are opaque to clients (base64url JSON) and checked
 when they come back; a malformed one is the caller's error (``BadRequest``).
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import orjson
 
@@ -36,7 +38,7 @@ def encode_cursor(kind: str, key: list) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([kind, *key])).decode().rstrip("=")
 
 
-_INT64 = (-2**63, 2**63 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def decode_cursor(kind: str, cursor: str, types: tuple[type, ...]) -> list:
@@ -64,8 +66,10 @@ def _message(row: tuple) -> dict:
     return d
 
 
-_MESSAGE_SELECT = ("SELECT message_id, campaign_id, contact_id, phone, status, category, error_code, provider, "
-                   "sent_at, status_at, version, not_sent_reason, phone_valid FROM ")
+_MESSAGE_SELECT = (
+    "SELECT message_id, campaign_id, contact_id, phone, status, category, error_code, provider, "
+    "sent_at, status_at, version, not_sent_reason, phone_valid FROM "
+)
 # The order of the listing's covering index: pages and the export read it without sorting.
 _MESSAGE_ORDER = " ORDER BY campaign_id, message_id"
 
@@ -75,9 +79,16 @@ class ReadModel:
         self.db = db
 
     # -- campaigns ------------------------------------------------------------------------
-    def campaigns(self, q: str | None = None, kind: str | None = None, launched_from: int | None = None,
-                  launched_to: int | None = None, sort: str = "-launched_at", limit: int = DEFAULT_LIMIT,
-                  cursor: str | None = None) -> Page:
+    def campaigns(
+        self,
+        q: str | None = None,
+        kind: str | None = None,
+        launched_from: int | None = None,
+        launched_to: int | None = None,
+        sort: str = "-launched_at",
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page:
         if sort not in SORTS:
             raise BadRequest(f"sort must be one of {', '.join(SORTS)}")
         where, params = [], []
@@ -94,17 +105,23 @@ class ReadModel:
             where.append("launched_at <= ?")
             params.append(launched_to)
         # Sort key: a value (never NULL, so keyset comparisons hold) and campaign_id.
-        key_sql, desc = {"launched_at": ("COALESCE(launched_at, -1)", False),
-                         "-launched_at": ("COALESCE(launched_at, -1)", True),
-                         "name": ("name_lc", False), "-sent": ("sent", True)}[sort]
+        key_sql, desc = {
+            "launched_at": ("COALESCE(launched_at, -1)", False),
+            "-launched_at": ("COALESCE(launched_at, -1)", True),
+            "name": ("name_lc", False),
+            "-sent": ("sent", True),
+        }[sort]
         if cursor:
             k, cid = decode_cursor("c" + sort, cursor, (str if sort == "name" else int, str))
             op = "<" if desc else ">"
             where.append(f"({key_sql} {op} ? OR ({key_sql} = ? AND campaign_id {op} ?))")
             params += [k, k, cid]
         order = "DESC" if desc else "ASC"
-        sql = (f"SELECT doc, {key_sql} FROM campaigns" + (" WHERE " + " AND ".join(where) if where else "")
-               + f" ORDER BY {key_sql} {order}, campaign_id {order} LIMIT ?")
+        sql = (
+            f"SELECT doc, {key_sql} FROM campaigns"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + f" ORDER BY {key_sql} {order}, campaign_id {order} LIMIT ?"
+        )
         rows = self.db.query(sql, params + [limit + 1])
         items = [orjson.loads(r[0]) for r in rows[:limit]]
         nxt = None
@@ -119,20 +136,30 @@ class ReadModel:
 
     def campaign_history(self, campaign_id: str, limit: int = 5000) -> list[dict]:
         """Versions in order; at most ``limit``, the newest ones (the chart downsamples)."""
-        rows = self.db.query("SELECT doc FROM campaign_history WHERE campaign_id = ? ORDER BY version DESC LIMIT ?",
-                             (campaign_id, limit))
+        rows = self.db.query(
+            "SELECT doc FROM campaign_history WHERE campaign_id = ? ORDER BY version DESC LIMIT ?", (campaign_id, limit)
+        )
         return [orjson.loads(r[0]) for r in reversed(rows)]
 
     # -- messages -------------------------------------------------------------------------
     @staticmethod
-    def _message_filters(campaign_id: str, status: str | None, category: str | None,
-                         not_sent_reason: str | None, error_code: str | None,
-                         after: str | None = None) -> tuple[str, list[Any]]:
+    def _message_filters(
+        campaign_id: str,
+        status: str | None,
+        category: str | None,
+        not_sent_reason: str | None,
+        error_code: str | None,
+        after: str | None = None,
+    ) -> tuple[str, list[Any]]:
         """``messages WHERE ...`` and its parameters: one definition of the rows a listing, its
         count and the CSV export hold, so the export is the listing's pages end to end."""
         where, params = ["campaign_id = ?"], [campaign_id]
-        for col, value in (("status", status), ("category", category), ("reason_key", not_sent_reason),
-                           ("error_code", error_code)):
+        for col, value in (
+            ("status", status),
+            ("category", category),
+            ("reason_key", not_sent_reason),
+            ("error_code", error_code),
+        ):
             if value is not None:
                 where.append(f"{col} = ?")
                 params.append(value)
@@ -141,9 +168,16 @@ class ReadModel:
             params.append(after)
         return "messages WHERE " + " AND ".join(where), params
 
-    def messages(self, campaign_id: str, status: str | None = None, category: str | None = None,
-                 not_sent_reason: str | None = None, error_code: str | None = None,
-                 limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> Page:
+    def messages(
+        self,
+        campaign_id: str,
+        status: str | None = None,
+        category: str | None = None,
+        not_sent_reason: str | None = None,
+        error_code: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page:
         (after,) = decode_cursor("m", cursor, (str,)) if cursor else (None,)
         source, params = self._message_filters(campaign_id, status, category, not_sent_reason, error_code, after)
         rows = self.db.query(_MESSAGE_SELECT + source + _MESSAGE_ORDER + " LIMIT ?", params + [limit + 1])
@@ -152,13 +186,24 @@ class ReadModel:
         return Page(items, nxt)
 
     def count_messages(self, campaign_id: str, **filters: str | None) -> int:
-        source, params = self._message_filters(campaign_id, filters.get("status"), filters.get("category"),
-                                               filters.get("not_sent_reason"), filters.get("error_code"))
+        source, params = self._message_filters(
+            campaign_id,
+            filters.get("status"),
+            filters.get("category"),
+            filters.get("not_sent_reason"),
+            filters.get("error_code"),
+        )
         return self.db.query("SELECT COUNT(*) FROM " + source, params)[0][0]
 
-    def iter_messages(self, campaign_id: str, status: str | None = None, category: str | None = None,
-                      not_sent_reason: str | None = None, error_code: str | None = None,
-                      chunk: int = 2000) -> "MessageRows":
+    def iter_messages(
+        self,
+        campaign_id: str,
+        status: str | None = None,
+        category: str | None = None,
+        not_sent_reason: str | None = None,
+        error_code: str | None = None,
+        chunk: int = 2000,
+    ) -> MessageRows:
         """Every matching row as tuples in ``MESSAGE_FIELDS`` order, in chunks (the CSV export)."""
         source, params = self._message_filters(campaign_id, status, category, not_sent_reason, error_code)
         return MessageRows(self.db, source + _MESSAGE_ORDER, params, chunk)
@@ -168,14 +213,14 @@ class ReadModel:
         if not rows:
             return None
         m = _message(rows[0])
-        hist = self.db.query(_MESSAGE_SELECT + "message_history WHERE message_id = ? ORDER BY version",
-                             (message_id,))
+        hist = self.db.query(_MESSAGE_SELECT + "message_history WHERE message_id = ? ORDER BY version", (message_id,))
         m["history"] = [_message(r) for r in hist]
         return m
 
     # -- removals -------------------------------------------------------------------------
-    def removals(self, reason: str | None = None, phone: str | None = None, limit: int = DEFAULT_LIMIT,
-                 cursor: str | None = None) -> Page:
+    def removals(
+        self, reason: str | None = None, phone: str | None = None, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+    ) -> Page:
         where, params = [], []
         if reason:
             where.append("reason = ?")
@@ -187,17 +232,22 @@ class ReadModel:
             at, eid = decode_cursor("r", cursor, (int, str))
             where.append("(at < ? OR (at = ? AND event_id < ?))")
             params += [at, at, eid]
-        rows = self.db.query(f"SELECT {', '.join(REMOVAL_COLUMNS)} FROM removals"
-                             + (" WHERE " + " AND ".join(where) if where else "")
-                             + " ORDER BY at DESC, event_id DESC LIMIT ?", params + [limit + 1])
+        rows = self.db.query(
+            f"SELECT {', '.join(REMOVAL_COLUMNS)} FROM removals"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY at DESC, event_id DESC LIMIT ?",
+            params + [limit + 1],
+        )
         items = [dict(zip(REMOVAL_COLUMNS, r, strict=True)) for r in rows[:limit]]
         nxt = encode_cursor("r", [items[-1]["at"], items[-1]["event_id"]]) if len(rows) > limit else None
         return Page(items, nxt)
 
     # -- totals, for readiness and the benchmark --------------------------------------------
     def counts(self) -> dict[str, int]:
-        return {t: self.db.query(f"SELECT COUNT(*) FROM {t}")[0][0]
-                for t in ("campaigns", "campaign_history", "messages", "message_history", "removals")}
+        return {
+            t: self.db.query(f"SELECT COUNT(*) FROM {t}")[0][0]
+            for t in ("campaigns", "campaign_history", "messages", "message_history", "removals")
+        }
 
 
 class MessageRows:
@@ -220,8 +270,9 @@ class MessageRows:
     def __iter__(self) -> Iterator[list[tuple]]:
         return self.db.stream(_MESSAGE_SELECT + self.source, self.params, size=self.chunk)
 
-    def select(self, columns: str, functions: dict[str, Callable] | None = None,
-               size: int = 5000) -> Iterator[list[tuple]]:
+    def select(
+        self, columns: str, functions: dict[str, Callable] | None = None, size: int = 5000
+    ) -> Iterator[list[tuple]]:
         """SQLite: the rows through ``columns``, which may call ``functions`` (one argument each)."""
         c = self.db.connect(shared=True)
         try:

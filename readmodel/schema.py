@@ -12,6 +12,7 @@ index per filter, 23.5 us with none). ``INDEXES`` says why each one exists;
 ``tests/test_projector_indexes.py`` checks with the query planners that every query of
 ``readmodel/queries.py`` still goes through one.
 """
+
 from __future__ import annotations
 
 SCHEMA_VERSION = 1
@@ -101,7 +102,7 @@ def column_types(table: str) -> dict[str, str]:
     """Column -> SQL type, read from the DDL above, so PostgreSQL's array casts (one array
     per column, see ``readmodel/store.py``) cannot drift from the tables."""
     ddl = next(t for t in TABLES if t.startswith(f"CREATE TABLE IF NOT EXISTS {table} ("))
-    body = ddl[ddl.index("(") + 1:]
+    body = ddl[ddl.index("(") + 1 :]
     out = {}
     for line in body.splitlines():
         words = line.strip().split()
@@ -111,12 +112,49 @@ def column_types(table: str) -> dict[str, str]:
 
 
 #: Message columns in table order (the history table has the same minus reason_key).
-MESSAGE_COLUMNS = ("message_id", "campaign_id", "version", "contact_id", "phone", "status", "category",
-                   "error_code", "provider", "not_sent_reason", "reason_key", "sent_at", "status_at",
-                   "phone_valid")
+MESSAGE_COLUMNS = (
+    "message_id",
+    "campaign_id",
+    "version",
+    "contact_id",
+    "phone",
+    "status",
+    "category",
+    "error_code",
+    "provider",
+    "not_sent_reason",
+    "reason_key",
+    "sent_at",
+    "status_at",
+    "phone_valid",
+)
 HISTORY_COLUMNS = tuple(c for c in MESSAGE_COLUMNS if c != "reason_key")
-REMOVAL_COLUMNS = ("event_id", "phone", "reason", "contact_id", "campaign_id", "message_id", "status",
-                   "error_code", "provider", "channel", "at")
+REMOVAL_COLUMNS = (
+    "event_id",
+    "phone",
+    "reason",
+    "contact_id",
+    "campaign_id",
+    "message_id",
+    "status",
+    "error_code",
+    "provider",
+    "channel",
+    "at",
+)
 #: What a MessageStatus record carries, in JSON order (contract §6 plus the schema's extras).
-MESSAGE_FIELDS = ("message_id", "campaign_id", "contact_id", "phone", "status", "category", "error_code",
-                  "provider", "sent_at", "status_at", "version", "not_sent_reason", "phone_valid")
+MESSAGE_FIELDS = (
+    "message_id",
+    "campaign_id",
+    "contact_id",
+    "phone",
+    "status",
+    "category",
+    "error_code",
+    "provider",
+    "sent_at",
+    "status_at",
+    "version",
+    "not_sent_reason",
+    "phone_valid",
+)

@@ -5,6 +5,7 @@ answering at once from what the database holds, while the projector catches up i
 background; ``/health/ready`` says when it has. SIGTERM or Ctrl-C stop both cleanly; a
 SIGKILL loses nothing, since the offsets are in the database with the rows.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,8 +61,15 @@ def run_api(s: ApiSettings) -> int:
     app, projector, sv = build(s)
 
     async def main() -> None:
-        config = uvicorn.Config(app, host=s.host, port=s.port, log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=3, lifespan="off")
+        config = uvicorn.Config(
+            app,
+            host=s.host,
+            port=s.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=3,
+            lifespan="off",
+        )
         server = uvicorn.Server(config)
         task = asyncio.create_task(projector.run(), name="projector")
 
@@ -70,16 +78,22 @@ def run_api(s: ApiSettings) -> int:
                 log.error("the projector stopped: %r; the API keeps serving what it has", t.exception())
                 sv.status.last_error = f"projector stopped: {t.exception()!r}"[:300]
                 sv.status.broker_ok = False
+
         task.add_done_callback(crashed)
-        log.info("smstally api on http://%s:%d (read model %s, %s)", s.host, s.port, sv.db.target.display,
-                 "token required" if s.token else "no token: loopback only, phone numbers masked")
+        log.info(
+            "smstally api on http://%s:%d (read model %s, %s)",
+            s.host,
+            s.port,
+            sv.db.target.display,
+            "token required" if s.token else "no token: loopback only, phone numbers masked",
+        )
         try:
             await server.serve()
         finally:
             projector.stop()
             try:
                 await asyncio.wait_for(task, 10)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - leaving anyway
+            except (TimeoutError, Exception):  # noqa: BLE001 - leaving anyway
                 task.cancel()
             sv.db.close()
 

@@ -4,13 +4,14 @@ The broker, topic names, framing and data dir are the worker's own settings
 (``streams.config``, a plain dataclass with no runtime behind it), so that an API process
 configured like the workers reads the topics they write.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from streams.config import Settings, from_env
 
@@ -71,4 +72,5 @@ def check_listen_address(s: ApiSettings) -> None:
     if s.token is None and not is_loopback(s.host):
         raise UnsafeListenAddress(
             f"refusing to listen on {s.host}: without SMSTALLY_API_TOKEN the API only listens on a "
-            f"loopback address (127.0.0.1, ::1, localhost); set a token to serve other hosts")
+            f"loopback address (127.0.0.1, ::1, localhost); set a token to serve other hosts"
+        )

@@ -8,6 +8,7 @@ keyed by version, removals by event_id), so a batch applied twice changes nothin
 pattern's exactness does not depend on that, but two API processes sharing one
 PostgreSQL database do.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ def reason_key(rec: dict) -> str | None:
 @dataclass
 class Batch:
     """The effect of consecutive records of the output topics, deduplicated in memory."""
+
     campaigns: dict[str, dict] = field(default_factory=dict)  # campaign_id -> highest version
     campaign_history: dict[tuple[str, int], dict] = field(default_factory=dict)
     messages: dict[str, dict] = field(default_factory=dict)
@@ -79,6 +81,7 @@ class Batch:
 class _Table:
     """One table the writer fills, and how a row already there is treated: replaced by a
     higher ``guard`` (a version, an offset), or, without a guard, kept as it is."""
+
     name: str
     columns: tuple[str, ...]
     key: tuple[str, ...]
@@ -94,8 +97,10 @@ class _Table:
     @cached_property
     def row_sql(self) -> str:
         """One row per execution (SQLite: ``executemany`` steps it in C, with no round trips)."""
-        return (f"INSERT INTO {self.name} ({', '.join(self.columns)}) "
-                f"VALUES ({', '.join('?' * len(self.columns))}) {self._conflict()}")
+        return (
+            f"INSERT INTO {self.name} ({', '.join(self.columns)}) "
+            f"VALUES ({', '.join('?' * len(self.columns))}) {self._conflict()}"
+        )
 
     @cached_property
     def unnest_sql(self) -> str:
@@ -105,14 +110,18 @@ class _Table:
         ``_dedupe`` after NUL replacement."""
         types = column_types(self.name)
         arrays = ", ".join(f"%b::{types[c].lower()}[]" for c in self.columns)
-        return (f"INSERT INTO {self.name} ({', '.join(self.columns)}) SELECT * FROM unnest({arrays}) "
-                f"{self._conflict()}")
+        return f"INSERT INTO {self.name} ({', '.join(self.columns)}) SELECT * FROM unnest({arrays}) {self._conflict()}"
 
 
-CAMPAIGNS = _Table("campaigns", ("campaign_id", "version", "id_lc", "name_lc", "kind", "launched_at", "sent", "doc"),
-                   ("campaign_id",), "version")
-CAMPAIGN_HISTORY = _Table("campaign_history", ("campaign_id", "version", "updated_at", "doc"),
-                          ("campaign_id", "version"))
+CAMPAIGNS = _Table(
+    "campaigns",
+    ("campaign_id", "version", "id_lc", "name_lc", "kind", "launched_at", "sent", "doc"),
+    ("campaign_id",),
+    "version",
+)
+CAMPAIGN_HISTORY = _Table(
+    "campaign_history", ("campaign_id", "version", "updated_at", "doc"), ("campaign_id", "version")
+)
 MESSAGES = _Table("messages", MESSAGE_COLUMNS, ("message_id",), "version")
 MESSAGE_HISTORY = _Table("message_history", HISTORY_COLUMNS, ("message_id", "version"))
 REMOVALS = _Table("removals", REMOVAL_COLUMNS, ("event_id",))
@@ -120,21 +129,53 @@ OFFSETS = _Table("offsets", ("topic", "part", "next_offset"), ("topic", "part"),
 
 
 def _campaign_row(rec: dict) -> tuple:
-    return (rec["campaign_id"], rec["version"], rec["campaign_id"].lower(), (rec.get("name") or "").lower(),
-            rec.get("kind"), rec.get("launched_at"), rec["sent"], orjson.dumps(rec).decode())
+    return (
+        rec["campaign_id"],
+        rec["version"],
+        rec["campaign_id"].lower(),
+        (rec.get("name") or "").lower(),
+        rec.get("kind"),
+        rec.get("launched_at"),
+        rec["sent"],
+        orjson.dumps(rec).decode(),
+    )
 
 
 def _message_row(rec: dict) -> tuple:
-    return (rec["message_id"], rec["campaign_id"], rec["version"], rec.get("contact_id"), rec["phone"],
-            rec["status"], rec["category"], rec.get("error_code"), rec.get("provider"),
-            rec.get("not_sent_reason"), reason_key(rec), rec["sent_at"], rec["status_at"],
-            1 if rec.get("phone_valid", True) else 0)
+    return (
+        rec["message_id"],
+        rec["campaign_id"],
+        rec["version"],
+        rec.get("contact_id"),
+        rec["phone"],
+        rec["status"],
+        rec["category"],
+        rec.get("error_code"),
+        rec.get("provider"),
+        rec.get("not_sent_reason"),
+        reason_key(rec),
+        rec["sent_at"],
+        rec["status_at"],
+        1 if rec.get("phone_valid", True) else 0,
+    )
 
 
 def _history_row(rec: dict) -> tuple:
-    return (rec["message_id"], rec["campaign_id"], rec["version"], rec.get("contact_id"), rec["phone"],
-            rec["status"], rec["category"], rec.get("error_code"), rec.get("provider"),
-            rec.get("not_sent_reason"), rec["sent_at"], rec["status_at"], 1 if rec.get("phone_valid", True) else 0)
+    return (
+        rec["message_id"],
+        rec["campaign_id"],
+        rec["version"],
+        rec.get("contact_id"),
+        rec["phone"],
+        rec["status"],
+        rec["category"],
+        rec.get("error_code"),
+        rec.get("provider"),
+        rec.get("not_sent_reason"),
+        rec["sent_at"],
+        rec["status_at"],
+        1 if rec.get("phone_valid", True) else 0,
+    )
 
 
 def _removal_row(rec: dict) -> tuple:
@@ -144,8 +185,10 @@ def _removal_row(rec: dict) -> tuple:
 def _table_rows(batch: Batch) -> list[tuple[_Table, list[tuple]]]:
     return [
         (CAMPAIGNS, [_campaign_row(r) for r in batch.campaigns.values()]),
-        (CAMPAIGN_HISTORY, [(cid, v, r["updated_at"], orjson.dumps(r).decode())
-                            for (cid, v), r in batch.campaign_history.items()]),
+        (
+            CAMPAIGN_HISTORY,
+            [(cid, v, r["updated_at"], orjson.dumps(r).decode()) for (cid, v), r in batch.campaign_history.items()],
+        ),
         (MESSAGES, [_message_row(r) for r in batch.messages.values()]),
         (MESSAGE_HISTORY, [_history_row(r) for r in batch.message_history.values()]),
         (REMOVALS, [_removal_row(r) for r in batch.removals.values()]),

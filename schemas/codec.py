@@ -161,8 +161,15 @@ def _hex(data: bytes) -> str:
     return " ".join(f"{b:02X}" for b in data)
 
 
-def _body_error(data: bytes, start: int, writer: dict[str, Any], reader: dict[str, Any] | None,
-                name: str, where: str, exc: Exception) -> DecodeError:
+def _body_error(
+    data: bytes,
+    start: int,
+    writer: dict[str, Any],
+    reader: dict[str, Any] | None,
+    name: str,
+    where: str,
+    exc: Exception,
+) -> DecodeError:
     """Turn a fastavro failure into a reason a person can act on.
 
     The C reader reports a short body as IndexError/OverflowError/EOFError
@@ -184,13 +191,12 @@ def _body_error(data: bytes, start: int, writer: dict[str, Any], reader: dict[st
         )
     except Exception as slow_exc:  # noqa: BLE001 - any reader failure is a bad value
         exc = slow_exc
-    return DecodeError(
-        "undecodable", f"{where}: the body is not a valid {name} record ({type(exc).__name__}: {exc})"
-    )
+    return DecodeError("undecodable", f"{where}: the body is not a valid {name} record ({type(exc).__name__}: {exc})")
 
 
-def _read_body(data: bytes, start: int, writer: dict[str, Any], reader: dict[str, Any] | None, name: str,
-               where: str) -> dict[str, Any]:
+def _read_body(
+    data: bytes, start: int, writer: dict[str, Any], reader: dict[str, Any] | None, name: str, where: str
+) -> dict[str, Any]:
     bio = io.BytesIO(data)
     bio.seek(start)
     try:
@@ -300,8 +306,7 @@ class AvroCodec:
         if len(data) < 5:
             raise DecodeError(
                 "truncated",
-                f"value is {len(data)} bytes: too short for the Confluent wire format "
-                "(needs 00 + 4-byte schema id)",
+                f"value is {len(data)} bytes: too short for the Confluent wire format (needs 00 + 4-byte schema id)",
             )
         schema_id = int.from_bytes(data[1:5], "big")
         where = f"Confluent value with schema id {schema_id}"
@@ -309,9 +314,7 @@ class AvroCodec:
         if entry is not None:
             name, writer, reader = entry
             if expected is not None and name != expected:
-                raise DecodeError(
-                    "wrong_record_type", f"schema id {schema_id} is {name}, expected {expected}"
-                )
+                raise DecodeError("wrong_record_type", f"schema id {schema_id} is {name}, expected {expected}")
             return name, _read_body(data, 5, writer, reader, name, where)
         if expected is None:
             why = "no schema registry is configured" if self._registry is None else "the registry does not know it"
@@ -319,8 +322,9 @@ class AvroCodec:
                 "unknown_schema_id",
                 f"{where}: {why}, and the topic's record type was not given",
             )
-        return expected, _read_body(data, 5, self._c.parsed[expected], None, expected,
-                                    f"{where} (unresolved, read as {expected})")
+        return expected, _read_body(
+            data, 5, self._c.parsed[expected], None, expected, f"{where} (unresolved, read as {expected})"
+        )
 
     def _lookup_id(self, schema_id: int) -> tuple[str, dict[str, Any], dict[str, Any] | None] | None:
         if self._registry is None:
@@ -344,9 +348,7 @@ class AvroCodec:
             ) from None
         c = self._c
         if name not in c.parsed:
-            raise DecodeError(
-                "wrong_record_type", f"schema id {schema_id} is {name}, not an smstally record"
-            )
+            raise DecodeError("wrong_record_type", f"schema id {schema_id} is {name}, not an smstally record")
         entry: tuple[str, dict[str, Any], dict[str, Any] | None]
         if c.by_canonical.get(canonical) == name:
             entry = (name, c.parsed[name], None)

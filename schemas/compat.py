@@ -164,7 +164,8 @@ class _Checker:
         if rl and wl and rl != wl:
             self.problems.append(f"{path}: logical type changed from {wl} to {rl}: values would be misread")
         elif rl == wl == "decimal" and (
-                (rn.get("scale", 0), rn.get("precision")) != (wn.get("scale", 0), wn.get("precision"))):
+            (rn.get("scale", 0), rn.get("precision")) != (wn.get("scale", 0), wn.get("precision"))
+        ):
             self.problems.append(f"{path}: decimal precision/scale changed")
 
     def _enum(self, rn: dict[str, Any], wn: dict[str, Any], path: str) -> None:

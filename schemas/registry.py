@@ -65,8 +65,7 @@ class SchemaRegistryClient:
             answer = self._call("POST", path, {"schema": text})
             schema_id = answer.get("id") if isinstance(answer, dict) else None
             if not isinstance(schema_id, int) or isinstance(schema_id, bool):
-                raise RegistryError(f"registry answered {answer!r} without an integer id",
-                                    url=self.url + path)
+                raise RegistryError(f"registry answered {answer!r} without an integer id", url=self.url + path)
             self._ids[key] = schema_id
             self._schemas.setdefault(schema_id, json.loads(text))
         return self._ids[key]
@@ -77,16 +76,16 @@ class SchemaRegistryClient:
             path = f"/schemas/ids/{int(schema_id)}"
             answer = self._call("GET", path)
             if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
-                raise InvalidSchema(f"registry answered {str(answer)[:200]!r} for schema id {schema_id}",
-                                    url=self.url + path)
+                raise InvalidSchema(
+                    f"registry answered {str(answer)[:200]!r} for schema id {schema_id}", url=self.url + path
+                )
             kind = answer.get("schemaType", "AVRO")
             if kind != "AVRO":
                 raise InvalidSchema(f"schema id {schema_id} is a {kind} schema, not Avro", url=self.url + path)
             try:
                 self._schemas[schema_id] = json.loads(answer["schema"])
             except ValueError as exc:
-                raise InvalidSchema(f"schema id {schema_id} is not valid JSON: {exc}",
-                                    url=self.url + path) from None
+                raise InvalidSchema(f"schema id {schema_id} is not valid JSON: {exc}", url=self.url + path) from None
         return self._schemas[schema_id]
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:

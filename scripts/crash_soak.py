@@ -7,6 +7,7 @@ Each round starts a fresh embedded broker and a group of workers, streams a mess
 SIGKILLing random workers (some restarted on a wiped data dir), then checks every output
 exactly. Prints one summary line per round and exits non-zero on any mismatch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,16 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="smstally-soak-") as tmp:
             where = Path(tmp) if a.keep is None else a.keep / f"round-{r + 1}"
             where.mkdir(parents=True, exist_ok=True)
-            rep = run_chaos(where, workers=a.workers, messages=a.messages, kills=a.kills,
-                            seed=a.seed + r, wipe_probability=a.wipe, settle_timeout=a.settle, log=lambda m: None)
+            rep = run_chaos(
+                where,
+                workers=a.workers,
+                messages=a.messages,
+                kills=a.kills,
+                seed=a.seed + r,
+                wipe_probability=a.wipe,
+                settle_timeout=a.settle,
+                log=lambda m: None,
+            )
         print(f"round {r + 1}/{a.rounds}: {rep.line()}", flush=True)
         for m in rep.mismatches[:20]:
             print("   ", m)

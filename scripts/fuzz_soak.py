@@ -13,6 +13,7 @@ one summary line: inputs tried, dead-lettered by kind, unexpected exceptions (an
 DecodeError / InvalidEvent escaping the decode + validate step: must be 0) and property
 failures (must be 0). Exit code 0 only if both are 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,11 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     tally = B.TALLY
     kinds = {k[5:]: v for k, v in sorted(tally.items()) if k.startswith("dead:")}
     dead = sum(kinds.values())
-    print(f"fuzz soak: {tally['tried']} inputs tried ({args.examples} examples x {len(properties)} properties, "
-          f"{generated} generated), dead-lettered {dead} by kind {kinds}, accepted {tally['accepted']}, "
-          f"unexpected exceptions {len(unexpected)}, property failures {len(failures)}{broker_note}, "
-          f"{time.monotonic() - t0:.0f}s", flush=True)
-    for line in (unexpected[:5] + failures[:5]):
+    print(
+        f"fuzz soak: {tally['tried']} inputs tried ({args.examples} examples x {len(properties)} properties, "
+        f"{generated} generated), dead-lettered {dead} by kind {kinds}, accepted {tally['accepted']}, "
+        f"unexpected exceptions {len(unexpected)}, property failures {len(failures)}{broker_note}, "
+        f"{time.monotonic() - t0:.0f}s",
+        flush=True,
+    )
+    for line in unexpected[:5] + failures[:5]:
         print("  " + line.replace("\n", " ")[:500])
     return 0 if not unexpected and not failures else 1
 
@@ -116,8 +120,9 @@ def run_broker(args, B, failures: list[str], say) -> str:
             except AssertionError as exc:
                 failures.append(f"broker: {exc}; log: {w.tail(20)}")
                 return "; broker: the worker stalled"
-            say(f"  broker: {len(items)} records ({bad} bad) with {args.messages} messages, "
-                f"{time.monotonic() - t:.1f}s")
+            say(
+                f"  broker: {len(items)} records ({bad} bad) with {args.messages} messages, {time.monotonic() - t:.1f}s"
+            )
             problems = []
             if run.diff:
                 problems.append("counts changed: " + "; ".join(run.diff[:5]))
@@ -132,9 +137,11 @@ def run_broker(args, B, failures: list[str], say) -> str:
             if run.crashes:
                 problems.append(f"{len(run.crashes)} agent crashes, e.g. {run.crashes[0]}")
             failures.extend(f"broker: {p}" for p in problems)
-            return (f"; broker: {bad} bad records dead-lettered {sum(kinds.values())} ({dict(sorted(kinds.items()))}), "
-                    f"stats equal expected after {run.elapsed:.1f}s, worker alive and ready: "
-                    f"{run.worker_alive and run.worker_ready}")
+            return (
+                f"; broker: {bad} bad records dead-lettered {sum(kinds.values())} ({dict(sorted(kinds.items()))}), "
+                f"stats equal expected after {run.elapsed:.1f}s, worker alive and ready: "
+                f"{run.worker_alive and run.worker_ready}"
+            )
         finally:
             cluster.close()
 

@@ -24,6 +24,7 @@ filled; the phones and campaigns changelogs stay empty (a real restart also rest
 phone state per distinct phone). Peak RSS is the worker's VmHWM from /proc. Prints one
 summary line; every process it starts is stopped, also on failure or Ctrl-C.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,12 +50,12 @@ from bench.throughput import SHIP_EVERY, BenchOutbox  # noqa: E402
 from processors import catalog  # noqa: E402
 from processors.events import MessageSent  # noqa: E402
 from processors.message_fold import HOUR_MS, FinalReceipt, MessageState  # noqa: E402
+from processors.partitioner import partition_for  # noqa: E402
 from processors.state_codec import decode_message, encode_message  # noqa: E402
 from streams.compat import tansu  # noqa: E402
 from streams.config import from_env  # noqa: E402
 from streams.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.devtools.processes import WorkerProcess  # noqa: E402
-from processors.partitioner import partition_for  # noqa: E402
 from streams.topics import COMPACTED, ensure_topics, existing_partitions  # noqa: E402
 
 BASE_MS = 1_795_420_800_000  # 2026-11-23T08:00:00Z
@@ -80,11 +81,22 @@ def synthetic_states(n: int, partitions: int, seed: int):
         provider = PROVIDERS[i % len(PROVIDERS)]
         r = rand()
         outcome = "NOT_SENT" if r < 0.02 else "PROVIDER_ERROR" if r < 0.03 else "SUBMITTED"
-        send = MessageSent(uid(), campaigns[int(rand() * len(campaigns))], mid, f"ct-{bits(40):x}",
-                           f"+336{int(rand() * 1e8):08d}", True, sent_at, outcome,
-                           "OPTED_OUT" if outcome == "NOT_SENT" else None, 1 + (rand() < 0.1),
-                           0.0 if outcome == "NOT_SENT" else 0.045, provider, "FR",
-                           OPERATORS[int(rand() * len(OPERATORS))])
+        send = MessageSent(
+            uid(),
+            campaigns[int(rand() * len(campaigns))],
+            mid,
+            f"ct-{bits(40):x}",
+            f"+336{int(rand() * 1e8):08d}",
+            True,
+            sent_at,
+            outcome,
+            "OPTED_OUT" if outcome == "NOT_SENT" else None,
+            1 + (rand() < 0.1),
+            0.0 if outcome == "NOT_SENT" else 0.045,
+            provider,
+            "FR",
+            OPERATORS[int(rand() * len(OPERATORS))],
+        )
         receipts: list[str] = []
         best = None
         last_pending = None
@@ -100,10 +112,22 @@ def synthetic_states(n: int, partitions: int, seed: int):
             if f < 0.05 and last_pending is not None:
                 pass  # still pending: only the ENROUTE
             else:
-                status = (catalog.DELIVERED if f < 0.85 else catalog.SOFT_BOUNCE if f < 0.95
-                          else catalog.HARD_BOUNCE if f < 0.98 else catalog.UNKNOWN)
-                code = (None if status in (catalog.DELIVERED, catalog.UNKNOWN)
-                        else "001" if status == catalog.HARD_BOUNCE else "027")
+                status = (
+                    catalog.DELIVERED
+                    if f < 0.85
+                    else catalog.SOFT_BOUNCE
+                    if f < 0.95
+                    else catalog.HARD_BOUNCE
+                    if f < 0.98
+                    else catalog.UNKNOWN
+                )
+                code = (
+                    None
+                    if status in (catalog.DELIVERED, catalog.UNKNOWN)
+                    else "001"
+                    if status == catalog.HARD_BOUNCE
+                    else "027"
+                )
                 eid = uid()
                 receipts.append(eid)
                 best = FinalReceipt(t, catalog.TIE_RANK[status], eid, status, code, provider)
@@ -115,8 +139,14 @@ def synthetic_states(n: int, partitions: int, seed: int):
 
 async def fill_changelog(bootstrap: str, topic: str, n: int, partitions: int, seed: int) -> tuple[int, float]:
     """Write the states with large per-partition batches; returns (bytes, seconds)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_batch_size=BATCH_BYTES,
-                                max_request_size=2 * BATCH_BYTES, request_timeout_ms=120_000)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks=1,
+        linger_ms=0,
+        max_batch_size=BATCH_BYTES,
+        max_request_size=2 * BATCH_BYTES,
+        request_timeout_ms=120_000,
+    )
     await producer.start()
     t0 = time.monotonic()
     total = 0
@@ -139,8 +169,9 @@ async def prepare_topics(s, changelog: str) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(changelog, plan.message_partitions, s.replication_factor,
-                                            topic_configs=dict(COMPACTED))])
+        await admin.create_topics(
+            [NewTopic(changelog, plan.message_partitions, s.replication_factor, topic_configs=dict(COMPACTED))]
+        )
     finally:
         await admin.close()
     got = (await existing_partitions(s.bootstrap)).get(changelog)
@@ -155,8 +186,10 @@ _TS = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 def _log_times(path: Path) -> dict[str, float | int]:
     """Epoch seconds of the recovery milestones in a worker log, and the rebuild figures."""
     out: dict[str, float | int] = {}
-    marks = {"recovery_start": "Highwater for active changelog partitions",
-             "recovery_done": "[^---Recovery]: Recovery complete"}
+    marks = {
+        "recovery_start": "Highwater for active changelog partitions",
+        "recovery_done": "[^---Recovery]: Recovery complete",
+    }
     for line in path.read_text(errors="replace").splitlines():
         m = _TS.match(line)
         if not m:
@@ -212,18 +245,27 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
         tansu.apply("tansu")
         data_dir = work / "data"
-        env = dict(os.environ, SMSTALLY_BROKER=broker.url, SMSTALLY_BROKER_FLAVOR="tansu",
-                   SMSTALLY_PARTITIONS=str(args.partitions), SMSTALLY_DATA_DIR=str(data_dir),
-                   SMSTALLY_WEB_PORT=str(free_port()), SMSTALLY_STORE=args.store, SMSTALLY_LOG_LEVEL="info")
+        env = dict(
+            os.environ,
+            SMSTALLY_BROKER=broker.url,
+            SMSTALLY_BROKER_FLAVOR="tansu",
+            SMSTALLY_PARTITIONS=str(args.partitions),
+            SMSTALLY_DATA_DIR=str(data_dir),
+            SMSTALLY_WEB_PORT=str(free_port()),
+            SMSTALLY_STORE=args.store,
+            SMSTALLY_LOG_LEVEL="info",
+        )
         s = from_env(env)
         changelog = f"{s.app_id}-messages-changelog"
         partitions = asyncio.run(prepare_topics(s, changelog))
         nbytes, produce_s = asyncio.run(fill_changelog(s.bootstrap, changelog, args.messages, partitions, args.seed))
         sample = next(synthetic_states(1, partitions, args.seed))
         decode_message(sample[2])  # the bytes are what the worker's codec reads
-        print(f"changelog {changelog}: {args.messages} states, {partitions} partitions, "
-              f"{nbytes / 1e6:.1f} MB ({nbytes / max(args.messages, 1):.0f} B/state), written in {produce_s:.1f} s",
-              flush=True)
+        print(
+            f"changelog {changelog}: {args.messages} states, {partitions} partitions, "
+            f"{nbytes / 1e6:.1f} MB ({nbytes / max(args.messages, 1):.0f} B/state), written in {produce_s:.1f} s",
+            flush=True,
+        )
 
         assert not data_dir.exists() or not any(data_dir.iterdir()), "data dir must be empty"
         worker = WorkerProcess(env, work / "worker.log")
@@ -252,14 +294,17 @@ def main(argv: list[str] | None = None) -> int:
         rss_recovered = max((r for t, r in rss if t <= marks["recovery_done"]), default=0)
         rebuild_s = marks.get("rebuild_s", float("nan"))
         per_m = 1e6 / args.messages
-        print(f"rebuild {args.messages} messages ({partitions} partitions, {args.store}, empty data dir): "
-              f"ready {ready_s:.1f} s after start ({ready_s * per_m:.1f} s/M); "
-              f"faust changelog recovery {recovery_s:.1f} s ({recovery_s * per_m:.1f} s/M); "
-              f"stage rebuild {rebuild_s:.1f} s ({rebuild_s * per_m:.1f} s/M); "
-              f"start->recovery start {marks['recovery_start'] - t_start:.1f} s; "
-              f"worker peak RSS {hwm / 1024:.0f} MB ({rss_recovered / 1024:.0f} MB at the end of Faust's recovery, "
-              f"{rss_ready / 1024:.0f} MB when ready); "
-              f"CPU until ready: worker {worker_cpu:.1f} s, broker {broker_cpu:.1f} s", flush=True)
+        print(
+            f"rebuild {args.messages} messages ({partitions} partitions, {args.store}, empty data dir): "
+            f"ready {ready_s:.1f} s after start ({ready_s * per_m:.1f} s/M); "
+            f"faust changelog recovery {recovery_s:.1f} s ({recovery_s * per_m:.1f} s/M); "
+            f"stage rebuild {rebuild_s:.1f} s ({rebuild_s * per_m:.1f} s/M); "
+            f"start->recovery start {marks['recovery_start'] - t_start:.1f} s; "
+            f"worker peak RSS {hwm / 1024:.0f} MB ({rss_recovered / 1024:.0f} MB at the end of Faust's recovery, "
+            f"{rss_ready / 1024:.0f} MB when ready); "
+            f"CPU until ready: worker {worker_cpu:.1f} s, broker {broker_cpu:.1f} s",
+            flush=True,
+        )
         return 0
     finally:
         if worker is not None:

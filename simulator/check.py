@@ -3,9 +3,10 @@
 Kept apart from the generator so the demo, the tests and the benchmark agree on what
 "equal" means: every counted figure exactly, credits to the micro-credit.
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 FIELDS = ("sent", "not_sent", "not_sent_by_reason", "status_counts", "unsubscribed")
 
@@ -40,5 +41,7 @@ def mismatches(expected: Mapping[str, dict], actual: Mapping[str, dict], summary
 
 def sends_counted(expected: Mapping[str, dict], actual: Mapping[str, dict]) -> bool:
     """Phase 1 is in when every message of every campaign is counted (sent + not sent)."""
-    return all(cid in actual and actual[cid]["sent"] == e["sent"] and actual[cid]["not_sent"] == e["not_sent"]
-               for cid, e in expected.items())
+    return all(
+        cid in actual and actual[cid]["sent"] == e["sent"] and actual[cid]["not_sent"] == e["not_sent"]
+        for cid, e in expected.items()
+    )

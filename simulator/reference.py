@@ -6,35 +6,87 @@ use it to check the generator's bookkeeping; it is also a handy oracle for small
 hand-made scenarios. It is single-threaded and keeps everything in memory: fine for
 tens of thousands of messages, not meant for a million.
 """
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import phonenumbers
 
-from .scenario import (ATTRIBUTION_WINDOW_MS, Emit, Expected, TOPIC_CAMPAIGNS, TOPIC_DLR,
-                       TOPIC_MESSAGE_SENT, TOPIC_UNSUBSCRIBES)
+from .scenario import (
+    ATTRIBUTION_WINDOW_MS,
+    TOPIC_CAMPAIGNS,
+    TOPIC_DLR,
+    TOPIC_MESSAGE_SENT,
+    TOPIC_UNSUBSCRIBES,
+    Emit,
+    Expected,
+)
 
 # Contract §4, raw table. FAILURE: decided by the error code.
 _FAILURE = "FAILURE"
 _VOCABULARIES = {
-    "smpp": {"ENROUTE": "PENDING", "ACCEPTD": "PENDING", "SCHEDULED": "PENDING", "BUFFRED": "PENDING",
-             "DELIVRD": "DELIVERED", "EXPIRED": "SOFT_BOUNCE", "UNDELIV": _FAILURE, "REJECTD": _FAILURE,
-             "DELETED": _FAILURE, "FAILED": _FAILURE, "UNKNOWN": "UNKNOWN"},
-    "twilio": {"QUEUED": "PENDING", "ACCEPTED": "PENDING", "SCHEDULED": "PENDING", "SENDING": "PENDING",
-               "SENT": "PENDING", "DELIVERED": "DELIVERED", "READ": "DELIVERED",
-               "UNDELIVERED": _FAILURE, "FAILED": _FAILURE},
-    "vonage": {"ACCEPTED": "PENDING", "BUFFERED": "PENDING", "DELIVERED": "DELIVERED",
-               "EXPIRED": "SOFT_BOUNCE", "FAILED": _FAILURE, "REJECTED": _FAILURE, "UNKNOWN": "UNKNOWN"},
-    "infobip": {"PENDING": "PENDING", "DELIVERED": "DELIVERED", "EXPIRED": "SOFT_BOUNCE",
-                "UNDELIVERABLE": _FAILURE, "REJECTED": _FAILURE},
+    "smpp": {
+        "ENROUTE": "PENDING",
+        "ACCEPTD": "PENDING",
+        "SCHEDULED": "PENDING",
+        "BUFFRED": "PENDING",
+        "DELIVRD": "DELIVERED",
+        "EXPIRED": "SOFT_BOUNCE",
+        "UNDELIV": _FAILURE,
+        "REJECTD": _FAILURE,
+        "DELETED": _FAILURE,
+        "FAILED": _FAILURE,
+        "UNKNOWN": "UNKNOWN",
+    },
+    "twilio": {
+        "QUEUED": "PENDING",
+        "ACCEPTED": "PENDING",
+        "SCHEDULED": "PENDING",
+        "SENDING": "PENDING",
+        "SENT": "PENDING",
+        "DELIVERED": "DELIVERED",
+        "READ": "DELIVERED",
+        "UNDELIVERED": _FAILURE,
+        "FAILED": _FAILURE,
+    },
+    "vonage": {
+        "ACCEPTED": "PENDING",
+        "BUFFERED": "PENDING",
+        "DELIVERED": "DELIVERED",
+        "EXPIRED": "SOFT_BOUNCE",
+        "FAILED": _FAILURE,
+        "REJECTED": _FAILURE,
+        "UNKNOWN": "UNKNOWN",
+    },
+    "infobip": {
+        "PENDING": "PENDING",
+        "DELIVERED": "DELIVERED",
+        "EXPIRED": "SOFT_BOUNCE",
+        "UNDELIVERABLE": _FAILURE,
+        "REJECTED": _FAILURE,
+    },
 }
-_CANONICAL = ("PENDING", "PROVIDER_ACCEPTED", "DELIVERED", "SOFT_BOUNCE", "PROVIDER_ERROR",
-              "HARD_BOUNCE", "UNKNOWN", "NOT_SENT")
+_CANONICAL = (
+    "PENDING",
+    "PROVIDER_ACCEPTED",
+    "DELIVERED",
+    "SOFT_BOUNCE",
+    "PROVIDER_ERROR",
+    "HARD_BOUNCE",
+    "UNKNOWN",
+    "NOT_SENT",
+)
 _PERMANENT = {"twilio": {30005, 30006}, "vonage": {3, 4}, "smsmode": set(range(3520, 3530))}
 _GSM_PERMANENT = {1, 9, 11, 12}
-_PRECEDENCE = {"HARD_BOUNCE": 6, "DELIVERED": 5, "SOFT_BOUNCE": 4, "UNKNOWN": 3,
-               "PROVIDER_ACCEPTED": 2, "PROVIDER_ERROR": 1}
+_PRECEDENCE = {
+    "HARD_BOUNCE": 6,
+    "DELIVERED": 5,
+    "SOFT_BOUNCE": 4,
+    "UNKNOWN": 3,
+    "PROVIDER_ACCEPTED": 2,
+    "PROVIDER_ERROR": 1,
+}
 
 
 def map_status(provider: str | None, raw: str, code: str | None) -> str:
@@ -94,9 +146,17 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
     def camp(cid: str) -> dict:
         if cid not in stats:
             c = campaigns.get(cid, {})
-            stats[cid] = {"sent": 0, "not_sent": 0, "not_sent_by_reason": {}, "status_counts": {},
-                          "unsubscribed": set(), "credits": 0.0, "name": c.get("name"),
-                          "kind": c.get("kind"), "launch_list_size": c.get("launch_list_size")}
+            stats[cid] = {
+                "sent": 0,
+                "not_sent": 0,
+                "not_sent_by_reason": {},
+                "status_counts": {},
+                "unsubscribed": set(),
+                "credits": 0.0,
+                "name": c.get("name"),
+                "kind": c.get("kind"),
+                "launch_list_size": c.get("launch_list_size"),
+            }
         return stats[cid]
 
     for cid in campaigns:
@@ -115,8 +175,9 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
         else:
             s["sent"] += 1
             s["credits"] += m["credits"]
-            best = (m["sent_at"], _PRECEDENCE["PROVIDER_ERROR"], "PROVIDER_ERROR") \
-                if outcome == "PROVIDER_ERROR" else None
+            best = (
+                (m["sent_at"], _PRECEDENCE["PROVIDER_ERROR"], "PROVIDER_ERROR") if outcome == "PROVIDER_ERROR" else None
+            )
             for r in receipts.get(mid, {}).values():
                 st = map_status(r["provider"], r["status"], r["error_code"])
                 if st == "PENDING":
@@ -127,8 +188,7 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
                     best = cand
             status = best[2] if best else "PENDING"
             if outcome == "SUBMITTED":
-                submitted_by_phone.setdefault(normalize(m["phone"]), []).append(
-                    (m["sent_at"], m["campaign_id"]))
+                submitted_by_phone.setdefault(normalize(m["phone"]), []).append((m["sent_at"], m["campaign_id"]))
         message_status[mid] = status
         s["status_counts"][status] = s["status_counts"].get(status, 0) + 1
         if status == "HARD_BOUNCE":
@@ -157,5 +217,4 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
         s["unsubscribed"] = len(s["unsubscribed"])
         s["not_sent_by_reason"] = dict(sorted(s["not_sent_by_reason"].items()))
         s["status_counts"] = dict(sorted(s["status_counts"].items()))
-    return Expected(stats=stats, removals=removals, message_status=message_status,
-                    blacklisted=blacklisted)
+    return Expected(stats=stats, removals=removals, message_status=message_status, blacklisted=blacklisted)

@@ -29,13 +29,14 @@ Decisions the contract leaves open, taken here:
   the day) and everything happens within a few hours: no 72 h timeout and no 24 h
   orphan-receipt window is ever reached.
 """
+
 from __future__ import annotations
 
 import gc
 import random
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import phonenumbers
@@ -52,7 +53,7 @@ R_SENT = "smstally.MessageSent"
 R_DLR = "smstally.DeliveryReceipt"
 R_UNSUB = "smstally.Unsubscribe"
 
-DEFAULT_BASE_MS = int(datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc).timestamp() * 1000)
+DEFAULT_BASE_MS = int(datetime(2026, 11, 23, 8, 0, tzinfo=UTC).timestamp() * 1000)
 SECOND = 1000
 MINUTE = 60 * SECOND
 HOUR = 60 * MINUTE
@@ -69,6 +70,7 @@ NOT_SENT = V.NOT_SENT
 @dataclass(frozen=True, slots=True)
 class Emit:
     """One record to publish: topic (contract default name), key, Avro record name, value."""
+
     topic: str
     key: str
     record_name: str
@@ -96,6 +98,7 @@ def _emit(topic: str, key: str, record_name: str, value: dict) -> Emit:
 @dataclass
 class Expected:
     """What smstally must report once both phases are processed."""
+
     # campaign_id -> {"sent", "not_sent", "not_sent_by_reason": {reason: n},
     #   "status_counts": {status: n} (zeros omitted), "unsubscribed", "credits" (float),
     #   "name", "kind", "launch_list_size"}
@@ -140,15 +143,27 @@ def _national(e164: str, style: int) -> str:
     return f"{d[0:2]}.{d[2:4]}.{d[4:6]}.{d[6:8]}.{d[8:10]}"
 
 
-_BATCH_NAMES = ("Black Friday -30%", "Soldes d'hiver", "Vente privée VIP", "Nouvelle collection",
-                "Fête des pères", "Déstockage printemps", "Cyber Monday", "Offre fidélité")
-_AUTOMATED_NAMES = ("Relance panier abandonné", "Code anniversaire", "Bienvenue nouveau client",
-                    "Rappel rendez-vous", "Confirmation de commande")
+_BATCH_NAMES = (
+    "Black Friday -30%",
+    "Soldes d'hiver",
+    "Vente privée VIP",
+    "Nouvelle collection",
+    "Fête des pères",
+    "Déstockage printemps",
+    "Cyber Monday",
+    "Offre fidélité",
+)
+_AUTOMATED_NAMES = (
+    "Relance panier abandonné",
+    "Code anniversaire",
+    "Bienvenue nouveau client",
+    "Rappel rendez-vous",
+    "Confirmation de commande",
+)
 _SENDERS = ("BOUTIQUE", "MAMARQUE", "SHOPFR", "INFO")
 
 
-def generate(seed: int = 1, messages: int = 2000, campaigns: int = 5,
-             base_time_ms: int | None = None) -> Scenario:
+def generate(seed: int = 1, messages: int = 2000, campaigns: int = 5, base_time_ms: int | None = None) -> Scenario:
     """Build the traffic of one campaign day and its expected outcome (deterministic per seed).
 
     ``messages`` is the number of distinct messages (MessageSent records, not counting
@@ -174,16 +189,39 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
     rng = random.Random(seed)
     rnd = rng.random
     pfx = f"{seed}-"
-    traffic: dict[str, int] = dict.fromkeys((
-        "campaign_launches", "campaign_relaunches", "late_campaign_launches",
-        "message_sent", "message_sent_duplicates", "national_format_phones", "unparseable_phones",
-        "receipts", "receipt_duplicates", "receipts_without_campaign_id", "receipts_without_done_at",
-        "early_receipts", "non_final_receipts", "delayed_non_final_receipts",
-        "messages_with_two_final_receipts", "final_receipts_published_out_of_order",
-        "done_at_ties", "stray_receipts_for_not_sent", "provider_error_overridden_by_receipt",
-        "link_unsubscribes", "complaint_unsubscribes", "stop_replies", "stop_replies_unattributed",
-        "stop_from_never_messaged_phone", "resubscribes", "unsubscribes_after_resubscribe",
-        "repeated_unsubscribes_while_blacklisted", "unsubscribe_duplicates"), 0)
+    traffic: dict[str, int] = dict.fromkeys(
+        (
+            "campaign_launches",
+            "campaign_relaunches",
+            "late_campaign_launches",
+            "message_sent",
+            "message_sent_duplicates",
+            "national_format_phones",
+            "unparseable_phones",
+            "receipts",
+            "receipt_duplicates",
+            "receipts_without_campaign_id",
+            "receipts_without_done_at",
+            "early_receipts",
+            "non_final_receipts",
+            "delayed_non_final_receipts",
+            "messages_with_two_final_receipts",
+            "final_receipts_published_out_of_order",
+            "done_at_ties",
+            "stray_receipts_for_not_sent",
+            "provider_error_overridden_by_receipt",
+            "link_unsubscribes",
+            "complaint_unsubscribes",
+            "stop_replies",
+            "stop_replies_unattributed",
+            "stop_from_never_messaged_phone",
+            "resubscribes",
+            "unsubscribes_after_resubscribe",
+            "repeated_unsubscribes_while_blacklisted",
+            "unsubscribe_duplicates",
+        ),
+        0,
+    )
 
     # Publish order: every phase-1 record gets a publish time; the list is sorted by
     # (publish time, creation order). Times are kept relative to `origin` so that they
@@ -220,7 +258,9 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
     for k in range(C):
         if kinds[k] == "BATCH":
             launched = base + jb * spacing
-            name = _BATCH_NAMES[jb % len(_BATCH_NAMES)] + (f" #{jb // len(_BATCH_NAMES) + 1}" if jb >= len(_BATCH_NAMES) else "")
+            name = _BATCH_NAMES[jb % len(_BATCH_NAMES)] + (
+                f" #{jb // len(_BATCH_NAMES) + 1}" if jb >= len(_BATCH_NAMES) else ""
+            )
             jb += 1
             starts[k] = launched
             windows[k] = min(60 * MINUTE, max(5 * MINUTE, counts[k] * 10))
@@ -232,7 +272,9 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
             list_size = counts[k]
         else:
             launched = base - (3 + k) * DAY
-            name = _AUTOMATED_NAMES[ja % len(_AUTOMATED_NAMES)] + (f" #{ja // len(_AUTOMATED_NAMES) + 1}" if ja >= len(_AUTOMATED_NAMES) else "")
+            name = _AUTOMATED_NAMES[ja % len(_AUTOMATED_NAMES)] + (
+                f" #{ja // len(_AUTOMATED_NAMES) + 1}" if ja >= len(_AUTOMATED_NAMES) else ""
+            )
             ja += 1
             starts[k] = base
             windows[k] = AUTOMATED_SPAN_MS
@@ -240,10 +282,15 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
             sms_type = "transactional" if ja % 2 else "marketing"
             list_size = 0
         value = {
-            "event_id": f"{pfx}cl-{k}-1", "campaign_id": cids[k], "name": name, "kind": kinds[k],
+            "event_id": f"{pfx}cl-{k}-1",
+            "campaign_id": cids[k],
+            "name": name,
+            "kind": kinds[k],
             "text": f"{_SENDERS[k % len(_SENDERS)]}: {name} ! Profitez-en sur shop.example/{k}. STOP au 36111",
-            "sender_id": _SENDERS[k % len(_SENDERS)], "sms_type": sms_type,
-            "created_at": launched - int(HOUR + rnd() * 4 * DAY), "launched_at": launched,
+            "sender_id": _SENDERS[k % len(_SENDERS)],
+            "sms_type": sms_type,
+            "created_at": launched - int(HOUR + rnd() * 4 * DAY),
+            "launched_at": launched,
             "launch_list_size": list_size,
         }
         put(pub, TOPIC_CAMPAIGNS, cids[k], R_CAMPAIGN, value)
@@ -265,9 +312,11 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
     slots: list[tuple[str, str]] = []
     slot_cum: list[float] = []
     acc = 0.0
-    for cc, country, share, prefixes in (("33", "FR", 0.75, V.FR_MOBILE_PREFIXES),
-                                         ("32", "BE", 0.13, V.BE_MOBILE_PREFIXES),
-                                         ("34", "ES", 0.12, V.ES_MOBILE_PREFIXES)):
+    for cc, country, share, prefixes in (
+        ("33", "FR", 0.75, V.FR_MOBILE_PREFIXES),
+        ("32", "BE", 0.13, V.BE_MOBILE_PREFIXES),
+        ("34", "ES", 0.12, V.ES_MOBILE_PREFIXES),
+    ):
         for prefix in prefixes:
             acc += share / len(prefixes)
             slots.append((f"+{cc}{prefix}", country))
@@ -530,9 +579,18 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
             provider = providers[bisect_right(prov_cum, rnd())]
             credits = segments * 0.25  # quarters: float sums stay exact
         value = {
-            "event_id": f"{pfx}ms-{i}", "campaign_id": cid, "message_id": mid, "contact_id": contact,
-            "phone": phone, "sent_at": s, "outcome": outcome, "not_sent_reason": reason,
-            "segments": segments, "credits": credits, "provider": provider, "country": country,
+            "event_id": f"{pfx}ms-{i}",
+            "campaign_id": cid,
+            "message_id": mid,
+            "contact_id": contact,
+            "phone": phone,
+            "sent_at": s,
+            "outcome": outcome,
+            "not_sent_reason": reason,
+            "segments": segments,
+            "credits": credits,
+            "provider": provider,
+            "country": country,
             "operator": operator,
         }
         r = rnd()
@@ -573,9 +631,16 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
                 rcid = cid
             if done is None:
                 n_nodone += 1
-            rec = {"event_id": f"{pfx}dlr-{i}-{j}", "message_id": mid, "campaign_id": rcid,
-                   "provider": rprov, "status": raw, "error_code": code, "done_at": done,
-                   "received_at": recv}
+            rec = {
+                "event_id": f"{pfx}dlr-{i}-{j}",
+                "message_id": mid,
+                "campaign_id": rcid,
+                "provider": rprov,
+                "status": raw,
+                "error_code": code,
+                "done_at": done,
+                "received_at": recv,
+            }
             pubs_append(recv - origin)
             e = _new(Emit)
             _set_topic(e, TOPIC_DLR)
@@ -607,10 +672,17 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
             removals.add(("PERMANENT_ERROR", normalize(phone), mid))
         if p >= 0 and tracked[p]:
             tracked_sends(p, []).append((s, c, outcome, mid))
-    traffic.update(message_sent=messages, message_sent_duplicates=n_ms_dup, national_format_phones=n_nat,
-                   unparseable_phones=n_unparseable, receipts=n_rec, receipt_duplicates=n_rec_dup,
-                   receipts_without_campaign_id=n_nocid, receipts_without_done_at=n_nodone,
-                   early_receipts=n_early)
+    traffic.update(
+        message_sent=messages,
+        message_sent_duplicates=n_ms_dup,
+        national_format_phones=n_nat,
+        unparseable_phones=n_unparseable,
+        receipts=n_rec,
+        receipt_duplicates=n_rec_dup,
+        receipts_without_campaign_id=n_nocid,
+        receipts_without_done_at=n_nodone,
+        early_receipts=n_early,
+    )
 
     # ---------------------------------------------------------------- unsubscribes
     unsub_phones: list[set[str]] = [set() for _ in range(C)]
@@ -625,14 +697,31 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
                 best_t, best_c = t, c
         return best_c
 
-    def unsub(phase: int, phone: str, contact, p: int, at: int, action: str, channel: str,
-              campaign: int | None, text: str | None = None, dup_p: float = 0.0) -> None:
+    def unsub(
+        phase: int,
+        phone: str,
+        contact,
+        p: int,
+        at: int,
+        action: str,
+        channel: str,
+        campaign: int | None,
+        text: str | None = None,
+        dup_p: float = 0.0,
+    ) -> None:
         """Publish one opt-out/opt-in and apply it to the expected blacklist and counts."""
         nonlocal n_uns
         n_uns += 1
-        value = {"event_id": f"{pfx}uns-{n_uns}", "phone": phone, "contact_id": contact,
-                 "campaign_id": cids[campaign] if campaign is not None else None,
-                 "action": action, "channel": channel, "text": text, "at": at}
+        value = {
+            "event_id": f"{pfx}uns-{n_uns}",
+            "phone": phone,
+            "contact_id": contact,
+            "campaign_id": cids[campaign] if campaign is not None else None,
+            "action": action,
+            "channel": channel,
+            "text": text,
+            "at": at,
+        }
         copies = 2 if rnd() < dup_p else 1
         for n in range(copies):
             v = value if n == 0 else dict(value)
@@ -710,8 +799,18 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
                 unsub(1, written(p, 0.2), contact, p, at, "UNSUBSCRIBE", "LINK", c, None, 0.15)
             else:
                 traffic["complaint_unsubscribes"] += 1
-                unsub(1, written(p, 0.2), contact, p, at, "UNSUBSCRIBE", "COMPLAINT", c,
-                      "Je n'ai jamais demandé ces SMS", 0.0)
+                unsub(
+                    1,
+                    written(p, 0.2),
+                    contact,
+                    p,
+                    at,
+                    "UNSUBSCRIBE",
+                    "COMPLAINT",
+                    c,
+                    "Je n'ai jamais demandé ces SMS",
+                    0.0,
+                )
             phone = written(p, 0.1)
             if rnd() < 0.35:  # a STOP later on: no new removal, maybe another campaign counts it
                 at = max(at, last_sent) + 10 * MINUTE + int(rnd() * 3 * HOUR)
@@ -751,29 +850,46 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
     stats: dict[str, dict] = {}
     for k in range(C):
         stats[cids[k]] = {
-            "sent": st_sent[k], "not_sent": st_not_sent[k],
+            "sent": st_sent[k],
+            "not_sent": st_not_sent[k],
             "not_sent_by_reason": dict(sorted(st_reasons[k].items())),
             "status_counts": dict(sorted(st_status[k].items())),
-            "unsubscribed": len(unsub_phones[k]), "credits": st_credits[k],
-            "name": names[k], "kind": kinds[k],
+            "unsubscribed": len(unsub_phones[k]),
+            "credits": st_credits[k],
+            "name": names[k],
+            "kind": kinds[k],
             "launch_list_size": counts[k] if kinds[k] == "BATCH" else 0,
         }
-    expected = Expected(stats=stats, removals=removals, message_status=message_status,
-                        blacklisted=blacklisted)
+    expected = Expected(stats=stats, removals=removals, message_status=message_status, blacklisted=blacklisted)
     params = {"seed": seed, "messages": messages, "campaigns": campaigns, "base_time_ms": base}
     return Scenario(phase1=phase1, phase2=phase2, expected=expected, traffic=traffic, params=params)
 
 
 # -------------------------------------------------------------------- summary
-_STATUS_ORDER = ("DELIVERED", "PROVIDER_ACCEPTED", "PENDING", "SOFT_BOUNCE", "PROVIDER_ERROR",
-                 "HARD_BOUNCE", "UNKNOWN", "NOT_SENT")
-_STATUS_SHORT = {"DELIVERED": "deliv", "PROVIDER_ACCEPTED": "acc", "PENDING": "pend",
-                 "SOFT_BOUNCE": "soft", "PROVIDER_ERROR": "p.err", "HARD_BOUNCE": "hard",
-                 "UNKNOWN": "unkn", "NOT_SENT": "n.sent"}
+_STATUS_ORDER = (
+    "DELIVERED",
+    "PROVIDER_ACCEPTED",
+    "PENDING",
+    "SOFT_BOUNCE",
+    "PROVIDER_ERROR",
+    "HARD_BOUNCE",
+    "UNKNOWN",
+    "NOT_SENT",
+)
+_STATUS_SHORT = {
+    "DELIVERED": "deliv",
+    "PROVIDER_ACCEPTED": "acc",
+    "PENDING": "pend",
+    "SOFT_BOUNCE": "soft",
+    "PROVIDER_ERROR": "p.err",
+    "HARD_BOUNCE": "hard",
+    "UNKNOWN": "unkn",
+    "NOT_SENT": "n.sent",
+}
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _summary(sc: Scenario) -> str:
@@ -781,26 +897,31 @@ def _summary(sc: Scenario) -> str:
     ex = sc.expected
     lines = []
     if p:
-        lines.append(f"Simulated campaign day: seed {p['seed']}, {p['messages']} messages, "
-                     f"{p['campaigns']} campaigns, from {_iso(p['base_time_ms'])}")
+        lines.append(
+            f"Simulated campaign day: seed {p['seed']}, {p['messages']} messages, "
+            f"{p['campaigns']} campaigns, from {_iso(p['base_time_ms'])}"
+        )
     by_topic: dict[str, int] = {}
     for e in sc.phase1:
         by_topic[e.topic] = by_topic.get(e.topic, 0) + 1
-    lines.append(f"Phase 1: {len(sc.phase1)} records: " + ", ".join(
-        f"{t} {n}" for t, n in sorted(by_topic.items())))
+    lines.append(f"Phase 1: {len(sc.phase1)} records: " + ", ".join(f"{t} {n}" for t, n in sorted(by_topic.items())))
     actions: dict[str, int] = {}
     for e in sc.phase2:
         k = f"{e.value['action']}/{e.value['channel']}"
         actions[k] = actions.get(k, 0) + 1
-    lines.append(f"Phase 2: {len(sc.phase2)} records on {TOPIC_UNSUBSCRIBES}: " + ", ".join(
-        f"{k} {n}" for k, n in sorted(actions.items())))
+    lines.append(
+        f"Phase 2: {len(sc.phase2)} records on {TOPIC_UNSUBSCRIBES}: "
+        + ", ".join(f"{k} {n}" for k, n in sorted(actions.items()))
+    )
     if sc.traffic:
         t = sc.traffic
         lines.append("Messiness: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in t.items() if v))
     lines.append("")
-    header = (f"{'campaign':<12} {'kind':<9} {'sent':>7} {'n.sent':>6} "
-              + " ".join(f"{_STATUS_SHORT[s]:>6}" for s in _STATUS_ORDER)
-              + f" {'unsub':>5} {'credits':>10}  name")
+    header = (
+        f"{'campaign':<12} {'kind':<9} {'sent':>7} {'n.sent':>6} "
+        + " ".join(f"{_STATUS_SHORT[s]:>6}" for s in _STATUS_ORDER)
+        + f" {'unsub':>5} {'credits':>10}  name"
+    )
     lines.append(header)
     tot = {"sent": 0, "not_sent": 0, "unsubscribed": 0, "credits": 0.0}
     tot_status: dict[str, int] = {}
@@ -812,21 +933,26 @@ def _summary(sc: Scenario) -> str:
         lines.append(
             f"{cid:<12} {s['kind']:<9} {s['sent']:>7} {s['not_sent']:>6} "
             + " ".join(f"{s['status_counts'].get(st, 0):>6}" for st in _STATUS_ORDER)
-            + f" {s['unsubscribed']:>5} {s['credits']:>10.2f}  {s['name']}")
+            + f" {s['unsubscribed']:>5} {s['credits']:>10.2f}  {s['name']}"
+        )
         if s["not_sent_by_reason"]:
-            lines.append(f"{'':<12} not sent by reason: " + ", ".join(
-                f"{k} {v}" for k, v in s["not_sent_by_reason"].items()))
+            lines.append(
+                f"{'':<12} not sent by reason: " + ", ".join(f"{k} {v}" for k, v in s["not_sent_by_reason"].items())
+            )
     lines.append(
         f"{'total':<12} {'':<9} {tot['sent']:>7} {tot['not_sent']:>6} "
         + " ".join(f"{tot_status.get(st, 0):>6}" for st in _STATUS_ORDER)
-        + f" {tot['unsubscribed']:>5} {tot['credits']:>10.2f}")
+        + f" {tot['unsubscribed']:>5} {tot['credits']:>10.2f}"
+    )
     lines.append("")
     by_reason: dict[str, int] = {}
     for r in ex.removals:
         by_reason[r[0]] = by_reason.get(r[0], 0) + 1
-    lines.append("Address-book removals: " + (", ".join(
-        f"{k} {v}" for k, v in sorted(by_reason.items())) or "none")
-                 + f"; blacklisted at the end: {len(ex.blacklisted)} phones")
+    lines.append(
+        "Address-book removals: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())) or "none")
+        + f"; blacklisted at the end: {len(ex.blacklisted)} phones"
+    )
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ Choices worth knowing:
   vonage "30005", smsmode "9"): permanence depends on the receipt's provider. Non-numeric
   codes ("0x0B", "ERR_TIMEOUT", "") and a missing code also mean SOFT_BOUNCE.
 """
+
 from __future__ import annotations
 
 PROVIDERS = ("smpp", "twilio", "vonage", "infobip", "smsmode")
@@ -33,10 +34,8 @@ PROVIDER_ERROR = "PROVIDER_ERROR"
 HARD_BOUNCE = "HARD_BOUNCE"
 UNKNOWN = "UNKNOWN"
 NOT_SENT = "NOT_SENT"
-STATUSES = (PENDING, PROVIDER_ACCEPTED, DELIVERED, SOFT_BOUNCE, PROVIDER_ERROR, HARD_BOUNCE,
-            UNKNOWN, NOT_SENT)
-PRECEDENCE = {HARD_BOUNCE: 6, DELIVERED: 5, SOFT_BOUNCE: 4, UNKNOWN: 3, PROVIDER_ACCEPTED: 2,
-              PROVIDER_ERROR: 1}
+STATUSES = (PENDING, PROVIDER_ACCEPTED, DELIVERED, SOFT_BOUNCE, PROVIDER_ERROR, HARD_BOUNCE, UNKNOWN, NOT_SENT)
+PRECEDENCE = {HARD_BOUNCE: 6, DELIVERED: 5, SOFT_BOUNCE: 4, UNKNOWN: 3, PROVIDER_ACCEPTED: 2, PROVIDER_ERROR: 1}
 
 _GSM_HARD = ("1", "001", "9", "009", "11", "12", "012")
 _GSM_SOFT = ("0", "2", "5", "13", "27", "069", "3", "30005", "3520")
@@ -92,27 +91,27 @@ VOCAB: dict[str | None, dict[str, tuple[str, ...]]] = {
         "hard_codes": _GSM_HARD,  # infobip is not in the codes table: GSM MAP codes apply
         "soft_codes": _GSM_SOFT,
     },
-    "smsmode": dict(_GENERIC, hard_codes=tuple(str(c) for c in range(3520, 3530)),
-                    soft_codes=("3500", "3519", "3530", "1", "9", "30005")),
+    "smsmode": dict(
+        _GENERIC,
+        hard_codes=tuple(str(c) for c in range(3520, 3530)),
+        soft_codes=("3500", "3519", "3530", "1", "9", "30005"),
+    ),
     None: _GENERIC,  # receipt without a provider: GSM MAP codes
 }
 for _v in VOCAB.values():
     _v["soft_codes"] = tuple(_v["soft_codes"]) + _NON_NUMERIC
 del _v
 
-NOT_SENT_REASONS = ("OPTED_OUT", "INVALID_NUMBER", "INSUFFICIENT_CREDIT", "DUPLICATE", "HARD_BOUNCE",
-                    "OTHER", None)
+NOT_SENT_REASONS = ("OPTED_OUT", "INVALID_NUMBER", "INSUFFICIENT_CREDIT", "DUPLICATE", "HARD_BOUNCE", "OTHER", None)
 NOT_SENT_REASON_WEIGHTS = (30, 20, 10, 15, 10, 5, 10)
 
 STOP_TEXTS = ("STOP", "stop", "Stop svp", "STOP", "stop ")
 UNPARSEABLE_PHONES = ("not-a-number", "N/A", "unknown")
 
 # Mobile ranges that phonenumbers (region data) accepts as valid mobiles.
-FR_MOBILE_PREFIXES = ("60", "61", "62", "64", "65", "66", "67", "68", "73", "74", "75", "76", "77",
-                      "78", "79")
+FR_MOBILE_PREFIXES = ("60", "61", "62", "64", "65", "66", "67", "68", "73", "74", "75", "76", "77", "78", "79")
 BE_MOBILE_PREFIXES = ("45", "46", "47", "48", "49")
-ES_MOBILE_PREFIXES = ("60", "61", "62", "63", "64", "65", "66", "67", "68", "69", "71", "72", "73",
-                      "74")
+ES_MOBILE_PREFIXES = ("60", "61", "62", "63", "64", "65", "66", "67", "68", "69", "71", "72", "73", "74")
 OPERATORS = {
     "FR": ("Orange", "SFR", "Bouygues Telecom", "Free Mobile"),
     "BE": ("Proximus", "Orange Belgium", "Telenet"),

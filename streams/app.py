@@ -1,4 +1,5 @@
 """Building the Faust app from settings: the only place that knows Faust's configuration."""
+
 from __future__ import annotations
 
 import logging
@@ -49,7 +50,9 @@ def build(s: Settings, plan: TopicPlan) -> tuple[faust.App, Pipeline]:
     pipe = Pipeline(app, s, plan)
     transport: Any = app.transport  # Consumer is the class its consumer is made of
     transport.Consumer = BatchConsumer.with_handlers(
-        pipe.handlers(), pipe.on_batch_error,
-        s.fetch_max_wait_ms or tansu.fetch_max_wait_ms(s.broker_flavor) or DEFAULT_FETCH_MAX_WAIT_MS)
+        pipe.handlers(),
+        pipe.on_batch_error,
+        s.fetch_max_wait_ms or tansu.fetch_max_wait_ms(s.broker_flavor) or DEFAULT_FETCH_MAX_WAIT_MS,
+    )
     add_endpoints(app, pipe)
     return app, pipe

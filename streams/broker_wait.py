@@ -3,6 +3,7 @@
 The worker waits here before it plans its topics (``smstally worker``), and the embedded
 broker launcher (:mod:`streams.devtools.broker`) waits here for the Tansu it started.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -66,15 +67,12 @@ async def wait_for_broker(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise BrokerNotReady(
-                f"no Kafka broker answered at {url} within {timeout:g}s"
-                + (f" (last error: {last!r})" if last else "")
+                f"no Kafka broker answered at {url} within {timeout:g}s" + (f" (last error: {last!r})" if last else "")
             )
         try:
             # TCP first: cheap, and keeps aiokafka from logging a connection
             # error for every poll while the broker is still binding.
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), min(max(remaining, 0.2), 1.0)
-            )
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), min(max(remaining, 0.2), 1.0))
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

@@ -1,4 +1,5 @@
 """``smstally``: worker, broker, simulate, report, api, export, demo."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,14 @@ log = logging.getLogger("smstally")
 def _settings(args: argparse.Namespace) -> Settings:
     """Flags mirror the environment: a flag given wins over its variable."""
     env = dict(os.environ)
-    for flag, var in (("broker", "SMSTALLY_BROKER"), ("data_dir", "SMSTALLY_DATA_DIR"),
-                      ("web_port", "SMSTALLY_WEB_PORT"), ("flavor", "SMSTALLY_BROKER_FLAVOR"),
-                      ("partitions", "SMSTALLY_PARTITIONS"), ("store", "SMSTALLY_STORE")):
+    for flag, var in (
+        ("broker", "SMSTALLY_BROKER"),
+        ("data_dir", "SMSTALLY_DATA_DIR"),
+        ("web_port", "SMSTALLY_WEB_PORT"),
+        ("flavor", "SMSTALLY_BROKER_FLAVOR"),
+        ("partitions", "SMSTALLY_PARTITIONS"),
+        ("store", "SMSTALLY_STORE"),
+    ):
         v = getattr(args, flag, None)
         if v is not None:
             env[var] = str(v)
@@ -34,6 +40,7 @@ async def _resolve_flavor(s: Settings) -> Settings:
     if s.broker_flavor != "auto":
         return s
     from .compat.tansu import detect_flavor
+
     flavor = await detect_flavor(s.bootstrap)
     log.info("broker flavor detected: %s", flavor)
     return s.with_(broker_flavor=flavor)
@@ -42,6 +49,7 @@ async def _resolve_flavor(s: Settings) -> Settings:
 async def _wait_broker(s: Settings) -> None:
     """Wait for the broker with one clear line now and then, instead of a crash loop."""
     from .broker_wait import wait_for_broker
+
     started = time.monotonic()
     timeout = 1.0  # the first line comes at once; then one every 5 s
     while True:
@@ -49,8 +57,7 @@ async def _wait_broker(s: Settings) -> None:
             await wait_for_broker(s.broker, timeout=timeout)
             return
         except Exception as exc:  # noqa: BLE001 - any failure means: not reachable yet
-            log.warning("waiting for the broker at %s (%.0fs so far): %s", s.broker,
-                        time.monotonic() - started, exc)
+            log.warning("waiting for the broker at %s (%.0fs so far): %s", s.broker, time.monotonic() - started, exc)
             timeout = 5.0
 
 
@@ -69,6 +76,7 @@ async def _prestart_health(s: Settings) -> asyncio.AbstractServer | None:
     ``/health/live`` is 200 (the process is alive and doing what it should),
     ``/health/ready`` and everything else 503.
     """
+
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readline(), 5.0)
@@ -78,8 +86,10 @@ async def _prestart_health(s: Settings) -> asyncio.AbstractServer | None:
             path = parts[1].decode("latin-1").split("?", 1)[0] if len(parts) > 1 else "/"
             status, body = _PRESTART_ANSWERS.get(path, (503, b'{"starting":"waiting for the broker"}'))
             reason = b"OK" if status == 200 else b"Service Unavailable"
-            writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                         b"Connection: close\r\n\r\n%s" % (status, reason, len(body), body))
+            writer.write(
+                b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                b"Connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+            )
             await writer.drain()
         except Exception:  # noqa: BLE001 - a broken probe connection is the prober's problem
             pass
@@ -146,8 +156,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     asyncio.set_event_loop(asyncio.new_event_loop())
     app, _ = build(s, plan)
-    log.info("worker starting: broker %s (%s), store %s in %s, web port %d, partitions %s",
-             s.broker, s.broker_flavor, s.store, s.data_dir, s.web_port, plan)
+    log.info(
+        "worker starting: broker %s (%s), store %s in %s, web port %d, partitions %s",
+        s.broker,
+        s.broker_flavor,
+        s.store,
+        s.data_dir,
+        s.web_port,
+        plan,
+    )
     worker = faust.Worker(app, loglevel=s.log_level, quiet=True, override_logging=False)
     _plain_output(worker)
     worker.execute_from_commandline()
@@ -156,6 +173,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_broker(args: argparse.Namespace) -> int:
     from .devtools.broker import run_broker_cli
+
     return run_broker_cli(_settings(args).broker)
 
 
@@ -198,9 +216,14 @@ def cmd_api(args: argparse.Namespace) -> int:
     from readmodel.settings import UnsafeListenAddress, api_from_env
 
     env = dict(os.environ)
-    for flag, var in (("broker", "SMSTALLY_BROKER"), ("flavor", "SMSTALLY_BROKER_FLAVOR"),
-                      ("host", "SMSTALLY_API_HOST"), ("port", "SMSTALLY_API_PORT"), ("read_db", "SMSTALLY_READ_DB"),
-                      ("data_dir", "SMSTALLY_DATA_DIR")):
+    for flag, var in (
+        ("broker", "SMSTALLY_BROKER"),
+        ("flavor", "SMSTALLY_BROKER_FLAVOR"),
+        ("host", "SMSTALLY_API_HOST"),
+        ("port", "SMSTALLY_API_PORT"),
+        ("read_db", "SMSTALLY_READ_DB"),
+        ("data_dir", "SMSTALLY_DATA_DIR"),
+    ):
         v = getattr(args, flag, None)
         if v is not None:
             env[var] = str(v)
@@ -217,13 +240,16 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from readmodel.export import cmd_export as run
+
     return run(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .devtools.demo import run_demo
-    return run_demo(messages=args.messages, seed=args.seed, campaigns=args.campaigns, timeout=args.timeout,
-                    keep=args.keep)
+
+    return run_demo(
+        messages=args.messages, seed=args.seed, campaigns=args.campaigns, timeout=args.timeout, keep=args.keep
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     sm.add_argument("--seed", type=int, default=1)
     sm.add_argument("--messages", type=int, default=5000)
     sm.add_argument("--campaigns", type=int, default=5)
-    sm.add_argument("--no-wait", action="store_true",
-                    help="publish STOP replies at once instead of after the sends are counted")
+    sm.add_argument(
+        "--no-wait", action="store_true", help="publish STOP replies at once instead of after the sends are counted"
+    )
     sm.add_argument("--timeout", type=float, default=300.0)
     sm.set_defaults(fn=cmd_simulate)
 
@@ -270,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--data-dir", help="SMSTALLY_DATA_DIR (the default SQLite file lives there)")
     a.set_defaults(fn=cmd_api)
 
-    ex = sub.add_parser("export", help="a campaign's contacts as CSV, through the API "
-                                       "(SMSTALLY_API_URL, SMSTALLY_API_TOKEN)")
+    ex = sub.add_parser(
+        "export", help="a campaign's contacts as CSV, through the API (SMSTALLY_API_URL, SMSTALLY_API_TOKEN)"
+    )
     ex.add_argument("campaign", help="campaign id")
     ex.add_argument("--status", help="canonical status, e.g. HARD_BOUNCE")
     ex.add_argument("--category", help="e.g. permanent_error")

@@ -1,4 +1,5 @@
 """Settings from the environment (contract §9); the CLI's flags only fill the same names."""
+
 from __future__ import annotations
 
 import os
@@ -21,6 +22,7 @@ DEFAULT_KAFKA_PORT = 9092
 @dataclass(frozen=True)
 class BrokerAddress:
     """One broker of a broker URL."""
+
     host: str
     port: int
 
@@ -86,10 +88,14 @@ class TopicNames:
 
 
 _TOPIC_ENV = {
-    "campaigns": "SMSTALLY_TOPIC_CAMPAIGNS", "message_sent": "SMSTALLY_TOPIC_MESSAGE_SENT",
-    "dlr": "SMSTALLY_TOPIC_DLR", "unsubscribes": "SMSTALLY_TOPIC_UNSUBSCRIBES",
-    "campaign_stats": "SMSTALLY_TOPIC_CAMPAIGN_STATS", "message_status": "SMSTALLY_TOPIC_MESSAGE_STATUS",
-    "removals": "SMSTALLY_TOPIC_REMOVALS", "dead_letter": "SMSTALLY_TOPIC_DEAD_LETTER",
+    "campaigns": "SMSTALLY_TOPIC_CAMPAIGNS",
+    "message_sent": "SMSTALLY_TOPIC_MESSAGE_SENT",
+    "dlr": "SMSTALLY_TOPIC_DLR",
+    "unsubscribes": "SMSTALLY_TOPIC_UNSUBSCRIBES",
+    "campaign_stats": "SMSTALLY_TOPIC_CAMPAIGN_STATS",
+    "message_status": "SMSTALLY_TOPIC_MESSAGE_STATUS",
+    "removals": "SMSTALLY_TOPIC_REMOVALS",
+    "dead_letter": "SMSTALLY_TOPIC_DEAD_LETTER",
 }
 
 

@@ -21,6 +21,7 @@ Everything else is Faust's: group membership, the rebalance protocol, table reco
 changelogs (changelog records still take Faust's per-record path), commits (of the offsets
 this module reports as processed), the web server.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -61,8 +62,12 @@ class BatchConsumer(BatchConsumerBase):
         self.guard: OffsetGuard[TP] = OffsetGuard(self.stall_s)
 
     @classmethod
-    def with_handlers(cls, handlers: Mapping[str, BatchHandler], on_error: Callable[[TP], None] | None = None,
-                      fetch_max_wait_ms: int | None = None) -> type[BatchConsumer]:
+    def with_handlers(
+        cls,
+        handlers: Mapping[str, BatchHandler],
+        on_error: Callable[[TP], None] | None = None,
+        fetch_max_wait_ms: int | None = None,
+    ) -> type[BatchConsumer]:
         attrs: dict[str, Any] = {"handlers": dict(handlers), "fetch_max_wait_ms": fetch_max_wait_ms}
         if on_error is not None:
             attrs["on_error"] = staticmethod(on_error)
@@ -99,8 +104,15 @@ class BatchConsumer(BatchConsumerBase):
             if known and tp.topic in self.handlers:
                 restored = self.guard.committed(tp, offset)
                 if restored is not None:
-                    log.warning("%s[%d]: the restored state reflects offsets before %d only, but %d is "
-                                "committed; replaying from %d", tp.topic, tp.partition, restored, offset, restored)
+                    log.warning(
+                        "%s[%d]: the restored state reflects offsets before %d only, but %d is "
+                        "committed; replaying from %d",
+                        tp.topic,
+                        tp.partition,
+                        restored,
+                        offset,
+                        restored,
+                    )
                     await self.seek(tp, restored)
 
     async def seek(self, partition: TP, offset: int) -> None:
@@ -158,8 +170,14 @@ class BatchConsumer(BatchConsumerBase):
             return
         for stall in self.guard.stalls(now, self.current_active_partitions(), self.highwater):
             tp = stall.tp
-            log.warning("%s[%d]: no progress from %d for %.0f s with records up to %d; seeking back",
-                        tp.topic, tp.partition, stall.next_offset, stall.seconds, stall.highwater)
+            log.warning(
+                "%s[%d]: no progress from %d for %.0f s with records up to %d; seeking back",
+                tp.topic,
+                tp.partition,
+                stall.next_offset,
+                stall.seconds,
+                stall.highwater,
+            )
             await self.seek(tp, stall.next_offset)
 
     # -- the record loop ----------------------------------------------------------
@@ -199,8 +217,9 @@ class BatchConsumer(BatchConsumerBase):
                     try:
                         batch = await self._contiguous(tp, batch)
                     except Exception as exc:  # noqa: BLE001 - e.g. revoked meanwhile; the guard re-checks
-                        log.info("%s[%d]: position check failed (%r); batch left for a re-read",
-                                 tp.topic, tp.partition, exc)
+                        log.info(
+                            "%s[%d]: position check failed (%r); batch left for a re-read", tp.topic, tp.partition, exc
+                        )
                         continue
                     if not batch:
                         continue
@@ -209,9 +228,14 @@ class BatchConsumer(BatchConsumerBase):
                             await handler(tp, batch)
                             self._processed(tp, batch[-1].offset, len(batch))
                         except Exception:  # noqa: BLE001 - a bug: retry the batch, never skip it
-                            log.exception("handling %s[%d] offsets %d..%d failed; retrying in %.0f s",
-                                          tp.topic, tp.partition, batch[0].offset, batch[-1].offset,
-                                          self.retry_delay_s)
+                            log.exception(
+                                "handling %s[%d] offsets %d..%d failed; retrying in %.0f s",
+                                tp.topic,
+                                tp.partition,
+                                batch[0].offset,
+                                batch[-1].offset,
+                                self.retry_delay_s,
+                            )
                             self.on_error(tp)
                             try:
                                 await self.seek(tp, batch[0].offset)

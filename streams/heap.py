@@ -8,6 +8,7 @@ survives a recovery into the permanent generation (``gc.freeze``) leaves full co
 with the objects made since. Unfrozen first, so that the stages a recovery replaces can
 still be collected.
 """
+
 from __future__ import annotations
 
 import gc

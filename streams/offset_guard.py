@@ -18,6 +18,7 @@ with a fetched batch. Its rules:
 Partitions are keys of any hashable type (the consumer uses Faust's ``TP``: ``.topic``
 and ``.partition`` are used for log lines only).
 """
+
 from __future__ import annotations
 
 import logging
@@ -111,11 +112,21 @@ class OffsetGuard(Generic[P]):
         first = records[0].offset
         if first > expected:
             if self._jump.get(tp) == (expected, first):
-                log.info("%s[%d]: no records between %d and %d (a real gap in the log)",
-                         tp.topic, tp.partition, expected, first)
+                log.info(
+                    "%s[%d]: no records between %d and %d (a real gap in the log)",
+                    tp.topic,
+                    tp.partition,
+                    expected,
+                    first,
+                )
             else:
-                log.warning("%s[%d]: fetched from %d but %d is the next to process; seeking back",
-                            tp.topic, tp.partition, first, expected)
+                log.warning(
+                    "%s[%d]: fetched from %d but %d is the next to process; seeking back",
+                    tp.topic,
+                    tp.partition,
+                    first,
+                    expected,
+                )
                 self._jump[tp] = (expected, first)
                 return (), expected
         elif records[-1].offset < expected:

@@ -5,6 +5,7 @@ buffer); aiokafka's ``send_batch`` takes a whole list at once. The producer is F
 aiokafka producer, so Faust's commit, which flushes that producer before it commits
 offsets, still waits for everything a batch produced: at least once is unchanged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,7 +52,8 @@ class Outbox:
             parts = self._partitions.get(topic)
             if parts is None:
                 parts = self._partitions[topic] = sorted(
-                    await aiokafka_internals.wait_for_partitions(producer.client, topic))
+                    await aiokafka_internals.wait_for_partitions(producer.client, topic)
+                )
             n = len(parts)
             for key, value in items:  # a dead letter may have no key: any partition, as aiokafka
                 p = parts[partition_for(key, n)] if key is not None else random.choice(parts)
@@ -68,8 +70,9 @@ class Outbox:
                 n += 1
             await self._send(producer, batch, n, topic, partition, callback)
 
-    async def _send(self, producer: Any, batch: Any, n: int, topic: str, partition: int,
-                    callback: Callable[[int, int], None] | None) -> None:
+    async def _send(
+        self, producer: Any, batch: Any, n: int, topic: str, partition: int, callback: Callable[[int, int], None] | None
+    ) -> None:
         future = await producer.send_batch(batch, topic, partition=partition)
 
         def done(f: Any) -> None:
@@ -79,6 +82,7 @@ class Outbox:
                 self._exit_on_failure(topic, partition, f.exception())
             elif callback is not None:
                 callback(partition, f.result().offset + n - 1)
+
         future.add_done_callback(done)
 
     @staticmethod
@@ -94,7 +98,6 @@ class Outbox:
         exiting here means the offsets that produced the batch are never committed: the
         restarted worker replays them.
         """
-        log.critical("could not deliver a batch to %s[%d]: %r; exiting so that it is replayed",
-                     topic, partition, exc)
+        log.critical("could not deliver a batch to %s[%d]: %r; exiting so that it is replayed", topic, partition, exc)
         logging.shutdown()
         os._exit(70)

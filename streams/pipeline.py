@@ -8,6 +8,7 @@ what it produced (``streams.outbox``), and runs the topology's timers and recove
 points. Per-partition stages are rebuilt from their table after every recovery, which is
 what makes derived counters safe.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,14 +45,19 @@ log = logging.getLogger("smstally")
 # Faust's RocksDB defaults (64 MB x 3 write buffers, a 2 GB block cache, per partition and
 # table) are sized for a dedicated host; twelve databases per worker then take gigabytes.
 # Values are small JSON documents read mostly right after they were written.
-ROCKSDB_OPTIONS = {"write_buffer_size": 4 * 1024**2, "max_write_buffer_number": 2,
-                   "block_cache_size": 2 * 1024**2, "target_file_size_base": 16 * 1024**2}
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 4 * 1024**2,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 2 * 1024**2,
+    "target_file_size_base": 16 * 1024**2,
+}
 
 
 def topology_names(s: Settings) -> Names:
     """The configured topic names, as the topology routes by them."""
-    return Names(**dataclasses.asdict(s.topics), phone_events=s.phone_events_topic,
-                 campaign_events=s.campaign_events_topic)
+    return Names(
+        **dataclasses.asdict(s.topics), phone_events=s.phone_events_topic, campaign_events=s.campaign_events_topic
+    )
 
 
 class TableStores(Stores):
@@ -100,22 +106,31 @@ class Pipeline:
 
         def writer() -> bytes:
             return b"pid %d gen %d" % (pid, app.consumer_generation_id)
+
         self.messages = TableStore(self.t_messages, state_codec.encode_message, state_codec.decode_message, writer)
         self.phones = TableStore(self.t_phones, state_codec.encode_phone, state_codec.decode_phone, writer)
-        self.campaigns_store = TableStore(self.t_campaigns, state_codec.encode_campaign, state_codec.decode_campaign,
-                                          writer)
+        self.campaigns_store = TableStore(
+            self.t_campaigns, state_codec.encode_campaign, state_codec.decode_campaign, writer
+        )
         self.stores = {"messages": self.messages, "phones": self.phones, "campaigns": self.campaigns_store}
         producer = faust_internals.aiokafka_producer(app)  # started by Faust after the app is built
         self.outbox = Outbox(producer)  # what the batch being handled produces
         self.timer_outbox = Outbox(producer)  # what the partial and stats timers produce
         self.topology = Topology(
-            topology_names(s), self.codec, self.mapper, TableStores(self.messages, self.phones, self.campaigns_store),
-            campaign_event_partitions=plan.campaign_event_partitions, region=s.default_region,
-            stats_interval_s=s.stats_interval_ms / 1000, max_record_bytes=app.conf.producer_max_request_size,
-            pending_timeout_ms=int(s.pending_timeout_h * HOUR_MS), orphan_window_ms=int(s.orphan_window_h * HOUR_MS),
+            topology_names(s),
+            self.codec,
+            self.mapper,
+            TableStores(self.messages, self.phones, self.campaigns_store),
+            campaign_event_partitions=plan.campaign_event_partitions,
+            region=s.default_region,
+            stats_interval_s=s.stats_interval_ms / 1000,
+            max_record_bytes=app.conf.producer_max_request_size,
+            pending_timeout_ms=int(s.pending_timeout_h * HOUR_MS),
+            orphan_window_ms=int(s.orphan_window_h * HOUR_MS),
             attribution_window_ms=int(s.attribution_window_h * HOUR_MS),
             on_removal=lambda reason: metrics.REMOVALS.labels(reason).inc(),
-            on_dead_letter=lambda kind: metrics.DEAD_LETTERS.labels(kind).inc())
+            on_dead_letter=lambda kind: metrics.DEAD_LETTERS.labels(kind).inc(),
+        )
         self.recovered = False
         self.catchup = CatchUp(app)
         self._wire()
@@ -129,8 +144,13 @@ class Pipeline:
     def _wire(self) -> None:
         app = self.app
         # No agents: the consumer (streams.consumer) hands these topics' batches to handlers().
-        for topic in (self.src_messages, self.src_unsubscribes, self.src_campaigns, self.phone_events,
-                      self.campaign_events):
+        for topic in (
+            self.src_messages,
+            self.src_unsubscribes,
+            self.src_campaigns,
+            self.phone_events,
+            self.campaign_events,
+        ):
             app.topics.add(topic)
         app.timer(self.s.partial_interval_ms / 1000, name="flush-partials")(self._flush_partials)
         app.timer(0.05, name="publish-stats")(self._publish_stats)
@@ -152,8 +172,12 @@ class Pipeline:
         started = time.perf_counter()
         assigned = self._assigned(self.s.topics.message_sent)
         n = self.topology.rebuild_messages(assigned)
-        log.info("message stages rebuilt for partitions %s (%d messages) in %.3f s", sorted(assigned),
-                 n, time.perf_counter() - started)
+        log.info(
+            "message stages rebuilt for partitions %s (%d messages) in %.3f s",
+            sorted(assigned),
+            n,
+            time.perf_counter() - started,
+        )
         t = self.s.topics
         self._tell_restored(self.messages, (t.message_sent, t.dlr), assigned)
         self.catchup.track(t.message_sent, t.dlr, t.unsubscribes, t.campaigns)
@@ -201,9 +225,11 @@ class Pipeline:
             await outbox.ship()
 
         if store is None:
+
             async def handle(tp: TP, records: Sequence[Record]) -> None:
                 dead = process(tp.partition, records, add)
                 await ship(tp, len(records) - dead)
+
             return handle
 
         async def handle_and_persist(tp: TP, records: Sequence[Record]) -> None:
@@ -211,6 +237,7 @@ class Pipeline:
                 dead = process(tp.partition, records, add)
                 store.flush(outbox, tp, records[-1].offset)
             await ship(tp, len(records) - dead)
+
         return handle_and_persist
 
     def on_batch_error(self, tp: TP) -> None:

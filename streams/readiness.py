@@ -3,6 +3,7 @@
 Kept apart from the pipeline because it only reads the consumer's positions: it decides
 ``/health/ready`` and when re-publishing stats after a recovery is safe.
 """
+
 from __future__ import annotations
 
 from typing import cast

@@ -16,6 +16,7 @@ offset says: if the restore stopped short (or the changelog lost its tail), the 
 behind the commit and the pipeline replays from it (the Kafka Streams checkpoint, kept in
 the store itself).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,8 +43,13 @@ def mark_key(topic: str, partition: int) -> bytes:
 
 
 class TableStore(MutableMapping[str, Any]):
-    def __init__(self, table: Any, encode: Callable[[Any], bytes], decode: Callable[[bytes], Any],
-                 writer: Callable[[], bytes] = lambda: b""):
+    def __init__(
+        self,
+        table: Any,
+        encode: Callable[[Any], bytes],
+        decode: Callable[[bytes], Any],
+        writer: Callable[[], bytes] = lambda: b"",
+    ):
         self.table = table
         self.writer = writer  # who wrote a mark (process, group generation): for post-mortems
         self.encode = encode

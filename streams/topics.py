@@ -4,6 +4,7 @@ The platform may have created the inputs already with any partition count; the i
 topics and tables must then follow those counts, so the plan is read from the broker
 before the Faust app is built, never assumed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,7 +49,8 @@ def plan_topics(s: Settings, existing: dict[str, int]) -> tuple[TopicPlan, list[
     if sent and dlr and sent != dlr:
         raise TopicLayoutError(
             f"{t.message_sent} has {sent} partitions and {t.dlr} has {dlr}: the contract requires them "
-            "co-partitioned (same count); receipts would be folded on another partition than their send")
+            "co-partitioned (same count); receipts would be folded on another partition than their send"
+        )
     msg_p = sent or dlr or s.partitions
     plan = TopicPlan(
         message_partitions=msg_p,
@@ -58,15 +60,22 @@ def plan_topics(s: Settings, existing: dict[str, int]) -> tuple[TopicPlan, list[
         campaign_event_partitions=existing.get(s.campaign_events_topic) or s.partitions,
     )
     wanted = {
-        t.message_sent: (msg_p, {}), t.dlr: (msg_p, {}),
-        t.unsubscribes: (plan.unsubscribe_partitions, {}), t.campaigns: (plan.campaign_partitions, {}),
+        t.message_sent: (msg_p, {}),
+        t.dlr: (msg_p, {}),
+        t.unsubscribes: (plan.unsubscribe_partitions, {}),
+        t.campaigns: (plan.campaign_partitions, {}),
         s.phone_events_topic: (plan.phone_partitions, {}),
         s.campaign_events_topic: (plan.campaign_event_partitions, {}),
-        t.campaign_stats: (s.partitions, COMPACTED), t.message_status: (s.partitions, COMPACTED),
-        t.removals: (s.partitions, {}), t.dead_letter: (s.partitions, {}),
+        t.campaign_stats: (s.partitions, COMPACTED),
+        t.message_status: (s.partitions, COMPACTED),
+        t.removals: (s.partitions, {}),
+        t.dead_letter: (s.partitions, {}),
     }
-    missing = [NewTopic(name, n, s.replication_factor, topic_configs=cfg)
-               for name, (n, cfg) in wanted.items() if name not in existing]
+    missing = [
+        NewTopic(name, n, s.replication_factor, topic_configs=cfg)
+        for name, (n, cfg) in wanted.items()
+        if name not in existing
+    ]
     return plan, missing
 
 

@@ -1,5 +1,6 @@
 """The worker's HTTP endpoints: health, readiness, metrics, its campaigns' figures, and a
 consumer debug view. No endpoint here shows a phone number."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,13 @@ def add_endpoints(app: faust.App, pipe: Pipeline) -> None:
     async def ready(web: Any, request: Any) -> Any:
         ok = await pipe.ready() and cast(TableManager, app.tables).recovery.completed.is_set()
         metrics.READY.set(1 if ok else 0)
-        body = {"ready": ok, "recovered": pipe.recovered, "rebalancing": bool(app.rebalancing),
-                "lagging": await pipe.catchup.lagging(), "lag": pipe.catchup.lag()}
+        body = {
+            "ready": ok,
+            "recovered": pipe.recovered,
+            "rebalancing": bool(app.rebalancing),
+            "lagging": await pipe.catchup.lagging(),
+            "lag": pipe.catchup.lag(),
+        }
         return web.json(body, status=200 if ok else 503)
 
     @app.page("/debug/consumer")
@@ -40,11 +46,15 @@ def add_endpoints(app: faust.App, pipe: Pipeline) -> None:
             except Exception as exc:  # noqa: BLE001
                 pos = repr(exc)
             out[f"{tp.topic}[{tp.partition}]"] = {
-                "position": pos, "highwater": ak.highwater(tp), "paused": tp in ak.paused(),
+                "position": pos,
+                "highwater": ak.highwater(tp),
+                "paused": tp in ak.paused(),
                 "faust_paused": tp in faust_internals.paused_partitions(c),
                 "active": tp in faust_internals.active_partitions(c),
-                "read": faust_internals.read_offset(c, tp), "committed": faust_internals.committed_offset(c, tp),
-                "next": c.next_offset(tp)}
+                "read": faust_internals.read_offset(c, tp),
+                "committed": faust_internals.committed_offset(c, tp),
+                "next": c.next_offset(tp),
+            }
         return web.json(out)
 
     @app.page("/metrics")

@@ -23,6 +23,7 @@ must therefore come out exactly as if no bad record had been published.
 
 ``classify(topic, raw)`` is the worker's decode-then-validate step as one pure function.
 """
+
 from __future__ import annotations
 
 import io
@@ -66,8 +67,21 @@ FUZZ_CAMPAIGN = "fuzz-campaign"
 FUZZ_LAUNCH = {"name": "Fuzz: bad input", "kind": "OTHER", "launch_list_size": 0}
 
 # Phones that are not bad input: kept as given (stripped), flagged, counted.
-UNPARSEABLE_PHONES = ("not-a-phone", "12", "+", "(555)", "abc 123", "0", "+0 000", "☎ call me", "N/A",
-                      "++33 6", "06 12", "+999999999999999999999", "x" * MAX_PHONE)
+UNPARSEABLE_PHONES = (
+    "not-a-phone",
+    "12",
+    "+",
+    "(555)",
+    "abc 123",
+    "0",
+    "+0 000",
+    "☎ call me",
+    "N/A",
+    "++33 6",
+    "06 12",
+    "+999999999999999999999",
+    "x" * MAX_PHONE,
+)
 
 SINGLE_OBJECT = b"\xc3\x01"
 CONFLUENT = b"\x00"
@@ -76,6 +90,7 @@ CONFLUENT = b"\x00"
 @dataclass(frozen=True)
 class Item:
     """One record to publish on ``topic`` and what must become of it."""
+
     topic: str
     key: bytes | None
     value: bytes | None
@@ -237,27 +252,56 @@ def valid_record(topic: str, rng: random.Random) -> dict:
     """A record of ``topic`` that breaks no rule (ids unique per call)."""
     t = BASE_MS + rng.randrange(3_600_000)
     if topic == CAMPAIGNS:
-        return {"event_id": _ident(rng, "ev"), "campaign_id": _ident(rng, "c"), "name": "Soldes d'hiver -30 %",
-                "kind": rng.choice(["BATCH", "AUTOMATED"]), "text": "Bonjour ! -30 % avec le code HIVER 😀 STOP 36111",
-                "sender_id": "BOUTIQUE", "sms_type": "marketing", "created_at": t - 60_000, "launched_at": t,
-                "launch_list_size": rng.randrange(1, 10_000)}
+        return {
+            "event_id": _ident(rng, "ev"),
+            "campaign_id": _ident(rng, "c"),
+            "name": "Soldes d'hiver -30 %",
+            "kind": rng.choice(["BATCH", "AUTOMATED"]),
+            "text": "Bonjour ! -30 % avec le code HIVER 😀 STOP 36111",
+            "sender_id": "BOUTIQUE",
+            "sms_type": "marketing",
+            "created_at": t - 60_000,
+            "launched_at": t,
+            "launch_list_size": rng.randrange(1, 10_000),
+        }
     if topic == MESSAGE_SENT:
-        return {"event_id": _ident(rng, "ev"), "campaign_id": _ident(rng, "c"), "message_id": _ident(rng, "m"),
-                "contact_id": rng.choice([None, _ident(rng, "ct")]), "phone": _mobile(rng), "sent_at": t,
-                "outcome": "SUBMITTED", "not_sent_reason": None, "segments": rng.randrange(1, 4),
-                "credits": rng.choice([0.0, 1.0, 1.5]), "provider": rng.choice([None, "smsmode", "twilio"]),
-                "country": rng.choice([None, "FR"]), "operator": rng.choice([None, "Orange", "SFR é"])}
+        return {
+            "event_id": _ident(rng, "ev"),
+            "campaign_id": _ident(rng, "c"),
+            "message_id": _ident(rng, "m"),
+            "contact_id": rng.choice([None, _ident(rng, "ct")]),
+            "phone": _mobile(rng),
+            "sent_at": t,
+            "outcome": "SUBMITTED",
+            "not_sent_reason": None,
+            "segments": rng.randrange(1, 4),
+            "credits": rng.choice([0.0, 1.0, 1.5]),
+            "provider": rng.choice([None, "smsmode", "twilio"]),
+            "country": rng.choice([None, "FR"]),
+            "operator": rng.choice([None, "Orange", "SFR é"]),
+        }
     if topic == DLR:
-        return {"event_id": _ident(rng, "ev"), "message_id": _ident(rng, "m"),
-                "campaign_id": rng.choice([None, _ident(rng, "c")]), "provider": rng.choice([None, "smpp", "vonage"]),
-                "status": rng.choice(["DELIVRD", "UNDELIV", "delivered", "EXPIRED"]),
-                "error_code": rng.choice([None, "000", "001", "30005"]), "done_at": rng.choice([None, t - 1000]),
-                "received_at": t}
+        return {
+            "event_id": _ident(rng, "ev"),
+            "message_id": _ident(rng, "m"),
+            "campaign_id": rng.choice([None, _ident(rng, "c")]),
+            "provider": rng.choice([None, "smpp", "vonage"]),
+            "status": rng.choice(["DELIVRD", "UNDELIV", "delivered", "EXPIRED"]),
+            "error_code": rng.choice([None, "000", "001", "30005"]),
+            "done_at": rng.choice([None, t - 1000]),
+            "received_at": t,
+        }
     if topic == UNSUBSCRIBES:
-        return {"event_id": _ident(rng, "ev"), "phone": _mobile(rng), "contact_id": rng.choice([None, _ident(rng, "ct")]),
-                "campaign_id": rng.choice([None, _ident(rng, "c")]), "action": rng.choice(["UNSUBSCRIBE", "RESUBSCRIBE"]),
-                "channel": rng.choice(["LINK", "STOP_KEYWORD", "MANUAL", "COMPLAINT", "OTHER"]),
-                "text": rng.choice([None, "STOP", "stop svp é"]), "at": t}
+        return {
+            "event_id": _ident(rng, "ev"),
+            "phone": _mobile(rng),
+            "contact_id": rng.choice([None, _ident(rng, "ct")]),
+            "campaign_id": rng.choice([None, _ident(rng, "c")]),
+            "action": rng.choice(["UNSUBSCRIBE", "RESUBSCRIBE"]),
+            "channel": rng.choice(["LINK", "STOP_KEYWORD", "MANUAL", "COMPLAINT", "OTHER"]),
+            "text": rng.choice([None, "STOP", "stop svp é"]),
+            "at": t,
+        }
     raise KeyError(topic)
 
 
@@ -346,8 +390,10 @@ def random_bytes(topic: str, seed: int, n: int = 8) -> list[Item]:
 
 def empty_values(topic: str, seed: int) -> list[Item]:
     rng = random.Random(f"empty:{topic}:{seed}")
-    return [Item(topic, _odd_key(rng, None, topic), b"", DEAD_LETTER, "empty", "empty"),
-            Item(topic, f"tombstone-{seed}".encode(), None, DEAD_LETTER, "empty", "tombstone")]
+    return [
+        Item(topic, _odd_key(rng, None, topic), b"", DEAD_LETTER, "empty", "empty"),
+        Item(topic, f"tombstone-{seed}".encode(), None, DEAD_LETTER, "empty", "tombstone"),
+    ]
 
 
 def truncated(topic: str, seed: int) -> list[Item]:
@@ -360,8 +406,16 @@ def truncated(topic: str, seed: int) -> list[Item]:
         value = encode(name, rec) if framing == "single-object" else confluent(rng.randrange(1, 1000), body(name, rec))
         header = 10 if framing == "single-object" else 5
         for label, pos in cut_positions(name, rec, header):
-            items.append(Item(topic, _odd_key(rng, rec, topic), value[:pos], DEAD_LETTER, "truncated",
-                              f"truncated-{framing}-{label}"))
+            items.append(
+                Item(
+                    topic,
+                    _odd_key(rng, rec, topic),
+                    value[:pos],
+                    DEAD_LETTER,
+                    "truncated",
+                    f"truncated-{framing}-{label}",
+                )
+            )
     return items
 
 
@@ -373,13 +427,25 @@ def unknown_fingerprints(topic: str, seed: int) -> list[Item]:
     items = []
     rec = valid_record(topic, rng)
     fp = fingerprint(name)
-    candidates = [("big-endian", fp[::-1]), ("zero", bytes(8)), ("random", rng.randbytes(8)),
-                  ("one-bit-off", bytes([fp[0] ^ 1]) + fp[1:])]
+    candidates = [
+        ("big-endian", fp[::-1]),
+        ("zero", bytes(8)),
+        ("random", rng.randbytes(8)),
+        ("one-bit-off", bytes([fp[0] ^ 1]) + fp[1:]),
+    ]
     for label, fake in candidates:
         if fake in known:
             continue
-        items.append(Item(topic, record_key(topic, rec), SINGLE_OBJECT + fake + body(name, rec), DEAD_LETTER,
-                          "unknown_fingerprint", f"fingerprint-{label}"))
+        items.append(
+            Item(
+                topic,
+                record_key(topic, rec),
+                SINGLE_OBJECT + fake + body(name, rec),
+                DEAD_LETTER,
+                "unknown_fingerprint",
+                f"fingerprint-{label}",
+            )
+        )
     return items
 
 
@@ -391,15 +457,29 @@ def confluent_frames(topic: str, seed: int) -> list[Item]:
     rec = valid_record(topic, rng)
     sid = rng.randrange(1, 2**31)
     items = [
-        Item(topic, record_key(topic, rec), confluent(sid, body(name, rec) + b"\x00"), DEAD_LETTER, "undecodable",
-             "confluent-trailing-byte"),
+        Item(
+            topic,
+            record_key(topic, rec),
+            confluent(sid, body(name, rec) + b"\x00"),
+            DEAD_LETTER,
+            "undecodable",
+            "confluent-trailing-byte",
+        ),
         Item(topic, None, confluent(sid, b""), DEAD_LETTER, "truncated", "confluent-no-body"),
         Item(topic, None, b"\x00\x00\x01", DEAD_LETTER, "truncated", "confluent-short-header"),
     ]
     bad = valid_record(topic, rng)
     bad["event_id"] = ""
-    items.append(Item(topic, record_key(topic, bad), confluent(sid, body(name, bad)), DEAD_LETTER, "missing_id",
-                      "confluent-empty-event-id"))
+    items.append(
+        Item(
+            topic,
+            record_key(topic, bad),
+            confluent(sid, body(name, bad)),
+            DEAD_LETTER,
+            "missing_id",
+            "confluent-empty-event-id",
+        )
+    )
     return items
 
 
@@ -412,30 +492,87 @@ def wrong_record_types(topic: str, seed: int) -> list[Item]:
         if other == topic:
             continue
         rec = valid_record(other, rng)
-        items.append(Item(topic, record_key(other, rec), encode(RECORD_OF[other], rec), DEAD_LETTER,
-                          "wrong_record_type", f"wrong-type-{RECORD_OF[other].rpartition('.')[2]}"))
+        items.append(
+            Item(
+                topic,
+                record_key(other, rec),
+                encode(RECORD_OF[other], rec),
+                DEAD_LETTER,
+                "wrong_record_type",
+                f"wrong-type-{RECORD_OF[other].rpartition('.')[2]}",
+            )
+        )
     outputs = {
-        "smstally.CampaignStats": {"campaign_id": "c-x", "version": 1, "updated_at": BASE_MS, "sent": 1, "not_sent": 0,
-                                   "not_sent_by_reason": {}, "status_counts": {"DELIVERED": 1}, "unsubscribed": 0,
-                                   "credits": 1.0, "rates": {"delivery": 1.0}, "first_sent_at": BASE_MS,
-                                   "last_event_at": BASE_MS},
-        "smstally.DeadLetter": {"topic": topic, "partition": 0, "offset": 1, "key": None, "value": b"\x01",
-                                "reason": "r", "error_kind": "undecodable", "event_id": None, "at": BASE_MS},
-        "smstally.MessageStatus": {"message_id": "m-x", "campaign_id": "c-x", "contact_id": None, "phone": "+33612345678",
-                                   "status": "DELIVERED", "category": "receipt", "error_code": None, "provider": None,
-                                   "sent_at": BASE_MS, "status_at": BASE_MS, "version": 1},
-        "smstally.AddressBookRemoval": {"event_id": "ev", "phone": "+33612345678", "contact_id": None,
-                                        "campaign_id": None, "message_id": None, "reason": "BLACKLISTED",
-                                        "status": None, "error_code": None, "at": BASE_MS},
+        "smstally.CampaignStats": {
+            "campaign_id": "c-x",
+            "version": 1,
+            "updated_at": BASE_MS,
+            "sent": 1,
+            "not_sent": 0,
+            "not_sent_by_reason": {},
+            "status_counts": {"DELIVERED": 1},
+            "unsubscribed": 0,
+            "credits": 1.0,
+            "rates": {"delivery": 1.0},
+            "first_sent_at": BASE_MS,
+            "last_event_at": BASE_MS,
+        },
+        "smstally.DeadLetter": {
+            "topic": topic,
+            "partition": 0,
+            "offset": 1,
+            "key": None,
+            "value": b"\x01",
+            "reason": "r",
+            "error_kind": "undecodable",
+            "event_id": None,
+            "at": BASE_MS,
+        },
+        "smstally.MessageStatus": {
+            "message_id": "m-x",
+            "campaign_id": "c-x",
+            "contact_id": None,
+            "phone": "+33612345678",
+            "status": "DELIVERED",
+            "category": "receipt",
+            "error_code": None,
+            "provider": None,
+            "sent_at": BASE_MS,
+            "status_at": BASE_MS,
+            "version": 1,
+        },
+        "smstally.AddressBookRemoval": {
+            "event_id": "ev",
+            "phone": "+33612345678",
+            "contact_id": None,
+            "campaign_id": None,
+            "message_id": None,
+            "reason": "BLACKLISTED",
+            "status": None,
+            "error_code": None,
+            "at": BASE_MS,
+        },
     }
     for rname, value in outputs.items():
-        items.append(Item(topic, None, encode(rname, value), DEAD_LETTER, "wrong_record_type",
-                          f"wrong-type-{rname.rpartition('.')[2]}"))
+        items.append(
+            Item(
+                topic,
+                None,
+                encode(rname, value),
+                DEAD_LETTER,
+                "wrong_record_type",
+                f"wrong-type-{rname.rpartition('.')[2]}",
+            )
+        )
     return items
 
 
-_TS_FIELDS = {CAMPAIGNS: ("created_at", "launched_at"), MESSAGE_SENT: ("sent_at",), DLR: ("done_at", "received_at"),
-              UNSUBSCRIBES: ("at",)}
+_TS_FIELDS = {
+    CAMPAIGNS: ("created_at", "launched_at"),
+    MESSAGE_SENT: ("sent_at",),
+    DLR: ("done_at", "received_at"),
+    UNSUBSCRIBES: ("at",),
+}
 ABSURD_TIMESTAMPS = {
     "zero": 0,
     "seconds": BASE_MS // 1000,
@@ -460,49 +597,59 @@ def _violations(topic: str) -> list[tuple[str, dict, str]]:
     for f in _TS_FIELDS[topic]:
         v += [(f"{f}-{label}", {f: ts}, "absurd_timestamp") for label, ts in ABSURD_TIMESTAMPS.items()]
     if topic == CAMPAIGNS:
-        v += [("empty-campaign_id", {"campaign_id": ""}, "missing_id"),
-              ("long-campaign_id", {"campaign_id": "c" * 1000}, "invalid_field"),
-              ("negative-list-size", {"launch_list_size": -1}, "invalid_field"),
-              ("1MB-text", {"text": "t" * ONE_MB}, "invalid_field"),
-              ("long-text", {"text": "é" * (MAX_TEXT + 1)}, "invalid_field"),
-              ("long-name", {"name": "n" * (MAX_TEXT + 1)}, "invalid_field"),
-              ("long-sender_id", {"sender_id": "s" * (MAX_ID + 1)}, "invalid_field"),
-              ("long-sms_type", {"sms_type": "m" * (MAX_ID + 1)}, "invalid_field")]
+        v += [
+            ("empty-campaign_id", {"campaign_id": ""}, "missing_id"),
+            ("long-campaign_id", {"campaign_id": "c" * 1000}, "invalid_field"),
+            ("negative-list-size", {"launch_list_size": -1}, "invalid_field"),
+            ("1MB-text", {"text": "t" * ONE_MB}, "invalid_field"),
+            ("long-text", {"text": "é" * (MAX_TEXT + 1)}, "invalid_field"),
+            ("long-name", {"name": "n" * (MAX_TEXT + 1)}, "invalid_field"),
+            ("long-sender_id", {"sender_id": "s" * (MAX_ID + 1)}, "invalid_field"),
+            ("long-sms_type", {"sms_type": "m" * (MAX_ID + 1)}, "invalid_field"),
+        ]
     elif topic == MESSAGE_SENT:
-        v += [("empty-campaign_id", {"campaign_id": ""}, "missing_id"),
-              ("empty-message_id", {"message_id": ""}, "missing_id"),
-              ("blank-message_id", {"message_id": " \t"}, "missing_id"),
-              ("empty-phone", {"phone": ""}, "missing_id"),
-              ("blank-phone", {"phone": "   "}, "missing_id"),
-              ("long-phone", {"phone": "6" * (MAX_PHONE + 1)}, "invalid_field"),
-              ("long-message_id", {"message_id": "m" * (MAX_ID + 1)}, "invalid_field"),
-              ("long-contact_id", {"contact_id": "k" * (MAX_ID + 1)}, "invalid_field"),
-              ("outcome-UNKNOWN", {"outcome": "UNKNOWN"}, "unknown_enum"),
-              ("negative-segments", {"segments": -1}, "invalid_field"),
-              ("negative-credits", {"credits": -1.0}, "invalid_field"),
-              ("nan-credits", {"credits": float("nan")}, "invalid_field"),
-              ("inf-credits", {"credits": float("inf")}, "invalid_field"),
-              ("absurd-credits", {"credits": 1e12}, "invalid_field"),
-              ("long-provider", {"provider": "p" * (MAX_ID + 1)}, "invalid_field"),
-              ("long-operator", {"operator": "o" * 100_000}, "invalid_field")]
+        v += [
+            ("empty-campaign_id", {"campaign_id": ""}, "missing_id"),
+            ("empty-message_id", {"message_id": ""}, "missing_id"),
+            ("blank-message_id", {"message_id": " \t"}, "missing_id"),
+            ("empty-phone", {"phone": ""}, "missing_id"),
+            ("blank-phone", {"phone": "   "}, "missing_id"),
+            ("long-phone", {"phone": "6" * (MAX_PHONE + 1)}, "invalid_field"),
+            ("long-message_id", {"message_id": "m" * (MAX_ID + 1)}, "invalid_field"),
+            ("long-contact_id", {"contact_id": "k" * (MAX_ID + 1)}, "invalid_field"),
+            ("outcome-UNKNOWN", {"outcome": "UNKNOWN"}, "unknown_enum"),
+            ("negative-segments", {"segments": -1}, "invalid_field"),
+            ("negative-credits", {"credits": -1.0}, "invalid_field"),
+            ("nan-credits", {"credits": float("nan")}, "invalid_field"),
+            ("inf-credits", {"credits": float("inf")}, "invalid_field"),
+            ("absurd-credits", {"credits": 1e12}, "invalid_field"),
+            ("long-provider", {"provider": "p" * (MAX_ID + 1)}, "invalid_field"),
+            ("long-operator", {"operator": "o" * 100_000}, "invalid_field"),
+        ]
     elif topic == DLR:
-        v += [("empty-message_id", {"message_id": ""}, "missing_id"),
-              ("long-message_id", {"message_id": "m" * (MAX_ID + 1)}, "invalid_field"),
-              ("long-campaign_id", {"campaign_id": "c" * (MAX_ID + 1)}, "invalid_field"),
-              ("empty-status", {"status": ""}, "missing_field"),
-              ("long-status", {"status": "S" * (MAX_ID + 1)}, "invalid_field"),
-              ("long-error_code", {"error_code": "9" * (MAX_ID + 1)}, "invalid_field"),
-              ("long-provider", {"provider": "p" * (MAX_ID + 1)}, "invalid_field")]
+        v += [
+            ("empty-message_id", {"message_id": ""}, "missing_id"),
+            ("long-message_id", {"message_id": "m" * (MAX_ID + 1)}, "invalid_field"),
+            ("long-campaign_id", {"campaign_id": "c" * (MAX_ID + 1)}, "invalid_field"),
+            ("empty-status", {"status": ""}, "missing_field"),
+            ("long-status", {"status": "S" * (MAX_ID + 1)}, "invalid_field"),
+            ("long-error_code", {"error_code": "9" * (MAX_ID + 1)}, "invalid_field"),
+            ("long-provider", {"provider": "p" * (MAX_ID + 1)}, "invalid_field"),
+        ]
     elif topic == UNSUBSCRIBES:
-        v += [("empty-phone", {"phone": ""}, "missing_id"),
-              ("long-phone", {"phone": "+33" + "6" * MAX_PHONE}, "invalid_field"),
-              ("long-campaign_id", {"campaign_id": "c" * (MAX_ID + 1)}, "invalid_field"),
-              ("action-UNKNOWN", {"action": "UNKNOWN"}, "unknown_enum"),
-              ("1MB-text", {"text": "S" * ONE_MB}, "invalid_field")]
+        v += [
+            ("empty-phone", {"phone": ""}, "missing_id"),
+            ("long-phone", {"phone": "+33" + "6" * MAX_PHONE}, "invalid_field"),
+            ("long-campaign_id", {"campaign_id": "c" * (MAX_ID + 1)}, "invalid_field"),
+            ("action-UNKNOWN", {"action": "UNKNOWN"}, "unknown_enum"),
+            ("1MB-text", {"text": "S" * ONE_MB}, "invalid_field"),
+        ]
     return v
 
 
-def contract_violations(topic: str, seed: int, huge: bool = True, framings: Iterable[str] = ("single-object",)) -> list[Item]:
+def contract_violations(
+    topic: str, seed: int, huge: bool = True, framings: Iterable[str] = ("single-object",)
+) -> list[Item]:
     """Records that decode but break one rule of the contract each."""
     rng = random.Random(f"violations:{topic}:{seed}")
     name = RECORD_OF[topic]
@@ -512,11 +659,22 @@ def contract_violations(topic: str, seed: int, huge: bool = True, framings: Iter
             if not huge and any(isinstance(x, str) and len(x) > 50_000 for x in changes.values()):
                 continue
             rec = dict(valid_record(topic, rng), **changes)
-            data = encode(name, rec) if framing == "single-object" else confluent(rng.randrange(1, 1000), body(name, rec))
+            data = (
+                encode(name, rec) if framing == "single-object" else confluent(rng.randrange(1, 1000), body(name, rec))
+            )
             key = _odd_key(rng, rec, topic)
             if key is not None and len(key) > 1024:
                 key = key[:1024]
-            items.append(Item(topic, key, data, DEAD_LETTER, kind, f"{label}" + ("" if framing == "single-object" else "-confluent")))
+            items.append(
+                Item(
+                    topic,
+                    key,
+                    data,
+                    DEAD_LETTER,
+                    kind,
+                    f"{label}" + ("" if framing == "single-object" else "-confluent"),
+                )
+            )
     return items
 
 
@@ -525,46 +683,134 @@ def accepted(seed: int) -> list[Item]:
     rng = random.Random(f"accepted:{seed}")
     items: list[Item] = []
     t = BASE_MS + 30 * 60_000
-    launch = {"event_id": f"fuzz-launch-{seed}", "campaign_id": FUZZ_CAMPAIGN, "text": "x" * MAX_TEXT,
-              "sender_id": "FUZZ", "sms_type": "s" * MAX_ID, "created_at": MIN_TS, "launched_at": t, **FUZZ_LAUNCH}
-    items.append(Item(CAMPAIGNS, FUZZ_CAMPAIGN.encode(), encode(RECORD_OF[CAMPAIGNS], launch), ACCEPTED, None,
-                      "launch-kind-OTHER-boundaries", {"launch": FUZZ_LAUNCH}))
+    launch = {
+        "event_id": f"fuzz-launch-{seed}",
+        "campaign_id": FUZZ_CAMPAIGN,
+        "text": "x" * MAX_TEXT,
+        "sender_id": "FUZZ",
+        "sms_type": "s" * MAX_ID,
+        "created_at": MIN_TS,
+        "launched_at": t,
+        **FUZZ_LAUNCH,
+    }
+    items.append(
+        Item(
+            CAMPAIGNS,
+            FUZZ_CAMPAIGN.encode(),
+            encode(RECORD_OF[CAMPAIGNS], launch),
+            ACCEPTED,
+            None,
+            "launch-kind-OTHER-boundaries",
+            {"launch": FUZZ_LAUNCH},
+        )
+    )
     phones = list(UNPARSEABLE_PHONES) + [f" {p} " for p in UNPARSEABLE_PHONES[:3]]
     for i, phone in enumerate(phones):
         mid = f"fuzz-{seed}-m{i}" if i else "m" * (MAX_ID - len(str(seed))) + str(seed)  # one id at the limit
-        send = {"event_id": f"fuzz-{seed}-s{i}", "campaign_id": FUZZ_CAMPAIGN, "message_id": mid,
-                "contact_id": "", "phone": phone, "sent_at": t + i, "outcome": "NOT_SENT",
-                "not_sent_reason": "INVALID_NUMBER", "segments": 0, "credits": 0.0, "provider": None,
-                "country": None, "operator": None}
+        send = {
+            "event_id": f"fuzz-{seed}-s{i}",
+            "campaign_id": FUZZ_CAMPAIGN,
+            "message_id": mid,
+            "contact_id": "",
+            "phone": phone,
+            "sent_at": t + i,
+            "outcome": "NOT_SENT",
+            "not_sent_reason": "INVALID_NUMBER",
+            "segments": 0,
+            "credits": 0.0,
+            "provider": None,
+            "country": None,
+            "operator": None,
+        }
         framing = "confluent" if i % 3 == 2 else "single-object"
-        value = (encode(RECORD_OF[MESSAGE_SENT], send) if framing == "single-object"
-                 else confluent(rng.randrange(1, 2**31), body(RECORD_OF[MESSAGE_SENT], send)))
-        items.append(Item(MESSAGE_SENT, mid.encode(), value, ACCEPTED, None, f"unparseable-phone-send-{framing}",
-                          {"not_sent": {"INVALID_NUMBER": 1}, "message": (mid, phone.strip())}))
+        value = (
+            encode(RECORD_OF[MESSAGE_SENT], send)
+            if framing == "single-object"
+            else confluent(rng.randrange(1, 2**31), body(RECORD_OF[MESSAGE_SENT], send))
+        )
+        items.append(
+            Item(
+                MESSAGE_SENT,
+                mid.encode(),
+                value,
+                ACCEPTED,
+                None,
+                f"unparseable-phone-send-{framing}",
+                {"not_sent": {"INVALID_NUMBER": 1}, "message": (mid, phone.strip())},
+            )
+        )
         if i % 2 == 0:  # a stray receipt: NOT_SENT is final, it changes nothing
-            dlr = {"event_id": f"fuzz-{seed}-r{i}", "message_id": mid, "campaign_id": "", "provider": "SMPP",
-                   "status": "DELIVRD", "error_code": None, "done_at": None, "received_at": t + i + 1}
-            items.append(Item(DLR, mid.encode(), encode(RECORD_OF[DLR], dlr), ACCEPTED, None,
-                              "receipt-for-not-sent", {}))
+            dlr = {
+                "event_id": f"fuzz-{seed}-r{i}",
+                "message_id": mid,
+                "campaign_id": "",
+                "provider": "SMPP",
+                "status": "DELIVRD",
+                "error_code": None,
+                "done_at": None,
+                "received_at": t + i + 1,
+            }
+            items.append(
+                Item(DLR, mid.encode(), encode(RECORD_OF[DLR], dlr), ACCEPTED, None, "receipt-for-not-sent", {})
+            )
     for i, phone in enumerate(UNPARSEABLE_PHONES[:6]):
         p = f"{phone}-{seed}-{i}"[:MAX_PHONE]
-        uns = {"event_id": f"fuzz-{seed}-u{i}", "phone": p, "contact_id": None,
-               "campaign_id": FUZZ_CAMPAIGN if i % 2 == 0 else None,
-               "action": "UNSUBSCRIBE" if i % 2 == 0 else "RESUBSCRIBE", "channel": "LINK" if i % 2 == 0 else "MANUAL",
-               "text": "t" * MAX_TEXT, "at": t + 100 + i}
-        items.append(Item(UNSUBSCRIBES, p.encode(), encode(RECORD_OF[UNSUBSCRIBES], uns), ACCEPTED, None,
-                          f"unparseable-phone-{uns['action'].lower()}", {"unsubscribed": 1} if i % 2 == 0 else {}))
+        uns = {
+            "event_id": f"fuzz-{seed}-u{i}",
+            "phone": p,
+            "contact_id": None,
+            "campaign_id": FUZZ_CAMPAIGN if i % 2 == 0 else None,
+            "action": "UNSUBSCRIBE" if i % 2 == 0 else "RESUBSCRIBE",
+            "channel": "LINK" if i % 2 == 0 else "MANUAL",
+            "text": "t" * MAX_TEXT,
+            "at": t + 100 + i,
+        }
+        items.append(
+            Item(
+                UNSUBSCRIBES,
+                p.encode(),
+                encode(RECORD_OF[UNSUBSCRIBES], uns),
+                ACCEPTED,
+                None,
+                f"unparseable-phone-{uns['action'].lower()}",
+                {"unsubscribed": 1} if i % 2 == 0 else {},
+            )
+        )
     # National format, not a mobile the simulator writes (09: VoIP): normalized, not flagged.
     nat = f"09 {rng.randrange(10, 100)} {rng.randrange(10, 100)} {rng.randrange(10, 100)} {rng.randrange(10, 100)}"
-    uns = {"event_id": f"fuzz-{seed}-u-nat", "phone": nat, "contact_id": None, "campaign_id": FUZZ_CAMPAIGN,
-           "action": "UNSUBSCRIBE", "channel": "STOP_KEYWORD", "text": "STOP", "at": t + 200}
-    items.append(Item(UNSUBSCRIBES, nat.encode(), encode(RECORD_OF[UNSUBSCRIBES], uns), ACCEPTED, None,
-                      "national-format-unsubscribe", {"unsubscribed": 1}))
+    uns = {
+        "event_id": f"fuzz-{seed}-u-nat",
+        "phone": nat,
+        "contact_id": None,
+        "campaign_id": FUZZ_CAMPAIGN,
+        "action": "UNSUBSCRIBE",
+        "channel": "STOP_KEYWORD",
+        "text": "STOP",
+        "at": t + 200,
+    }
+    items.append(
+        Item(
+            UNSUBSCRIBES,
+            nat.encode(),
+            encode(RECORD_OF[UNSUBSCRIBES], uns),
+            ACCEPTED,
+            None,
+            "national-format-unsubscribe",
+            {"unsubscribed": 1},
+        )
+    )
     return items
 
 
-GENERATORS = ("random_bytes", "empty_values", "truncated", "unknown_fingerprints", "confluent_frames",
-              "wrong_record_types", "contract_violations")
+GENERATORS = (
+    "random_bytes",
+    "empty_values",
+    "truncated",
+    "unknown_fingerprints",
+    "confluent_frames",
+    "wrong_record_types",
+    "contract_violations",
+)
 
 
 def bad_records(seed: int, huge: bool = True) -> list[Item]:
@@ -577,8 +823,9 @@ def bad_records(seed: int, huge: bool = True) -> list[Item]:
         items += unknown_fingerprints(topic, seed)
         items += confluent_frames(topic, seed)
         items += wrong_record_types(topic, seed)
-        items += contract_violations(topic, seed, huge=huge,
-                                     framings=("single-object", "confluent") if seed % 2 else ("single-object",))
+        items += contract_violations(
+            topic, seed, huge=huge, framings=("single-object", "confluent") if seed % 2 else ("single-object",)
+        )
     items += accepted(seed)
     return items
 
@@ -609,8 +856,15 @@ def expected_fuzz_stats(items: Iterable[Item]) -> dict:
         unsubscribed += it.effect.get("unsubscribed", 0)
         launch.update(it.effect.get("launch", {}))
     n = sum(not_sent.values())
-    return {"sent": 0, "not_sent": n, "not_sent_by_reason": dict(not_sent),
-            "status_counts": {"NOT_SENT": n} if n else {}, "unsubscribed": unsubscribed, "credits": 0.0, **launch}
+    return {
+        "sent": 0,
+        "not_sent": n,
+        "not_sent_by_reason": dict(not_sent),
+        "status_counts": {"NOT_SENT": n} if n else {},
+        "unsubscribed": unsubscribed,
+        "credits": 0.0,
+        **launch,
+    }
 
 
 # -- mutations of valid encodings (the fuzz tests and the soak) -------------------------
@@ -635,4 +889,3 @@ def long_zigzag(n: int) -> bytes:
         else:
             out.append(byte)
             return bytes(out)
-

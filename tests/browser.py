@@ -40,8 +40,8 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -171,9 +171,9 @@ class ChromiumSession:
             )
             options.update(self.launch_options)
             self.context = self.playwright.chromium.launch_persistent_context(**options)
-            self._pgids = {
-                g for g in (_pgid(p) for p in chromium_processes(self.session_dir)) if g is not None
-            } - {os.getpgrp()}
+            self._pgids = {g for g in (_pgid(p) for p in chromium_processes(self.session_dir)) if g is not None} - {
+                os.getpgrp()
+            }
             self.context.set_default_timeout(self.default_timeout_ms)
             self.context.set_default_navigation_timeout(self.default_timeout_ms)
             if not self.context.pages:
@@ -219,7 +219,7 @@ class ChromiumSession:
         if left:  # pragma: no cover
             raise RuntimeError(f"Chromium processes {left} survived SIGKILL")
 
-    def __enter__(self) -> "ChromiumSession":
+    def __enter__(self) -> ChromiumSession:
         self.start()
         return self
 
@@ -255,8 +255,9 @@ def serve_directory(directory: str | os.PathLike) -> Iterator[str]:
     handler = functools.partial(_QuietHandler, directory=os.fspath(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              name="test-http-server", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-http-server", daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -4,24 +4,25 @@ Shared by the CI crash test (bounded) and ``scripts/crash_soak.py`` (long). Work
 real ``smstally worker`` processes killed with SIGKILL, sometimes restarted on a wiped
 data directory; the broker is the real embedded one.
 """
+
 from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
 import shutil
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from processors.partitioner import partition_for
 from processors.records import SendIndexed, decode_phone_event
 from processors.removals import removal_id
 from simulator.check import mismatches, sends_counted
 from simulator.scenario import generate
 from streams.ops.clients import StatsView, publish
-from processors.partitioner import partition_for
 from tests.harness import Cluster
 
 
@@ -40,10 +41,12 @@ class ChaosReport:
     def line(self) -> str:
         s = sorted(self.settle_s)
         med = s[len(s) // 2] if s else float("nan")
-        return (f"chaos: kills={self.kills} (wiped {self.wiped}) events={self.events} "
-                f"mismatches={len(self.mismatches)} settle after kill: median {med:.1f}s max "
-                f"{max(s, default=float('nan')):.1f}s; final settle {self.final_settle_s:.1f}s; "
-                f"removals redelivered {self.duplicate_removals}; stats records {self.stats_records}")
+        return (
+            f"chaos: kills={self.kills} (wiped {self.wiped}) events={self.events} "
+            f"mismatches={len(self.mismatches)} settle after kill: median {med:.1f}s max "
+            f"{max(s, default=float('nan')):.1f}s; final settle {self.final_settle_s:.1f}s; "
+            f"removals redelivered {self.duplicate_removals}; stats records {self.stats_records}"
+        )
 
 
 def _quiescent(w) -> bool:
@@ -52,12 +55,22 @@ def _quiescent(w) -> bool:
 
 
 def _chunks(items: list, n: int) -> list[list]:
-    return [items[i:i + n] for i in range(0, len(items), n)]
+    return [items[i : i + n] for i in range(0, len(items), n)]
 
 
-def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int = 10, seed: int = 5,
-              wipe_probability: float = 0.3, chunk: int = 400, chunk_pause: float = 0.25,
-              settle_timeout: float = 240.0, log=print) -> ChaosReport:
+def run_chaos(
+    tmp: Path,
+    *,
+    workers: int = 3,
+    messages: int = 3000,
+    kills: int = 10,
+    seed: int = 5,
+    wipe_probability: float = 0.3,
+    chunk: int = 400,
+    chunk_pause: float = 0.25,
+    settle_timeout: float = 240.0,
+    log=print,
+) -> ChaosReport:
     rng = random.Random(seed)
     report = ChaosReport()
     cluster = Cluster(tmp, partitions=4).start()
@@ -102,15 +115,21 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
             deadline = time.monotonic() + 120
             while not all(p.ready() for p in procs):
                 if time.monotonic() > deadline:
-                    raise TimeoutError("workers not ready 120 s after a kill:\n" + "\n".join(
-                        f"worker {j}: {p.readiness()}" for j, p in enumerate(procs)) + "\n" + procs[i].tail())
+                    raise TimeoutError(
+                        "workers not ready 120 s after a kill:\n"
+                        + "\n".join(f"worker {j}: {p.readiness()}" for j, p in enumerate(procs))
+                        + "\n"
+                        + procs[i].tail()
+                    )
                 for p in procs:
                     if not p.running:
                         raise RuntimeError(f"a worker died on its own:\n{p.crash_report()}")
                 time.sleep(0.1)
             report.settle_s.append(time.monotonic() - t_kill)
-            log(f"kill {report.kills}: worker {i}{' (state wiped)' if wiped else ''}, "
-                f"all ready again {report.settle_s[-1]:.1f}s after the kill")
+            log(
+                f"kill {report.kills}: worker {i}{' (state wiped)' if wiped else ''}, "
+                f"all ready again {report.settle_s[-1]:.1f}s after the kill"
+            )
 
         while report.kills < kills or not published.is_set():
             time.sleep(rng.uniform(0.5, 2.5))
@@ -124,8 +143,9 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
                 deadline = time.monotonic() + settle_timeout
                 while not sends_counted(scenario.expected.stats, await view.refresh()):
                     if time.monotonic() > deadline:
-                        raise TimeoutError("sends not counted: " + "; ".join(
-                            mismatches(scenario.expected.stats, view.latest)[:5]))
+                        raise TimeoutError(
+                            "sends not counted: " + "; ".join(mismatches(scenario.expected.stats, view.latest)[:5])
+                        )
             # STOP replies are attributed to the sends indexed when they are folded (contract
             # §6). A send index record lost with a killed worker is re-emitted when its
             # partition is replayed, so let every worker catch up first, as the real world does
@@ -157,16 +177,19 @@ def run_chaos(tmp: Path, *, workers: int = 3, messages: int = 3000, kills: int =
         report.mismatches += _check_outputs(cluster, scenario, report)
         attribution = any("unsubscribed" in m for m in report.mismatches)
         if attribution or report.odd_blacklist_phones:
-            events = [(part, off, decode_phone_event(raw))
-                      for _, raw, part, off in cluster.read_topic(cluster.settings.phone_events_topic)]
+            events = [
+                (part, off, decode_phone_event(raw))
+                for _, raw, part, off in cluster.read_topic(cluster.settings.phone_events_topic)
+            ]
             if attribution:
                 report.mismatches += _explain_attribution(events)
             report.mismatches += _phone_histories(cluster, report.odd_blacklist_phones, events)
         if report.mismatches:
             # Whether the group was still busy (a timing problem) or idle with a wrong answer
             # (a lost or double-counted event) is the first thing a failure must tell.
-            report.mismatches.append(f"settle {'timed out' if timed_out else 'ended'} after "
-                                     f"{report.final_settle_s:.1f}s")
+            report.mismatches.append(
+                f"settle {'timed out' if timed_out else 'ended'} after {report.final_settle_s:.1f}s"
+            )
             report.mismatches += _diagnose(procs)
         return report
     except Exception as exc:
@@ -213,11 +236,15 @@ def _check_outputs(cluster: Cluster, scenario, report: ChaosReport) -> list[str]
     if got != want:
         missing = set(want) - set(got)
         extra = set(got) - set(want)
-        report.odd_blacklist_phones = sorted({want[e][1] for e in missing if want[e][0] == "BLACKLISTED"}
-                                             | {got[e][1] for e in extra if got[e][0] == "BLACKLISTED"})
-        problems.append(f"removals: {len(missing)} missing, {len(extra)} unexpected; missing e.g. "
-                        f"{[want[e] for e in sorted(missing)[:3]]}, unexpected e.g. "
-                        f"{[(by_id[e]['reason'], by_id[e]['phone'], by_id[e].get('campaign_id')) for e in sorted(extra)[:3]]}")
+        report.odd_blacklist_phones = sorted(
+            {want[e][1] for e in missing if want[e][0] == "BLACKLISTED"}
+            | {got[e][1] for e in extra if got[e][0] == "BLACKLISTED"}
+        )
+        problems.append(
+            f"removals: {len(missing)} missing, {len(extra)} unexpected; missing e.g. "
+            f"{[want[e] for e in sorted(missing)[:3]]}, unexpected e.g. "
+            f"{[(by_id[e]['reason'], by_id[e]['phone'], by_id[e].get('campaign_id')) for e in sorted(extra)[:3]]}"
+        )
     latest: dict[str, dict] = {}
     for _, v, _, _ in cluster.read_topic(t.message_status):
         cur = latest.get(v["message_id"])
@@ -266,15 +293,20 @@ def _phone_histories(cluster: Cluster, phones: list[str], events: list, limit: i
         out.append(f"phone {phone[:4]}…{phone[-2:]}: phone-events")
         for part, off, v in events:
             if v.phone == phone:
-                what = (f"send {v.campaign_id} {v.message_id} sent_at {v.sent_at}" if isinstance(v, SendIndexed)
-                        else f"{v.action} {v.channel} {v.event_id} at {v.at} campaign {v.campaign_id}")
+                what = (
+                    f"send {v.campaign_id} {v.message_id} sent_at {v.sent_at}"
+                    if isinstance(v, SendIndexed)
+                    else f"{v.action} {v.channel} {v.event_id} at {v.at} campaign {v.campaign_id}"
+                )
                 out.append(f"  [{part}]@{off} {what}")
         out.append("  changelog states (sends / handled, writer mark)")
         for key, raw, part, off in changelog:
             if key == phone.encode():
                 st = decode_phone(raw)
-                out.append(f"  [{part}]@{off} sends {[x.message_id for x in st.sends]} handled "
-                           f"{[(e, h.campaign_id) for e, h in st.handled]} by {writer.get((part, off), '?')}")
+                out.append(
+                    f"  [{part}]@{off} sends {[x.message_id for x in st.sends]} handled "
+                    f"{[(e, h.campaign_id) for e, h in st.handled]} by {writer.get((part, off), '?')}"
+                )
     return out
 
 
@@ -297,8 +329,11 @@ def _explain_attribution(events: list) -> list[str]:
         first: dict[str, int] = {}
         for p, o, _, mid, sent_at in sends.get(u.phone, []):
             first.setdefault(mid, o)
-        late = [mid for mid, o in first.items() if o > off and any(
-            m == mid and sa <= u.at for _, _, _, m, sa in sends[u.phone])]
+        late = [
+            mid
+            for mid, o in first.items()
+            if o > off and any(m == mid and sa <= u.at for _, _, _, m, sa in sends[u.phone])
+        ]
         if late:
             out.append(f"STOP {u.event_id} at phone-events[{part}]@{off} came before the index of {late}")
     return out or ["every STOP came after the sends it could be attributed to: a phone state lost an index"]

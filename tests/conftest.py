@@ -141,7 +141,8 @@ def browser_page(browser_context, request, tmp_path):
     page = browser_context.pages[0] if browser_context.pages else browser_context.new_page()
     yield page
     failed = [
-        rep for rep in (getattr(request.node, "rep_setup", None), getattr(request.node, "rep_call", None))
+        rep
+        for rep in (getattr(request.node, "rep_setup", None), getattr(request.node, "rep_call", None))
         if rep is not None and rep.failed
     ]
     if not failed:

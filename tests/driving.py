@@ -2,6 +2,7 @@
 configured as a fresh install is (the contract's topic names, the default internal ones),
 fed with Avro records keyed as the contract says, read back by decoding its output topics.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,19 +20,41 @@ SETTINGS = Settings()
 NAMES = topology_names(SETTINGS)
 CODEC = AvroCodec()
 MAX_RECORD_BYTES = 1_048_576  # Kafka's default max.request.size (Faust's producer_max_request_size)
-RECORD_OF = {NAMES.campaigns: "smstally.CampaignLaunched", NAMES.message_sent: "smstally.MessageSent",
-             NAMES.dlr: "smstally.DeliveryReceipt", NAMES.unsubscribes: "smstally.Unsubscribe"}
-KEY_OF = {NAMES.campaigns: "campaign_id", NAMES.message_sent: "message_id", NAMES.dlr: "message_id",
-          NAMES.unsubscribes: "phone"}
+RECORD_OF = {
+    NAMES.campaigns: "smstally.CampaignLaunched",
+    NAMES.message_sent: "smstally.MessageSent",
+    NAMES.dlr: "smstally.DeliveryReceipt",
+    NAMES.unsubscribes: "smstally.Unsubscribe",
+}
+KEY_OF = {
+    NAMES.campaigns: "campaign_id",
+    NAMES.message_sent: "message_id",
+    NAMES.dlr: "message_id",
+    NAMES.unsubscribes: "phone",
+}
 
 
-def topology(partitions: int, stores: Stores | None = None, timeout: int | None = None, region: str = "FR",
-             clock: Callable[[], int] | None = None) -> Topology:
+def topology(
+    partitions: int,
+    stores: Stores | None = None,
+    timeout: int | None = None,
+    region: str = "FR",
+    clock: Callable[[], int] | None = None,
+) -> Topology:
     kw: dict[str, Any] = {} if timeout is None else {"pending_timeout_ms": timeout}
     if clock is not None:
         kw["clock"] = clock
-    return Topology(NAMES, CODEC, StatusMapper(), stores or Stores({}, {}, {}), campaign_event_partitions=partitions,
-                    region=region, stats_interval_s=0.0, max_record_bytes=MAX_RECORD_BYTES, **kw)
+    return Topology(
+        NAMES,
+        CODEC,
+        StatusMapper(),
+        stores or Stores({}, {}, {}),
+        campaign_event_partitions=partitions,
+        region=region,
+        stats_interval_s=0.0,
+        max_record_bytes=MAX_RECORD_BYTES,
+        **kw,
+    )
 
 
 def driver(partitions: int, stores: Stores | None = None, timeout: int | None = None) -> Driver:

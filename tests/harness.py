@@ -4,6 +4,7 @@ Nothing here is mocked: records go through the Tansu broker and real ``smstally 
 processes, exactly as in the demo. Every process is stopped in ``close()``, which the
 fixtures call even when a test fails.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,13 @@ class Cluster:
 
     @property
     def env(self) -> dict[str, str]:
-        return dict(os.environ, SMSTALLY_BROKER=self.broker.url, SMSTALLY_BROKER_FLAVOR="tansu",
-                    SMSTALLY_PARTITIONS=str(self.partitions), SMSTALLY_LOG_LEVEL="info")
+        return dict(
+            os.environ,
+            SMSTALLY_BROKER=self.broker.url,
+            SMSTALLY_BROKER_FLAVOR="tansu",
+            SMSTALLY_PARTITIONS=str(self.partitions),
+            SMSTALLY_LOG_LEVEL="info",
+        )
 
     @property
     def settings(self) -> Settings:
@@ -51,8 +57,9 @@ class Cluster:
 
     def worker(self, data_dir: Path | None = None, **extra: str) -> WorkerProcess:
         n = next(_ids)
-        env = dict(self.env, SMSTALLY_DATA_DIR=str(data_dir or self.tmp / f"data-{n}"),
-                   SMSTALLY_WEB_PORT=str(free_port()))
+        env = dict(
+            self.env, SMSTALLY_DATA_DIR=str(data_dir or self.tmp / f"data-{n}"), SMSTALLY_WEB_PORT=str(free_port())
+        )
         env.update(extra)
         w = WorkerProcess(env, self.tmp / f"worker-{n}.log").start()
         self.workers.append(w)
@@ -72,14 +79,17 @@ class Cluster:
                     await p.send_and_wait(topic, key=k, value=v)
             finally:
                 await p.stop()
+
         asyncio.run(go())
 
     def read_topic(self, topic: str, idle_s: float = 1.0) -> list[ReadRecord]:
         """Everything on ``topic`` (until ``idle_s`` without new records): (key, value, partition,
         offset), the value decoded or, when it is not Avro, its bytes."""
+
         async def go() -> list[ReadRecord]:
             async with TopicReader(self.settings, topic, self.codec) as reader:
                 return await reader.read_all(idle_s)
+
         return asyncio.run(go())
 
     def latest_by_version(self, topic: str, key_field: str) -> dict[str, dict]:
@@ -115,7 +125,8 @@ def records_handled(page: str) -> int:
     n = 0.0
     for line in page.splitlines():
         if line.startswith("smstally_events_total{") or (
-                line.startswith("smstally_dead_letters_total{") and 'kind="orphan_receipt"' not in line):
+            line.startswith("smstally_dead_letters_total{") and 'kind="orphan_receipt"' not in line
+        ):
             n += float(line.split()[-1])
     return int(n)
 
@@ -143,6 +154,7 @@ class ReadSide:
 
     def start(self, **extra: str):
         from streams.devtools.processes import ApiProcess
+
         env = dict(self.cluster.env, SMSTALLY_DATA_DIR=str(self.data_dir), SMSTALLY_API_PORT=str(free_port()))
         if self.read_db:
             env["SMSTALLY_READ_DB"] = self.read_db
@@ -160,6 +172,7 @@ class ReadSide:
     def get_json(self, path: str, timeout: float = 10.0):
         """(status, parsed JSON body) from the newest API process, with the token if any."""
         import json
+
         status, body = self.get(path, timeout)
         return status, (json.loads(body) if body else None)
 
@@ -178,6 +191,7 @@ class ReadSide:
     def all_items(self, path: str, limit: int = 1000) -> list[dict]:
         """Every item of a paged listing, following next_cursor."""
         from urllib.parse import quote
+
         sep = "&" if "?" in path else "?"
         items, cursor = [], None
         while True:
@@ -192,6 +206,7 @@ class ReadSide:
     def wait_campaigns(self, expected: dict, timeout: float = 120.0) -> list[str]:
         """Until /api/campaigns equals the expected totals; returns the last differences."""
         from simulator.check import mismatches
+
         deadline = time.monotonic() + timeout
         diff = ["no answer"]
         while time.monotonic() < deadline:
@@ -224,12 +239,14 @@ class ReadSide:
     def wait_ready(self, timeout: float = 90.0) -> dict:
         """Until the newest API's /health/ready answers 200; returns its body (fails with the log)."""
         import json
+
         deadline = time.monotonic() + timeout
         body: bytes = b""
         while time.monotonic() < deadline:
             if not self.api.running:
-                raise RuntimeError(f"smstally api exited with {self.api.proc.returncode}; log "
-                                   f"{self.api.log_path}:\n{self.api.tail()}")
+                raise RuntimeError(
+                    f"smstally api exited with {self.api.proc.returncode}; log {self.api.log_path}:\n{self.api.tail()}"
+                )
             status, _, body = self.request("/health/ready", auth=False, timeout=3)
             if status == 200:
                 return json.loads(body)
@@ -249,6 +266,7 @@ class ReadSide:
                 return {(tp.topic, tp.partition): o for tp, o in (await c.end_offsets(tps)).items()}
             finally:
                 await c.stop()
+
         return asyncio.run(go())
 
     def topic_records(self, topic: str, timeout: float = 60.0) -> list[dict]:

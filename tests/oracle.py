@@ -14,6 +14,7 @@ Where the contract is silent, the model states the implementation's documented c
 - a STOP attribution tie (two sends to the phone at the same sent_at) goes to the greatest
   (campaign_id, message_id).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -33,15 +34,46 @@ FAILURE = "by error code"
 
 # Contract §4, first table, one row at a time.
 TABLE: dict[str, dict[str, str]] = {
-    "smpp": {"ENROUTE": PENDING, "ACCEPTD": PENDING, "SCHEDULED": PENDING, "BUFFRED": PENDING,
-             "DELIVRD": DELIVERED, "EXPIRED": SOFT_BOUNCE,
-             "UNDELIV": FAILURE, "REJECTD": FAILURE, "DELETED": FAILURE, "FAILED": FAILURE, "UNKNOWN": UNKNOWN},
-    "twilio": {"queued": PENDING, "accepted": PENDING, "scheduled": PENDING, "sending": PENDING, "sent": PENDING,
-               "delivered": DELIVERED, "read": DELIVERED, "undelivered": FAILURE, "failed": FAILURE},
-    "vonage": {"accepted": PENDING, "buffered": PENDING, "delivered": DELIVERED, "expired": SOFT_BOUNCE,
-               "failed": FAILURE, "rejected": FAILURE, "unknown": UNKNOWN},
-    "infobip": {"PENDING": PENDING, "DELIVERED": DELIVERED, "EXPIRED": SOFT_BOUNCE,
-                "UNDELIVERABLE": FAILURE, "REJECTED": FAILURE},
+    "smpp": {
+        "ENROUTE": PENDING,
+        "ACCEPTD": PENDING,
+        "SCHEDULED": PENDING,
+        "BUFFRED": PENDING,
+        "DELIVRD": DELIVERED,
+        "EXPIRED": SOFT_BOUNCE,
+        "UNDELIV": FAILURE,
+        "REJECTD": FAILURE,
+        "DELETED": FAILURE,
+        "FAILED": FAILURE,
+        "UNKNOWN": UNKNOWN,
+    },
+    "twilio": {
+        "queued": PENDING,
+        "accepted": PENDING,
+        "scheduled": PENDING,
+        "sending": PENDING,
+        "sent": PENDING,
+        "delivered": DELIVERED,
+        "read": DELIVERED,
+        "undelivered": FAILURE,
+        "failed": FAILURE,
+    },
+    "vonage": {
+        "accepted": PENDING,
+        "buffered": PENDING,
+        "delivered": DELIVERED,
+        "expired": SOFT_BOUNCE,
+        "failed": FAILURE,
+        "rejected": FAILURE,
+        "unknown": UNKNOWN,
+    },
+    "infobip": {
+        "PENDING": PENDING,
+        "DELIVERED": DELIVERED,
+        "EXPIRED": SOFT_BOUNCE,
+        "UNDELIVERABLE": FAILURE,
+        "REJECTED": FAILURE,
+    },
 }
 # Contract §4, second table.
 PERMANENT: dict[str, set[int]] = {
@@ -56,8 +88,12 @@ PRECEDENCE = [HARD_BOUNCE, DELIVERED, SOFT_BOUNCE, UNKNOWN, PROVIDER_ACCEPTED, P
 RANK = {s: len(PRECEDENCE) - i for i, s in enumerate(PRECEDENCE)}
 # Contract §6: rate numerators.
 RATES = {
-    "receipt": [DELIVERED, PROVIDER_ACCEPTED], "delivery": [DELIVERED], "waiting": [PENDING],
-    "temporary_error": [SOFT_BOUNCE, PROVIDER_ERROR], "permanent_error": [HARD_BOUNCE], "unknown": [UNKNOWN],
+    "receipt": [DELIVERED, PROVIDER_ACCEPTED],
+    "delivery": [DELIVERED],
+    "waiting": [PENDING],
+    "temporary_error": [SOFT_BOUNCE, PROVIDER_ERROR],
+    "permanent_error": [HARD_BOUNCE],
+    "unknown": [UNKNOWN],
 }
 SUMMARY = ("name", "kind", "text", "sender_id", "sms_type", "created_at", "launched_at", "launch_list_size")
 
@@ -143,8 +179,9 @@ def watermarks(world: World, partitions: int) -> dict[int, int]:
 def statuses(world: World, partitions: int, timeout: int = TIMEOUT) -> dict[str, str]:
     sends, receipts = _by_message(world)
     wm = watermarks(world, partitions)
-    return {mid: message_status(s, receipts[mid], wm[partition_of(mid, partitions)], timeout)
-            for mid, s in sends.items()}
+    return {
+        mid: message_status(s, receipts[mid], wm[partition_of(mid, partitions)], timeout) for mid, s in sends.items()
+    }
 
 
 def attributions(world: World, window: int = WINDOW) -> list[tuple[dict, str | None]]:
@@ -192,12 +229,19 @@ def expected_stats(world: World, partitions: int, timeout: int = TIMEOUT) -> dic
         rates["unsubscribe"] = len(unsub_phones) / n if n else 0.0
         launch = launches.get(cid, {})
         rec = {"campaign_id": cid, **{k: launch.get(k) for k in SUMMARY}}
-        rec.update({
-            "sent": n, "not_sent": len(not_sent), "not_sent_by_reason": dict(nsr), "status_counts": dict(sc),
-            "unsubscribed": len(unsub_phones), "credits": sum(s["credits"] for s in sent), "rates": rates,
-            "first_sent_at": min((s["sent_at"] for s in sent), default=None),
-            "last_event_at": max(times, default=None),
-        })
+        rec.update(
+            {
+                "sent": n,
+                "not_sent": len(not_sent),
+                "not_sent_by_reason": dict(nsr),
+                "status_counts": dict(sc),
+                "unsubscribed": len(unsub_phones),
+                "credits": sum(s["credits"] for s in sent),
+                "rates": rates,
+                "first_sent_at": min((s["sent_at"] for s in sent), default=None),
+                "last_event_at": max(times, default=None),
+            }
+        )
         out[cid] = rec
     return out
 

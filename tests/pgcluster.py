@@ -187,12 +187,15 @@ class PgCluster:
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(self.bindir / args[0]), *args[1:]],
-            capture_output=True, text=True, timeout=timeout, **self._spawn_kwargs(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **self._spawn_kwargs(),
         )
 
     # -- lifecycle ----------------------------------------------------------
 
-    def start(self, timeout: float = 30) -> "PgCluster":
+    def start(self, timeout: float = 30) -> PgCluster:
         """initdb, start the server, wait until it accepts connections, create
         the database ``smstally``. Raises PgClusterError with the log on failure."""
         with self._lock:
@@ -230,15 +233,23 @@ class PgCluster:
             os.chown(self.base, owner.pw_uid, owner.pw_gid)
         os.chmod(self.base, 0o700)
         proc = self._run(
-            "initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust",
-            "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
         )
         if proc.returncode != 0:
             raise PgClusterError(f"initdb failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         (self.data_dir / "pg_hba.conf").write_text(
-            "# throwaway test cluster: trust, loopback only\n"
-            "local all all trust\n"
-            "host  all all 127.0.0.1/32 trust\n"
+            "# throwaway test cluster: trust, loopback only\nlocal all all trust\nhost  all all 127.0.0.1/32 trust\n"
         )
         self.socket_dir.mkdir()
         if owner is not None:
@@ -268,7 +279,10 @@ class PgCluster:
         with open(live_log, "ab") as log:
             in_main_thread = threading.current_thread() is threading.main_thread()
             self._proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 # PDEATHSIG follows the forking *thread*: only safe from the main one.
                 preexec_fn=_die_with_parent if in_main_thread else None,
                 **self._spawn_kwargs(),
@@ -352,8 +366,18 @@ class PgCluster:
                 if self._proc is not None and self._proc.poll() is None:
                     for mode, wait in (("fast", 10), ("immediate", 5)):
                         try:
-                            self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", mode,
-                                      "-w", "-t", str(wait), timeout=wait + 5)
+                            self._run(
+                                "pg_ctl",
+                                "stop",
+                                "-D",
+                                str(self.data_dir),
+                                "-m",
+                                mode,
+                                "-w",
+                                "-t",
+                                str(wait),
+                                timeout=wait + 5,
+                            )
                         except (OSError, subprocess.TimeoutExpired):
                             pass
                         try:
@@ -402,7 +426,7 @@ class PgCluster:
         except OSError:
             pass
 
-    def __enter__(self) -> "PgCluster":
+    def __enter__(self) -> PgCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -8,6 +8,7 @@ Profiles (``SMSTALLY_HYPOTHESIS_PROFILE``): ``fast`` (default) keeps the process
 files under a minute; ``ci`` and ``soak`` run more examples (a longer soak); ``noshrink``
 reports the first failing world without minimizing it (whole-world shrinking takes minutes).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,14 +18,23 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
-_SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-             HealthCheck.large_base_example]
+_SUPPRESS = [
+    HealthCheck.too_slow,
+    HealthCheck.data_too_large,
+    HealthCheck.filter_too_much,
+    HealthCheck.large_base_example,
+]
 settings.register_profile("fast", max_examples=100, deadline=None, suppress_health_check=_SUPPRESS)
 settings.register_profile("soak", max_examples=3000, deadline=None, suppress_health_check=_SUPPRESS)
 settings.register_profile("ci", max_examples=400, deadline=None, suppress_health_check=_SUPPRESS)
 # Report the first failure without shrinking (whole-world shrinking can take minutes).
-settings.register_profile("noshrink", max_examples=100, deadline=None, suppress_health_check=_SUPPRESS,
-                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+settings.register_profile(
+    "noshrink",
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=_SUPPRESS,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
 settings.load_profile(os.environ.get("SMSTALLY_HYPOTHESIS_PROFILE", "fast"))
 
 #: Fewer examples for the expensive whole-topology properties (scaled with the profile).
@@ -50,7 +60,7 @@ INVALID_PHONES = ["not-a-phone", "12"]
 
 def renderings(e164: str) -> list[str]:
     national = "0" + e164[3:]
-    spaced = " ".join([national[:2]] + [national[i:i + 2] for i in range(2, 10, 2)])
+    spaced = " ".join([national[:2]] + [national[i : i + 2] for i in range(2, 10, 2)])
     return [e164, national, spaced, "0033" + e164[3:], "+33 " + e164[3:]]
 
 
@@ -70,38 +80,97 @@ def phone_renderings(draw, pool: list[str]) -> str:
 PROVIDERS = [None, "smpp", "twilio", "vonage", "infobip", "smsmode", "acme", "TWILIO", "Vonage", "SmsMode"]
 RAW_WORDS = [
     # SMPP
-    "ENROUTE", "ACCEPTD", "SCHEDULED", "BUFFRED", "DELIVRD", "EXPIRED", "UNDELIV", "REJECTD", "DELETED",
-    "FAILED", "UNKNOWN",
+    "ENROUTE",
+    "ACCEPTD",
+    "SCHEDULED",
+    "BUFFRED",
+    "DELIVRD",
+    "EXPIRED",
+    "UNDELIV",
+    "REJECTD",
+    "DELETED",
+    "FAILED",
+    "UNKNOWN",
     # Twilio
-    "queued", "accepted", "scheduled", "sending", "sent", "delivered", "read", "undelivered", "failed",
+    "queued",
+    "accepted",
+    "scheduled",
+    "sending",
+    "sent",
+    "delivered",
+    "read",
+    "undelivered",
+    "failed",
     # Vonage
-    "buffered", "expired", "rejected", "unknown",
+    "buffered",
+    "expired",
+    "rejected",
+    "unknown",
     # Infobip
-    "PENDING", "DELIVERED", "UNDELIVERABLE", "REJECTED",
+    "PENDING",
+    "DELIVERED",
+    "UNDELIVERABLE",
+    "REJECTED",
     # canonical names from an upstream that already normalizes
-    "PROVIDER_ACCEPTED", "SOFT_BOUNCE", "PROVIDER_ERROR", "HARD_BOUNCE",
+    "PROVIDER_ACCEPTED",
+    "SOFT_BOUNCE",
+    "PROVIDER_ERROR",
+    "HARD_BOUNCE",
     # unrecognized
-    "whatever", "OK", "bounced", "DELIVERD",
+    "whatever",
+    "OK",
+    "bounced",
+    "DELIVERD",
 ]
-ERROR_CODES = [None, "", "abc", "1.0", "0", "1", "001", "9", "11", "12", " 12 ", "2", "3", "4", "5", "30005",
-               "30006", "30007", "3519", "3520", "3525", "3529", "3530", "0003"]
+ERROR_CODES = [
+    None,
+    "",
+    "abc",
+    "1.0",
+    "0",
+    "1",
+    "001",
+    "9",
+    "11",
+    "12",
+    " 12 ",
+    "2",
+    "3",
+    "4",
+    "5",
+    "30005",
+    "30006",
+    "30007",
+    "3519",
+    "3520",
+    "3525",
+    "3529",
+    "3530",
+    "0003",
+]
 
 
 def _recase(word: str, how: str) -> str:
-    return {"lower": word.lower(), "upper": word.upper(), "title": word.title(), "asis": word,
-            "pad": f" {word} "}[how]
+    return {"lower": word.lower(), "upper": word.upper(), "title": word.title(), "asis": word, "pad": f" {word} "}[how]
 
 
-raw_statuses = st.builds(_recase, st.sampled_from(RAW_WORDS),
-                         st.sampled_from(["asis", "asis", "lower", "upper", "title", "pad"]))
+raw_statuses = st.builds(
+    _recase, st.sampled_from(RAW_WORDS), st.sampled_from(["asis", "asis", "lower", "upper", "title", "pad"])
+)
 error_codes = st.sampled_from(ERROR_CODES)
 providers = st.sampled_from(PROVIDERS)
 
 
 # --- single records ----------------------------------------------------------------------
 @st.composite
-def sends(draw, message_id: str = "m0", campaign_id: str = "c0", phone: str | None = None,
-          outcome=None, event_id: str | None = None) -> dict:
+def sends(
+    draw,
+    message_id: str = "m0",
+    campaign_id: str = "c0",
+    phone: str | None = None,
+    outcome=None,
+    event_id: str | None = None,
+) -> dict:
     outcome = outcome or draw(st.sampled_from(["SUBMITTED"] * 5 + ["PROVIDER_ERROR", "NOT_SENT"]))
     rec = {
         "event_id": event_id or f"s-{message_id}",
@@ -119,8 +188,11 @@ def sends(draw, message_id: str = "m0", campaign_id: str = "c0", phone: str | No
         "operator": None,
     }
     if outcome == "NOT_SENT":
-        rec["not_sent_reason"] = draw(st.sampled_from(
-            [None, "HARD_BOUNCE", "OPTED_OUT", "INVALID_NUMBER", "INSUFFICIENT_CREDIT", "DUPLICATE", "OTHER"]))
+        rec["not_sent_reason"] = draw(
+            st.sampled_from(
+                [None, "HARD_BOUNCE", "OPTED_OUT", "INVALID_NUMBER", "INSUFFICIENT_CREDIT", "DUPLICATE", "OTHER"]
+            )
+        )
     return rec
 
 
@@ -169,8 +241,9 @@ class World:
 
     @property
     def phase1(self) -> list[tuple[str, dict]]:
-        return ([(LAUNCH, r) for r in self.launches] + [(SEND, r) for r in self.sends]
-                + [(DLR, r) for r in self.receipts])
+        return (
+            [(LAUNCH, r) for r in self.launches] + [(SEND, r) for r in self.sends] + [(DLR, r) for r in self.receipts]
+        )
 
     @property
     def phase2(self) -> list[tuple[str, dict]]:
@@ -184,21 +257,34 @@ class World:
 
 
 @st.composite
-def worlds(draw, max_messages: int = 30, max_receipts: int = 4, max_unsubscribes: int = 10,
-           partitions: st.SearchStrategy[int] = st.integers(1, 4)) -> World:
+def worlds(
+    draw,
+    max_messages: int = 30,
+    max_receipts: int = 4,
+    max_unsubscribes: int = 10,
+    partitions: st.SearchStrategy[int] = st.integers(1, 4),
+) -> World:
     campaigns = [f"c{i}" for i in range(draw(st.integers(2, 3)))]
-    pool = E164_POOL[:draw(st.integers(1, len(E164_POOL)))]
+    pool = E164_POOL[: draw(st.integers(1, len(E164_POOL)))]
     if draw(st.integers(0, 4)) == 0:
         pool = pool + INVALID_PHONES[:1]
     w = World(draw(partitions), campaigns)
     for cid in campaigns:
         if draw(st.booleans()):
-            w.launches.append({
-                "event_id": f"l-{cid}", "campaign_id": cid, "name": f"Campaign {cid}",
-                "kind": draw(st.sampled_from(["BATCH", "AUTOMATED"])), "text": "Hello", "sender_id": "ACME",
-                "sms_type": draw(st.sampled_from(["marketing", "transactional"])),
-                "created_at": ts(0), "launched_at": ts(draw(ticks)), "launch_list_size": draw(st.integers(0, 50)),
-            })
+            w.launches.append(
+                {
+                    "event_id": f"l-{cid}",
+                    "campaign_id": cid,
+                    "name": f"Campaign {cid}",
+                    "kind": draw(st.sampled_from(["BATCH", "AUTOMATED"])),
+                    "text": "Hello",
+                    "sender_id": "ACME",
+                    "sms_type": draw(st.sampled_from(["marketing", "transactional"])),
+                    "created_at": ts(0),
+                    "launched_at": ts(draw(ticks)),
+                    "launch_list_size": draw(st.integers(0, 50)),
+                }
+            )
     for i in range(draw(st.integers(1, max_messages))):
         mid = f"m{i}"
         cid = draw(st.sampled_from(campaigns))
@@ -207,16 +293,20 @@ def worlds(draw, max_messages: int = 30, max_receipts: int = 4, max_unsubscribes
         for j in range(draw(st.integers(0, max_receipts))):
             w.receipts.append(draw(receipts(mid, cid, event_id=f"r-{mid}-{j}")))
     for k in range(draw(st.integers(0, max_unsubscribes))):
-        w.unsubscribes.append({
-            "event_id": f"u{k}",
-            "phone": draw(phone_renderings(pool)),
-            "contact_id": draw(st.one_of(st.none(), st.just("k1"))),
-            "campaign_id": draw(st.sampled_from([None, None] + campaigns)),
-            "action": draw(st.sampled_from(["UNSUBSCRIBE"] * 3 + ["RESUBSCRIBE"])),
-            "channel": draw(st.sampled_from(["STOP_KEYWORD", "STOP_KEYWORD", "LINK", "MANUAL", "COMPLAINT", "OTHER"])),
-            "text": draw(st.sampled_from([None, "STOP", "stop svp"])),
-            "at": ts(draw(ticks)),
-        })
+        w.unsubscribes.append(
+            {
+                "event_id": f"u{k}",
+                "phone": draw(phone_renderings(pool)),
+                "contact_id": draw(st.one_of(st.none(), st.just("k1"))),
+                "campaign_id": draw(st.sampled_from([None, None] + campaigns)),
+                "action": draw(st.sampled_from(["UNSUBSCRIBE"] * 3 + ["RESUBSCRIBE"])),
+                "channel": draw(
+                    st.sampled_from(["STOP_KEYWORD", "STOP_KEYWORD", "LINK", "MANUAL", "COMPLAINT", "OTHER"])
+                ),
+                "text": draw(st.sampled_from([None, "STOP", "stop svp"])),
+                "at": ts(draw(ticks)),
+            }
+        )
     return w
 
 

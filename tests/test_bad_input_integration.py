@@ -11,6 +11,7 @@ every kind (``tests.badinput``) are produced, concurrently, on all four input to
 * the worker is still alive and ready, and reached the totals within a bounded time (it
   never stalled on a bad record).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -61,16 +62,19 @@ class RunResult:
 async def produce_items(cluster: Cluster, items: list[B.Item], chunks: int = 40, pause: float = 0.1) -> list[Produced]:
     """Produce ``items`` as raw bytes, in order, spread over time; returns where each landed."""
     s = cluster.settings
-    names = {B.CAMPAIGNS: s.topics.campaigns, B.MESSAGE_SENT: s.topics.message_sent, B.DLR: s.topics.dlr,
-             B.UNSUBSCRIBES: s.topics.unsubscribes}
-    producer = AIOKafkaProducer(bootstrap_servers=cluster.broker.bootstrap, acks="all",
-                                max_request_size=MAX_RECORD)
+    names = {
+        B.CAMPAIGNS: s.topics.campaigns,
+        B.MESSAGE_SENT: s.topics.message_sent,
+        B.DLR: s.topics.dlr,
+        B.UNSUBSCRIBES: s.topics.unsubscribes,
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=cluster.broker.bootstrap, acks="all", max_request_size=MAX_RECORD)
     await producer.start()
     out: list[Produced] = []
     try:
         size = max(1, -(-len(items) // chunks))
         for start in range(0, len(items), size):
-            batch = items[start:start + size]
+            batch = items[start : start + size]
             futures = [await producer.send(names[it.topic], key=it.key, value=it.value) for it in batch]
             for it, fut in zip(batch, futures):
                 md = await fut
@@ -81,8 +85,9 @@ async def produce_items(cluster: Cluster, items: list[B.Item], chunks: int = 40,
     return out
 
 
-def run_with_bad_input(cluster: Cluster, items: list[B.Item], seed: int = SEED, messages: int = MESSAGES,
-                       timeout: float = 60.0) -> RunResult:
+def run_with_bad_input(
+    cluster: Cluster, items: list[B.Item], seed: int = SEED, messages: int = MESSAGES, timeout: float = 60.0
+) -> RunResult:
     """Scenario + bad records through one (already started) worker; everything observed."""
     s = cluster.settings
     scenario = generate(seed=seed, messages=messages, campaigns=4)
@@ -106,8 +111,20 @@ def run_with_bad_input(cluster: Cluster, items: list[B.Item], seed: int = SEED, 
     dead = cluster.read_topic(s.topics.dead_letter)
     statuses = cluster.latest_by_version(s.topics.message_status, "message_id")
     crashes = [line for line in w.log_path.read_text(errors="replace").splitlines() if "Crashed reason" in line]
-    return RunResult(produced, expected, stats, diff, dead, statuses, elapsed, w.running, w.ready(), w.tail(60),
-                     crashes, {"published": t_published})
+    return RunResult(
+        produced,
+        expected,
+        stats,
+        diff,
+        dead,
+        statuses,
+        elapsed,
+        w.running,
+        w.ready(),
+        w.tail(60),
+        crashes,
+        {"published": t_published},
+    )
 
 
 def check_dead_letters(run: RunResult) -> dict[str, int]:
@@ -179,14 +196,25 @@ def test_no_count_changed(run):
     assert run.diff == [], "\n".join(run.diff)
     assert mismatches(run.expected, run.stats) == []
     bad = sum(1 for p in run.produced if p.item.outcome == B.DEAD_LETTER)
-    print(f"\n{bad} bad records among the scenario; stats equal expected after {run.elapsed:.1f}s "
-          f"(published in {run.timings['published']:.1f}s)")
+    print(
+        f"\n{bad} bad records among the scenario; stats equal expected after {run.elapsed:.1f}s "
+        f"(published in {run.timings['published']:.1f}s)"
+    )
 
 
 def test_every_bad_record_is_dead_lettered_with_its_origin_and_nothing_else(run):
     kinds = check_dead_letters(run)
-    assert set(kinds) >= {"undecodable", "empty", "truncated", "unknown_fingerprint", "wrong_record_type",
-                          "missing_id", "absurd_timestamp", "invalid_field", "unknown_enum"}
+    assert set(kinds) >= {
+        "undecodable",
+        "empty",
+        "truncated",
+        "unknown_fingerprint",
+        "wrong_record_type",
+        "missing_id",
+        "absurd_timestamp",
+        "invalid_field",
+        "unknown_enum",
+    }
     print(f"\ndead letters by kind: {dict(sorted(kinds.items()))}")
 
 

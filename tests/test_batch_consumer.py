@@ -4,6 +4,7 @@ Unit level: ``BatchConsumer._contiguous`` is the offset guard (``streams.offset_
 alone in tests/test_offset_guard.py) wired to the group's committed offset and a seek; the
 broker side is exercised by the crash test.
 """
+
 import asyncio
 from types import SimpleNamespace
 

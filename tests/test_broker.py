@@ -127,7 +127,7 @@ def test_broker_accepts_produce_and_consume(broker):
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
     assert broker.url.startswith("kafka://127.0.0.1:")
-    assert broker.bootstrap == broker.url[len("kafka://"):]
+    assert broker.bootstrap == broker.url[len("kafka://") :]
     topic = f"broker-smoke-{uuid.uuid4().hex[:8]}"
     sent = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(5)]
 
@@ -139,9 +139,7 @@ def test_broker_accepts_produce_and_consume(broker):
                 await producer.send_and_wait(topic, value, key=key, partition=0)
         finally:
             await producer.stop()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest"
-        )
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
         await consumer.start()
         consumer.assign([TopicPartition(topic, 0)])
         got = []
@@ -273,8 +271,11 @@ def test_broker_cli_runs_until_signalled(sig):
     port = free_port()
     url = f"kafka://127.0.0.1:{port}"
     cli = subprocess.Popen(
-        [sys.executable, "-c", f"import sys; from streams.devtools.broker import run_broker_cli; "
-         f"sys.exit(run_broker_cli({url!r}))"],
+        [
+            sys.executable,
+            "-c",
+            f"import sys; from streams.devtools.broker import run_broker_cli; sys.exit(run_broker_cli({url!r}))",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=_subprocess_env(),

@@ -6,6 +6,7 @@
   waiting (no crash loop), answers its liveness probe meanwhile, and proceeds when the
   broker appears on that address.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,8 @@ import pytest
 from processors.removals import removal_id
 from simulator.check import mismatches, sends_counted
 from simulator.scenario import generate
-from streams.ops.clients import StatsView, publish
 from streams.devtools.simulate import GRACE_S, run_simulation, wait_for_expected
+from streams.ops.clients import StatsView, publish
 from tests.harness import Cluster, get, processed
 
 pytestmark = pytest.mark.integration
@@ -51,8 +52,9 @@ def assert_removals_complete(cluster: Cluster, scenario) -> None:
     for _, r, _, _ in cluster.read_topic(cluster.settings.topics.removals):
         got[r["event_id"]] = (r["reason"], r["phone"])
     expected = {removal_id(reason, cause): (reason, phone) for reason, phone, cause in scenario.expected.removals}
-    assert got == expected, (f"missing {len(set(expected) - set(got))}, "
-                             f"unexpected {len(set(got) - set(expected))} removals")
+    assert got == expected, (
+        f"missing {len(set(expected) - set(got))}, unexpected {len(set(got) - set(expected))} removals"
+    )
 
 
 def test_broker_paused_30s_mid_traffic_worker_recovers_and_loses_nothing(tmp_path):
@@ -109,6 +111,7 @@ def test_broker_paused_30s_mid_traffic_worker_recovers_and_loses_nothing(tmp_pat
                     if time.monotonic() > deadline:
                         return False
                 return True
+
         assert asyncio.run(sends()), "phase 1 not counted after the pause"
         time.sleep(GRACE_S)
         asyncio.run(publish(s, scenario.phase2))
@@ -123,10 +126,12 @@ def test_broker_paused_30s_mid_traffic_worker_recovers_and_loses_nothing(tmp_pat
         assert text.count(STARTED) == 1, text.count(STARTED)
         crashes = [ln for ln in text.splitlines() if any(m in ln for m in CRASHED)]
         assert crashes == [], "\n".join(crashes)
-        print(f"\nprocessed {at_pause} of {cut} records when the broker was paused for {PAUSE_S:.0f}s; "
-              f"/health/live during the pause: {sorted(set(live))}, /health/ready: {sorted(set(ready), key=str)}; "
-              f"caught up {caught_up:.1f}s after the resume; worker log during the pause and until the "
-              f"resume was noticed:\n{summarize(during)}")
+        print(
+            f"\nprocessed {at_pause} of {cut} records when the broker was paused for {PAUSE_S:.0f}s; "
+            f"/health/live during the pause: {sorted(set(live))}, /health/ready: {sorted(set(ready), key=str)}; "
+            f"caught up {caught_up:.1f}s after the resume; worker log during the pause and until the "
+            f"resume was noticed:\n{summarize(during)}"
+        )
     finally:
         cluster.close()
 
@@ -173,7 +178,9 @@ def test_broker_unreachable_at_start_worker_waits_then_proceeds(tmp_path):
         assert w.running and w.proc.pid == pid
         assert log_text(w).count(STARTED) == 1
         lines = [ln for ln in log_text(w).splitlines() if waiting.search(ln)]
-        print(f"\nfirst 'waiting' line {first_line:.1f}s after the start; broker started after {waited:.1f}s; "
-              f"ready {became_ready:.1f}s later; {len(lines)} waiting lines, e.g.:\n{lines[0]}")
+        print(
+            f"\nfirst 'waiting' line {first_line:.1f}s after the start; broker started after {waited:.1f}s; "
+            f"ready {became_ready:.1f}s later; {len(lines)} waiting lines, e.g.:\n{lines[0]}"
+        )
     finally:
         cluster.close()

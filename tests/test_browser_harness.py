@@ -37,9 +37,7 @@ def test_click_changes_text_and_screenshot(browser_page, tmp_path):
         assert browser_page.title() == "harness"
         assert browser_page.text_content("#status") == "waiting"
         browser_page.click("#go")
-        browser_page.wait_for_function(
-            "document.getElementById('status').textContent !== 'waiting'", timeout=5_000
-        )
+        browser_page.wait_for_function("document.getElementById('status').textContent !== 'waiting'", timeout=5_000)
         assert browser_page.text_content("#status") == "clicked: true"
         shot = tmp_path / "page.png"
         browser_page.screenshot(path=str(shot), full_page=True)
@@ -60,8 +58,11 @@ def test_no_chromium_process_survives_close():
     finally:
         session.close()
     assert chromium_processes(session_dir, session._pgids) == []
-    live = [p for p in pids if os.path.exists(f"/proc/{p}") and
-            Path(f"/proc/{p}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"]
+    live = [
+        p
+        for p in pids
+        if os.path.exists(f"/proc/{p}") and Path(f"/proc/{p}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    ]
     assert live == [], f"chromium processes {live} survived close()"
     assert not session_dir.exists(), "the session directory is removed"
     session.close()  # idempotent
@@ -72,16 +73,32 @@ def test_a_failing_test_leaves_a_screenshot_and_the_html(tmp_path):
     as a plugin, and looks for the artifacts in its tmp_path."""
     inner = tmp_path / "inner"
     inner.mkdir()
-    (inner / "test_inner.py").write_text(textwrap.dedent("""
+    (inner / "test_inner.py").write_text(
+        textwrap.dedent("""
         def test_fails(browser_page):
             browser_page.set_content("<h1>boom-marker</h1><p style='height:3000px'>tall</p>")
             assert browser_page.text_content("h1") == "something else"
-    """))
+    """)
+    )
     basetemp = tmp_path / "basetemp"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider",
-         f"--rootdir={inner}", f"--basetemp={basetemp}", str(inner / "test_inner.py")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "tests.conftest",
+            "-p",
+            "no:cacheprovider",
+            f"--rootdir={inner}",
+            f"--basetemp={basetemp}",
+            str(inner / "test_inner.py"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     pngs = list(basetemp.rglob("browser-failure.png"))

@@ -177,8 +177,8 @@ class FakeRegistry:
             def do_GET(self):
                 registry.gets += 1
                 prefix = "/schemas/ids/"
-                if self.path.startswith(prefix) and int(self.path[len(prefix):]) in registry.schemas:
-                    return self._answer(200, {"schema": registry.schemas[int(self.path[len(prefix):])]})
+                if self.path.startswith(prefix) and int(self.path[len(prefix) :]) in registry.schemas:
+                    return self._answer(200, {"schema": registry.schemas[int(self.path[len(prefix) :])]})
                 return self._answer(404, {"error_code": 40403, "message": "Schema not found"})
 
         self.subjects: list[str] = []
@@ -201,10 +201,19 @@ def registry():
 
 def message_sent(**overrides):
     rec = {
-        "event_id": "ev-1", "campaign_id": "c-1", "message_id": "m-1", "contact_id": None,
-        "phone": "+33612345678", "sent_at": 1_700_000_000_123, "outcome": "SUBMITTED",
-        "not_sent_reason": None, "segments": 2, "credits": 0.075, "provider": "smpp",
-        "country": "FR", "operator": None,
+        "event_id": "ev-1",
+        "campaign_id": "c-1",
+        "message_id": "m-1",
+        "contact_id": None,
+        "phone": "+33612345678",
+        "sent_at": 1_700_000_000_123,
+        "outcome": "SUBMITTED",
+        "not_sent_reason": None,
+        "segments": 2,
+        "credits": 0.075,
+        "provider": "smpp",
+        "country": "FR",
+        "operator": None,
     }
     rec.update(overrides)
     return rec
@@ -305,9 +314,17 @@ def test_confluent_with_registry(registry):
     assert err.value.kind == "wrong_record_type"
     assert registry.gets == 1
 
-    other = producer.encode("smstally.Unsubscribe", {
-        "event_id": "u", "phone": "+33600000000", "action": "UNSUBSCRIBE", "channel": "LINK", "at": 5,
-    }, subject="sms.unsubscribes-value")
+    other = producer.encode(
+        "smstally.Unsubscribe",
+        {
+            "event_id": "u",
+            "phone": "+33600000000",
+            "action": "UNSUBSCRIBE",
+            "channel": "LINK",
+            "at": 5,
+        },
+        subject="sms.unsubscribes-value",
+    )
     assert registry.subjects[-1] == "sms.unsubscribes-value"
     assert consumer.decode(other)[0] == "smstally.Unsubscribe"
 
@@ -422,10 +439,21 @@ def test_invalid_body_values():
     good = CODEC.encode("smstally.MessageSent", message_sent())
     assert good[10:15] == b"\x08ev-1"
     assert kind_of(good[:11] + b"\xff\xfe\xfd\xfc" + good[15:]) == "undecodable"  # invalid UTF-8
-    launched = CODEC.encode("CampaignLaunched", {
-        "event_id": "e", "campaign_id": "c", "name": "n", "kind": "BATCH", "text": "t",
-        "sender_id": "s", "sms_type": "marketing", "created_at": 1, "launched_at": 2, "launch_list_size": 3,
-    })
+    launched = CODEC.encode(
+        "CampaignLaunched",
+        {
+            "event_id": "e",
+            "campaign_id": "c",
+            "name": "n",
+            "kind": "BATCH",
+            "text": "t",
+            "sender_id": "s",
+            "sms_type": "marketing",
+            "created_at": 1,
+            "launched_at": 2,
+            "launch_list_size": 3,
+        },
+    )
     assert launched[10:17] == b"\x02e\x02c\x02n\x00"  # kind index 0 (BATCH)
     assert kind_of(launched[:16] + b"\x7e" + launched[17:]) == "undecodable"  # index 63
     assert kind_of(good[:10] + b"\x01" + good[11:]) in ("undecodable", "truncated")  # negative length
@@ -444,8 +472,14 @@ def test_fuzz_only_decode_errors(data, expected):
     try:
         name, record = CODEC.decode(data, expected)
     except DecodeError as err:
-        assert err.kind in ("undecodable", "unknown_fingerprint", "unknown_schema_id",
-                            "wrong_record_type", "truncated", "empty")
+        assert err.kind in (
+            "undecodable",
+            "unknown_fingerprint",
+            "unknown_schema_id",
+            "wrong_record_type",
+            "truncated",
+            "empty",
+        )
     else:
         assert name in RECORD_NAMES and isinstance(record, dict)
         assert expected in (None, name)

@@ -1,4 +1,5 @@
 """Settings: the one broker-URL parser and the defaults taken from the domain."""
+
 from __future__ import annotations
 
 import pytest
@@ -57,7 +58,10 @@ def test_bootstrap_servers(url, expected):
 
 def test_a_list_of_urls():
     assert broker_addresses(["kafka://a:1;b:2", "c"]) == [
-        BrokerAddress("a", 1), BrokerAddress("b", 2), BrokerAddress("c", 9092)]
+        BrokerAddress("a", 1),
+        BrokerAddress("b", 2),
+        BrokerAddress("c", 9092),
+    ]
     assert _bootstrap_servers(["kafka://a:1", "b:2"]) == ["a:1", "b:2"]
 
 

@@ -1,4 +1,5 @@
 """At least once, yet exact: random SIGKILLs of workers in a group, some on wiped state."""
+
 from __future__ import annotations
 
 import pytest

@@ -5,13 +5,14 @@ cells, phones masked or not, times from year 1000 to 9999, rows in chunks mixing
 Rows go into ``messages`` with plain INSERTs (no ReadModelWriter), so any text a column
 can hold is tried, not only what the projector would write.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import itertools
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -25,23 +26,96 @@ from readmodel.web.csv_export import HEADER, csv_chunks, reference_chunks
 from readmodel.web.privacy import mask_phone, neutralize_cell
 
 T0 = 1_700_000_000_000
-HOSTILE = ['=HYPERLINK("x")', "+1", "-1", "@x", "\tx", "\rx", "=1+2", '"', ",", "a,b", 'he said "hi"', "l1\nl2",
-           "cr\r\nlf", "\r", "\n", "", " ", "é ü 中文", "'", "+33612345678", "+1٣٣٣٣٣٣٣", "+١٢٣٤٥٦٧٨", "-٣",
-           "\x01\x1f", "x=1", "+33*****5678", "+0612345678", "@", "=", "+"]
-PHONES = ["+33612345678", "+447700900123", "+12025550123", "+79161234567", "+97150123456", "+35212345678",
-          "+0612345678", "+999123456789", "+3361234567890123456789", "+1234567", "+123456", "+12345", "+1234",
-          "+1", "+", "", "06 98 11 22 33", "0612345678", "+33 6 12 34 56 78", "+33٦١٢٣٤٥٦٧٨", "+²³⁴⁵⁶⁷⁸⁹",
-          "+" + "9" * 44, "+" + "9" * 45, "+" + "9" * 60, "=1+2", "-1", "\t+33612345678", "+33612345678\n",
-          'x"y', "a,b"]
+HOSTILE = [
+    '=HYPERLINK("x")',
+    "+1",
+    "-1",
+    "@x",
+    "\tx",
+    "\rx",
+    "=1+2",
+    '"',
+    ",",
+    "a,b",
+    'he said "hi"',
+    "l1\nl2",
+    "cr\r\nlf",
+    "\r",
+    "\n",
+    "",
+    " ",
+    "é ü 中文",
+    "'",
+    "+33612345678",
+    "+1٣٣٣٣٣٣٣",
+    "+١٢٣٤٥٦٧٨",
+    "-٣",
+    "\x01\x1f",
+    "x=1",
+    "+33*****5678",
+    "+0612345678",
+    "@",
+    "=",
+    "+",
+]
+PHONES = [
+    "+33612345678",
+    "+447700900123",
+    "+12025550123",
+    "+79161234567",
+    "+97150123456",
+    "+35212345678",
+    "+0612345678",
+    "+999123456789",
+    "+3361234567890123456789",
+    "+1234567",
+    "+123456",
+    "+12345",
+    "+1234",
+    "+1",
+    "+",
+    "",
+    "06 98 11 22 33",
+    "0612345678",
+    "+33 6 12 34 56 78",
+    "+33٦١٢٣٤٥٦٧٨",
+    "+²³⁴⁵⁶⁷⁸⁹",
+    "+" + "9" * 44,
+    "+" + "9" * 45,
+    "+" + "9" * 60,
+    "=1+2",
+    "-1",
+    "\t+33612345678",
+    "+33612345678\n",
+    'x"y',
+    "a,b",
+]
 MIN_MS, MAX_MS = -30_610_224_000_000, 253_402_300_799_999  # 1000-01-01 .. 9999-12-31T23:59:59.999Z
-EDGE_MS = [0, 1, 999, 1000, -1, -999, -1000, -1001, T0, T0 + 999, MAX_MS, MIN_MS, 951_782_400_000,  # 2000-02-29
-           86_400_000 - 1, 4_102_444_800_000, 32_503_680_000_000 - 1, 72_000_000_000_000 + 123]
+EDGE_MS = [
+    0,
+    1,
+    999,
+    1000,
+    -1,
+    -999,
+    -1000,
+    -1001,
+    T0,
+    T0 + 999,
+    MAX_MS,
+    MIN_MS,
+    951_782_400_000,  # 2000-02-29
+    86_400_000 - 1,
+    4_102_444_800_000,
+    32_503_680_000_000 - 1,
+    72_000_000_000_000 + 123,
+]
 
 
 # -- the definition, written out plainly --------------------------------------------------------
 def iso(ms: int) -> str:
     sec, frac = divmod(ms, 1000)
-    return datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{frac:03d}Z"
+    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{frac:03d}Z"
 
 
 def text_cell(value: str | None) -> str:
@@ -55,12 +129,41 @@ def expected_csv(raw_chunks, masked: bool) -> bytes:
     w.writerow(HEADER)
     for rows in raw_chunks:
         for r in rows:
-            m = dict(zip(("message_id", "campaign_id", "contact_id", "phone", "status", "category", "error_code",
-                          "provider", "sent_at", "status_at", "version", "not_sent_reason", "phone_valid"), r))
+            m = dict(
+                zip(
+                    (
+                        "message_id",
+                        "campaign_id",
+                        "contact_id",
+                        "phone",
+                        "status",
+                        "category",
+                        "error_code",
+                        "provider",
+                        "sent_at",
+                        "status_at",
+                        "version",
+                        "not_sent_reason",
+                        "phone_valid",
+                    ),
+                    r,
+                )
+            )
             phone = mask_phone(m["phone"]) if masked else m["phone"]
-            w.writerow([text_cell(m["message_id"]), text_cell(m["contact_id"]), neutralize_cell(phone), m["status"],
-                        m["category"], text_cell(m["error_code"]), text_cell(m["provider"]),
-                        m["not_sent_reason"] or "", iso(m["sent_at"]), iso(m["status_at"])])
+            w.writerow(
+                [
+                    text_cell(m["message_id"]),
+                    text_cell(m["contact_id"]),
+                    neutralize_cell(phone),
+                    m["status"],
+                    m["category"],
+                    text_cell(m["error_code"]),
+                    text_cell(m["provider"]),
+                    m["not_sent_reason"] or "",
+                    iso(m["sent_at"]),
+                    iso(m["status_at"]),
+                ]
+            )
     return buf.getvalue().encode("utf-8")
 
 
@@ -82,13 +185,24 @@ def insert(model: ReadModel, messages: list[dict]) -> str:
     cid = f"csvfast-{next(_campaigns)}"
     rows = []
     for i, m in enumerate(messages):
-        full = {"message_id": f"m{i:05d}", "contact_id": f"ct-{i}", "phone": "+33612345678", "status": "DELIVERED",
-                "category": "receipt", "error_code": None, "provider": "smpp", "not_sent_reason": None,
-                "sent_at": T0 + i, "status_at": T0 + 100 + i, **m}
+        full = {
+            "message_id": f"m{i:05d}",
+            "contact_id": f"ct-{i}",
+            "phone": "+33612345678",
+            "status": "DELIVERED",
+            "category": "receipt",
+            "error_code": None,
+            "provider": "smpp",
+            "not_sent_reason": None,
+            "sent_at": T0 + i,
+            "status_at": T0 + 100 + i,
+            **m,
+        }
         full.update(campaign_id=cid, version=1, reason_key=full["not_sent_reason"], phone_valid=1)
         rows.append(tuple(full[c] for c in MESSAGE_COLUMNS))
-    sql = model.db.sql(f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES "
-                       f"({', '.join('?' for _ in MESSAGE_COLUMNS)})")
+    sql = model.db.sql(
+        f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join('?' for _ in MESSAGE_COLUMNS)})"
+    )
     with model.db.transaction() as c:
         c.execute("DELETE FROM messages")  # message ids are unique across campaigns
         (c.cursor() if model.db.pg else c).executemany(sql, rows)
@@ -106,17 +220,33 @@ def assert_same(model: ReadModel, cid: str, masked: bool, **filters) -> None:
 
 
 # -- properties ----------------------------------------------------------------------------------
-hostile_text = st.one_of(st.sampled_from(HOSTILE), st.text(st.characters(blacklist_categories=("Cs",),
-                                                                            blacklist_characters="\x00"), max_size=12))
+hostile_text = st.one_of(
+    st.sampled_from(HOSTILE),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12),
+)
 nullable = st.one_of(st.none(), hostile_text)
-phones = st.one_of(st.sampled_from(PHONES), hostile_text,
-                   st.builds(lambda d: "+" + d, st.text("0123456789", min_size=1, max_size=50)),
-                   st.builds(lambda d: "+" + d, st.text("0123456789٠١٢٣٤٥٦٧٨٩²³", min_size=1, max_size=16)))
+phones = st.one_of(
+    st.sampled_from(PHONES),
+    hostile_text,
+    st.builds(lambda d: "+" + d, st.text("0123456789", min_size=1, max_size=50)),
+    st.builds(lambda d: "+" + d, st.text("0123456789٠١٢٣٤٥٦٧٨٩²³", min_size=1, max_size=16)),
+)
 times = st.one_of(st.sampled_from(EDGE_MS), st.integers(MIN_MS, MAX_MS), st.integers(0, 4_102_444_800_000))
-message = st.fixed_dictionaries({}, optional={
-    "message_id": hostile_text, "contact_id": nullable, "phone": phones, "error_code": nullable, "provider": nullable,
-    "not_sent_reason": nullable, "status": hostile_text, "category": hostile_text, "sent_at": times,
-    "status_at": times})
+message = st.fixed_dictionaries(
+    {},
+    optional={
+        "message_id": hostile_text,
+        "contact_id": nullable,
+        "phone": phones,
+        "error_code": nullable,
+        "provider": nullable,
+        "not_sent_reason": nullable,
+        "status": hostile_text,
+        "category": hostile_text,
+        "sent_at": times,
+        "status_at": times,
+    },
+)
 
 
 def unique_ids(messages: list[dict]) -> list[dict]:
@@ -134,8 +264,12 @@ def unique_ids(messages: list[dict]) -> list[dict]:
 @given(messages=st.lists(message, max_size=12).map(unique_ids), masked=st.booleans())
 @example(messages=[{"phone": p} for p in PHONES], masked=True)
 @example(messages=[{"phone": p} for p in PHONES], masked=False)
-@example(messages=[{"contact_id": v, "error_code": v, "provider": v, "message_id": f"h{i}-{v}"}
-                   for i, v in enumerate(HOSTILE)], masked=True)
+@example(
+    messages=[
+        {"contact_id": v, "error_code": v, "provider": v, "message_id": f"h{i}-{v}"} for i, v in enumerate(HOSTILE)
+    ],
+    masked=True,
+)
 @example(messages=[{"sent_at": ms, "status_at": ms} for ms in EDGE_MS], masked=True)
 def test_the_sql_formatted_export_is_byte_identical_to_the_definition(model, messages, masked):
     assert_same(model, insert(model, messages), masked)
@@ -157,10 +291,22 @@ def test_chunks_mixing_plain_quoted_and_python_rows(model, monkeypatch):
 
 
 def test_filters_and_an_empty_result(model):
-    cid = insert(model, [{"status": "NOT_SENT", "category": "not_sent", "not_sent_reason": "OPTED_OUT"},
-                         {"status": "HARD_BOUNCE", "category": "permanent_error", "error_code": "HB-01"}, {}])
-    for filters in ({}, {"status": "NOT_SENT"}, {"category": "permanent_error"}, {"error_code": "HB-01"},
-                    {"not_sent_reason": "OPTED_OUT"}, {"status": "PENDING"}):
+    cid = insert(
+        model,
+        [
+            {"status": "NOT_SENT", "category": "not_sent", "not_sent_reason": "OPTED_OUT"},
+            {"status": "HARD_BOUNCE", "category": "permanent_error", "error_code": "HB-01"},
+            {},
+        ],
+    )
+    for filters in (
+        {},
+        {"status": "NOT_SENT"},
+        {"category": "permanent_error"},
+        {"error_code": "HB-01"},
+        {"not_sent_reason": "OPTED_OUT"},
+        {"status": "PENDING"},
+    ):
         assert_same(model, cid, True, **filters)
     assert export(model, "no-such-campaign", True) == (",".join(HEADER) + "\r\n").encode()
 
@@ -177,8 +323,11 @@ def test_times_across_the_whole_range(model):
     """Many times at once: a formula that is off by a millisecond far from 1970 (PostgreSQL's
     interval * bigint passes through a double) shows up here, not in a dozen examples."""
     rng = random.Random(7)
-    ms = EDGE_MS + [rng.randint(MIN_MS, MAX_MS) for _ in range(1500)] + [MAX_MS - rng.randint(0, 10**9)
-                                                                          for _ in range(300)]
+    ms = (
+        EDGE_MS
+        + [rng.randint(MIN_MS, MAX_MS) for _ in range(1500)]
+        + [MAX_MS - rng.randint(0, 10**9) for _ in range(300)]
+    )
     cid = insert(model, [{"sent_at": a, "status_at": b} for a, b in zip(ms, reversed(ms))])
     assert_same(model, cid, True)
 

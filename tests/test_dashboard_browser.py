@@ -25,6 +25,7 @@ A screenshot of the campaign page is saved in the test's tmp_path (and copied to
 /tmp/dashboard-e2e.png) whatever the outcome. Every wait is bounded and says what it
 waited for; every process is stopped in the fixtures' finalizers.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,7 +37,7 @@ import re
 import shutil
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -44,10 +45,20 @@ import pytest
 
 from processors import catalog
 from simulator.check import sends_counted
-from simulator.scenario import (DEFAULT_BASE_MS, R_CAMPAIGN, R_DLR, R_SENT, TOPIC_CAMPAIGNS, TOPIC_DLR,
-                                TOPIC_MESSAGE_SENT, Emit, _national, generate)
-from streams.ops.clients import publish
+from simulator.scenario import (
+    DEFAULT_BASE_MS,
+    R_CAMPAIGN,
+    R_DLR,
+    R_SENT,
+    TOPIC_CAMPAIGNS,
+    TOPIC_DLR,
+    TOPIC_MESSAGE_SENT,
+    Emit,
+    _national,
+    generate,
+)
 from streams.devtools.simulate import GRACE_S, wait_quiescent
+from streams.ops.clients import publish
 from streams.topics import ensure_topics
 from tests.harness import Cluster, ReadSide
 
@@ -67,10 +78,20 @@ XSS_TEXT = "<b>x</b>"
 XSS_CONTACT = '"><img src=x onerror=alert(1)>'
 SENT_STATUSES = tuple(s for s in catalog.STATUSES if s != catalog.NOT_SENT)
 RATES = catalog.RATE_NAMES
-CSV_HEADER = ["message_id", "contact_id", "phone", "status", "category", "error_code", "provider",
-              "not_sent_reason", "sent_at", "status_at"]
+CSV_HEADER = [
+    "message_id",
+    "contact_id",
+    "phone",
+    "status",
+    "category",
+    "error_code",
+    "provider",
+    "not_sent_reason",
+    "sent_at",
+    "status_at",
+]
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # ------------------------------------------------------------------ formatting (contract of format.py)
@@ -101,22 +122,77 @@ def iso_ms(text: str) -> int:
 def hostile_campaign(base: int) -> tuple[list[Emit], dict]:
     """A launch with a hostile name and text, three delivered messages (Swiss numbers: the day
     only has FR/BE/ES ones, so no STOP attribution changes), and its expected stats."""
-    emits = [Emit(TOPIC_CAMPAIGNS, XSS_ID, R_CAMPAIGN, {
-        "event_id": "e2e-xss-cl", "campaign_id": XSS_ID, "name": XSS_NAME, "kind": "BATCH", "text": XSS_TEXT,
-        "sender_id": "E2E", "sms_type": "marketing", "created_at": base - 3_600_000, "launched_at": base - 60_000,
-        "launch_list_size": 3})]
+    emits = [
+        Emit(
+            TOPIC_CAMPAIGNS,
+            XSS_ID,
+            R_CAMPAIGN,
+            {
+                "event_id": "e2e-xss-cl",
+                "campaign_id": XSS_ID,
+                "name": XSS_NAME,
+                "kind": "BATCH",
+                "text": XSS_TEXT,
+                "sender_id": "E2E",
+                "sms_type": "marketing",
+                "created_at": base - 3_600_000,
+                "launched_at": base - 60_000,
+                "launch_list_size": 3,
+            },
+        )
+    ]
     for i in range(3):
         mid, sent_at = f"msg-e2e-xss-{i}", base + i * 1000
-        emits.append(Emit(TOPIC_MESSAGE_SENT, mid, R_SENT, {
-            "event_id": f"e2e-xss-ms-{i}", "campaign_id": XSS_ID, "message_id": mid,
-            "contact_id": XSS_CONTACT if i == 0 else f"ct-e2e-{i}", "phone": f"+4179123450{i}",
-            "sent_at": sent_at, "outcome": "SUBMITTED", "not_sent_reason": None, "segments": 1,
-            "credits": 0.25, "provider": "smpp", "country": "CH", "operator": None}))
-        emits.append(Emit(TOPIC_DLR, mid, R_DLR, {
-            "event_id": f"e2e-xss-dlr-{i}", "message_id": mid, "campaign_id": XSS_ID, "provider": "smpp",
-            "status": "DELIVRD", "error_code": None, "done_at": sent_at + 4000, "received_at": sent_at + 4500}))
-    expected = {"sent": 3, "not_sent": 0, "not_sent_by_reason": {}, "status_counts": {"DELIVERED": 3},
-                "unsubscribed": 0, "credits": 0.75, "name": XSS_NAME, "kind": "BATCH", "launch_list_size": 3}
+        emits.append(
+            Emit(
+                TOPIC_MESSAGE_SENT,
+                mid,
+                R_SENT,
+                {
+                    "event_id": f"e2e-xss-ms-{i}",
+                    "campaign_id": XSS_ID,
+                    "message_id": mid,
+                    "contact_id": XSS_CONTACT if i == 0 else f"ct-e2e-{i}",
+                    "phone": f"+4179123450{i}",
+                    "sent_at": sent_at,
+                    "outcome": "SUBMITTED",
+                    "not_sent_reason": None,
+                    "segments": 1,
+                    "credits": 0.25,
+                    "provider": "smpp",
+                    "country": "CH",
+                    "operator": None,
+                },
+            )
+        )
+        emits.append(
+            Emit(
+                TOPIC_DLR,
+                mid,
+                R_DLR,
+                {
+                    "event_id": f"e2e-xss-dlr-{i}",
+                    "message_id": mid,
+                    "campaign_id": XSS_ID,
+                    "provider": "smpp",
+                    "status": "DELIVRD",
+                    "error_code": None,
+                    "done_at": sent_at + 4000,
+                    "received_at": sent_at + 4500,
+                },
+            )
+        )
+    expected = {
+        "sent": 3,
+        "not_sent": 0,
+        "not_sent_by_reason": {},
+        "status_counts": {"DELIVERED": 3},
+        "unsubscribed": 0,
+        "credits": 0.75,
+        "name": XSS_NAME,
+        "kind": "BATCH",
+        "launch_list_size": 3,
+    }
     return emits, expected
 
 
@@ -154,7 +230,7 @@ class Day:
         t0 = time.monotonic()
         await ensure_topics(s)
         p1 = self.scenario.phase1
-        chunks = [p1[i:i + CHUNK] for i in range(0, len(p1), CHUNK)]
+        chunks = [p1[i : i + CHUNK] for i in range(0, len(p1), CHUNK)]
         await publish(s, chunks[0], self.cluster.codec)
         self.first_chunk_out.set()
         while not self.go.is_set():  # the browser gets ready to watch
@@ -307,8 +383,10 @@ def all_contact_pages(page) -> tuple[list[dict], int]:
 
 
 def status_labels(page) -> dict[str, str]:
-    return {s: page.locator(f"table.reached tr[data-row='count:{s}'] td.col-status").evaluate(OWN_TEXT_JS)
-            for s in SENT_STATUSES}
+    return {
+        s: page.locator(f"table.reached tr[data-row='count:{s}'] td.col-status").evaluate(OWN_TEXT_JS)
+        for s in SENT_STATUSES
+    }
 
 
 # ------------------------------------------------------------------ the test
@@ -322,6 +400,7 @@ def test_dashboard_during_a_campaign_day(day: Day, browser_context, browser_page
     def watch(p):
         p.on("dialog", lambda d: (dialogs.append(f"{d.type}: {d.message}"), d.dismiss()))
         p.on("pageerror", lambda e: js_errors.append(str(e)))
+
     watch(page)
     timings: dict[str, float] = {}
     t_start = time.monotonic()
@@ -358,8 +437,11 @@ def test_dashboard_during_a_campaign_day(day: Day, browser_context, browser_page
         while True:  # the first chunk's campaigns reach the read model
             status, body = read.get_json("/api/campaigns?limit=1000")
             present = {c["campaign_id"]: c for c in body["items"]} if status == 200 else {}
-            gaps = {cid: day.expected[cid]["sent"] - c["sent"] for cid, c in present.items()
-                    if cid != XSS_ID and c["sent"] > 0}
+            gaps = {
+                cid: day.expected[cid]["sent"] - c["sent"]
+                for cid, c in present.items()
+                if cid != XSS_ID and c["sent"] > 0
+            }
             if gaps:
                 break
             assert time.monotonic() < deadline, f"no campaign with sends in the read model after 30s: {status} {body}"
@@ -381,16 +463,22 @@ def test_dashboard_during_a_campaign_day(day: Day, browser_context, browser_page
         t_go = time.monotonic()
         day.go.set()
         try:
-            page.wait_for_function("([sel, before]) => { const e = document.querySelector(sel);"
-                                   " return e !== null && e.textContent.trim() !== before; }",
-                                   arg=[cell, before], timeout=30_000)
+            page.wait_for_function(
+                "([sel, before]) => { const e = document.querySelector(sel);"
+                " return e !== null && e.textContent.trim() !== before; }",
+                arg=[cell, before],
+                timeout=30_000,
+            )
         except Exception as exc:
-            raise AssertionError(f"{cell} stayed {before!r} for 30s while the day was published: "
-                                 "no live update reached the list") from exc
+            raise AssertionError(
+                f"{cell} stayed {before!r} for 30s while the day was published: no live update reached the list"
+            ) from exc
         after = page.locator(cell).text_content().strip()
         assert page.evaluate("() => window.__e2eNoReload") == "list", "the list page was reloaded"
         timings["list cell moved"] = time.monotonic() - t_go
-        print(f"\n[e2e] {cid}: sent {before} -> {after} live, {timings['list cell moved']:.2f}s after publishing resumed")
+        print(
+            f"\n[e2e] {cid}: sent {before} -> {after} live, {timings['list cell moved']:.2f}s after publishing resumed"
+        )
 
         # 3. ------------------------------------------------------------ the whole day, then the campaign page
         day.wait_done()
@@ -434,15 +522,22 @@ def test_dashboard_during_a_campaign_day(day: Day, browser_context, browser_page
         contacts_url = page.url
         first_page = contacts_rows(page)
         rows, pages = all_contact_pages(page)
-        assert [r["id"] for r in rows] == [m["message_id"] for m in hard], \
+        assert [r["id"] for r in rows] == [m["message_id"] for m in hard], (
             "the hard-bounce list's message ids are not the API's"
+        )
         by_id = {m["message_id"]: m for m in hard}
         for r in rows:
-            assert r["phone"] == by_id[r["id"]]["phone"] and "*" not in r["phone"], \
+            assert r["phone"] == by_id[r["id"]]["phone"] and "*" not in r["phone"], (
                 f"{r['id']}: phone {r['phone']!r} shown, API has {by_id[r['id']]['phone']!r} (token set: in full)"
+            )
         # The pager, on the shortest list that has a second page.
-        longer = sorted((n, k, s) for k in day.expected if k != XSS_ID
-                        for s, n in day.expected[k]["status_counts"].items() if n > 100)
+        longer = sorted(
+            (n, k, s)
+            for k in day.expected
+            if k != XSS_ID
+            for s, n in day.expected[k]["status_counts"].items()
+            if n > 100
+        )
         assert longer, "no contact list with more than one page in this day"
         n, pk, ps = longer[0]
         page.goto(f"{base}/campaigns/{quote(pk, safe='')}/contacts?status={ps}")
@@ -466,7 +561,10 @@ def test_dashboard_during_a_campaign_day(day: Day, browser_context, browser_page
         assert [r["message_id"] for r in got] == [m["message_id"] for m in hard]
         for r in got:
             m = by_id[r["message_id"]]
-            assert (r["status"], r["error_code"], r["phone"]) == (m["status"], m["error_code"] or "", m["phone"]), (r, m)
+            assert (r["status"], r["error_code"], r["phone"]) == (m["status"], m["error_code"] or "", m["phone"]), (
+                r,
+                m,
+            )
             assert iso_ms(r["sent_at"]) == m["sent_at"] and iso_ms(r["status_at"]) == m["status_at"], (r, m)
 
         # 7. ------------------------------------------------------------ hostile input shown as text
@@ -529,9 +627,11 @@ def test_dashboard_during_a_campaign_day(day: Day, browser_context, browser_page
     timings.update(day.timings)
     timings["test body"] = time.monotonic() - t_start
     print("[e2e] " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
-    print(f"[e2e] compared: {len(exp)} figure selectors on {cid}; {len(rows)} hard bounces on {pages} page(s), "
-          f"{len(got)} CSV rows; pager: {n} {ps} of {pk} on {ppages} pages; timeline of {mid}: "
-          f"{[t['status'] for t in timeline]}; removals for {national!r}: {len(shown)} row(s)")
+    print(
+        f"[e2e] compared: {len(exp)} figure selectors on {cid}; {len(rows)} hard bounces on {pages} page(s), "
+        f"{len(got)} CSV rows; pager: {n} {ps} of {pk} on {ppages} pages; timeline of {mid}: "
+        f"{[t['status'] for t in timeline]}; removals for {national!r}: {len(shown)} row(s)"
+    )
 
 
 def screenshot(context, base: str, cid: str | None, tmp_path: Path, best_effort: bool) -> None:

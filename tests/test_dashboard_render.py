@@ -6,6 +6,7 @@ chart is valid SVG whatever the history, that the glossary covers every status, 
 (when ``node`` is installed) that live.js formats every live cell exactly like the
 server did.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,23 +47,44 @@ def env() -> Environment:
 
 def make_stats(**over) -> dict:
     counts = {
-        "DELIVERED": 43876, "PROVIDER_ACCEPTED": 512, "PENDING": 1480, "SOFT_BOUNCE": 1204,
-        "PROVIDER_ERROR": 88, "HARD_BOUNCE": 731, "UNKNOWN": 319,
+        "DELIVERED": 43876,
+        "PROVIDER_ACCEPTED": 512,
+        "PENDING": 1480,
+        "SOFT_BOUNCE": 1204,
+        "PROVIDER_ERROR": 88,
+        "HARD_BOUNCE": 731,
+        "UNKNOWN": 319,
     }
     sent = sum(counts.values())
-    rates = {
-        name: sum(counts.get(s, 0) for s in nums) / sent for name, nums in catalog.RATE_NUMERATORS.items()
-    }
+    rates = {name: sum(counts.get(s, 0) for s in nums) / sent for name, nums in catalog.RATE_NUMERATORS.items()}
     rates["unsubscribe"] = 377 / sent
     c = dict(
-        campaign_id="cmp-2025-12-winter", name="Winter sale", kind="BATCH",
-        text="ACME: -20% this weekend. STOP 36173", sender_id="ACME", sms_type="marketing",
-        created_at=T0 - 2 * HOUR, launched_at=T0, launch_list_size=50000, version=412,
-        updated_at=T0 + 3 * HOUR, sent=sent, not_sent=1790,
-        not_sent_by_reason={"HARD_BOUNCE": 802, "OPTED_OUT": 611, "INVALID_NUMBER": 214,
-                            "INSUFFICIENT_CREDIT": 120, "DUPLICATE": 43},
-        status_counts=counts, unsubscribed=377, credits=48210.5, rates=rates,
-        first_sent_at=T0 + 60_000, last_event_at=T0 + 3 * HOUR,
+        campaign_id="cmp-2025-12-winter",
+        name="Winter sale",
+        kind="BATCH",
+        text="ACME: -20% this weekend. STOP 36173",
+        sender_id="ACME",
+        sms_type="marketing",
+        created_at=T0 - 2 * HOUR,
+        launched_at=T0,
+        launch_list_size=50000,
+        version=412,
+        updated_at=T0 + 3 * HOUR,
+        sent=sent,
+        not_sent=1790,
+        not_sent_by_reason={
+            "HARD_BOUNCE": 802,
+            "OPTED_OUT": 611,
+            "INVALID_NUMBER": 214,
+            "INSUFFICIENT_CREDIT": 120,
+            "DUPLICATE": 43,
+        },
+        status_counts=counts,
+        unsubscribed=377,
+        credits=48210.5,
+        rates=rates,
+        first_sent_at=T0 + 60_000,
+        last_event_at=T0 + 3 * HOUR,
     )
     c.update(over)
     return c
@@ -70,9 +92,19 @@ def make_stats(**over) -> dict:
 
 def make_message(**over) -> dict:
     m = dict(
-        message_id="msg-0001", campaign_id="cmp-2025-12-winter", contact_id="CRM-100200",
-        phone="+33*******5678", status="HARD_BOUNCE", category="permanent_error", error_code="11",
-        provider="smpp", sent_at=T0, status_at=T0 + 7000, version=3, not_sent_reason=None, phone_valid=True,
+        message_id="msg-0001",
+        campaign_id="cmp-2025-12-winter",
+        contact_id="CRM-100200",
+        phone="+33*******5678",
+        status="HARD_BOUNCE",
+        category="permanent_error",
+        error_code="11",
+        provider="smpp",
+        sent_at=T0,
+        status_at=T0 + 7000,
+        version=3,
+        not_sent_reason=None,
+        phone_valid=True,
     )
     m.update(over)
     return m
@@ -82,55 +114,118 @@ def history(n: int) -> list[dict]:
     out = []
     for i in range(n):
         f = (i + 1) / max(n, 1)
-        out.append(make_stats(
-            version=i, updated_at=T0 + i * 1000,
-            rates={"receipt": 0.9 * f, "delivery": 0.85 * f, "waiting": 1 - f, "temporary_error": 0.05 * f,
-                   "permanent_error": 0.03 * f, "unknown": 0.02 * f, "unsubscribe": 0.0},
-        ))
+        out.append(
+            make_stats(
+                version=i,
+                updated_at=T0 + i * 1000,
+                rates={
+                    "receipt": 0.9 * f,
+                    "delivery": 0.85 * f,
+                    "waiting": 1 - f,
+                    "temporary_error": 0.05 * f,
+                    "permanent_error": 0.03 * f,
+                    "unknown": 0.02 * f,
+                    "unsubscribe": 0.0,
+                },
+            )
+        )
     return out
 
 
 def contexts(hostile: bool = False) -> dict[str, dict]:
     """A realistic context for every template; with ``hostile``, every input is an attack."""
     if hostile:
-        c = make_stats(campaign_id=XSS_ID, name=XSS_NAME, text=XSS_TEXT, sender_id=XSS_NAME, sms_type=XSS_TEXT,
-                       not_sent_by_reason={"OPTED_OUT": 3, XSS_NAME: 2})
-        m = make_message(campaign_id=XSS_ID, contact_id=XSS_CONTACT, message_id=XSS_ID, error_code=XSS_NAME,
-                         provider=XSS_TEXT, phone=XSS_CONTACT, not_sent_reason=XSS_NAME, phone_valid=False)
+        c = make_stats(
+            campaign_id=XSS_ID,
+            name=XSS_NAME,
+            text=XSS_TEXT,
+            sender_id=XSS_NAME,
+            sms_type=XSS_TEXT,
+            not_sent_by_reason={"OPTED_OUT": 3, XSS_NAME: 2},
+        )
+        m = make_message(
+            campaign_id=XSS_ID,
+            contact_id=XSS_CONTACT,
+            message_id=XSS_ID,
+            error_code=XSS_NAME,
+            provider=XSS_TEXT,
+            phone=XSS_CONTACT,
+            not_sent_reason=XSS_NAME,
+            phone_valid=False,
+        )
         q, title, detail = XSS_NAME, XSS_NAME, XSS_CONTACT
     else:
         c = make_stats()
         m = make_message()
         q, title, detail = "winter", "Rejected (hard bounce)", "No campaign with this ID."
     cid = fmt.pathseg(c["campaign_id"])
-    removal = dict(event_id="e1", phone=m["phone"], reason="PERMANENT_ERROR", contact_id=m["contact_id"],
-                   campaign_id=m["campaign_id"], message_id=m["message_id"], status="HARD_BOUNCE",
-                   error_code=m["error_code"], provider=m["provider"], channel=XSS_NAME if hostile else None, at=T0)
-    unsub = dict(removal, event_id="e2", reason="BLACKLISTED", message_id=None, status=None, error_code=None,
-                 provider=None, channel="STOP_KEYWORD")
+    removal = dict(
+        event_id="e1",
+        phone=m["phone"],
+        reason="PERMANENT_ERROR",
+        contact_id=m["contact_id"],
+        campaign_id=m["campaign_id"],
+        message_id=m["message_id"],
+        status="HARD_BOUNCE",
+        error_code=m["error_code"],
+        provider=m["provider"],
+        channel=XSS_NAME if hostile else None,
+        at=T0,
+    )
+    unsub = dict(
+        removal,
+        event_id="e2",
+        reason="BLACKLISTED",
+        message_id=None,
+        status=None,
+        error_code=None,
+        provider=None,
+        channel="STOP_KEYWORD",
+    )
     msg = dict(m, history=[dict(m, status="PENDING", category="waiting", version=1, error_code=None), m])
     return {
         "login.html": dict(error=XSS_NAME if hostile else "Wrong token.", next=XSS_CONTACT if hostile else "/"),
-        "campaigns.html": dict(campaigns=[c, make_stats(campaign_id="c2", name="OTP", kind="AUTOMATED")],
-                               q=q, kind="BATCH", next_cursor=XSS_CONTACT if hostile else "abc", sort="-sent",
-                               logged_in=True),
-        "campaign.html": dict(c=c, wording="emarsys", chart_svg=charts.rates_chart(history(50)),
-                              pending_timeout_h=72.0, glossary=glossary.glossary(),
-                              csv_base=f"/api/campaigns/{cid}/messages.csv", contacts_base=f"/campaigns/{cid}/contacts",
-                              logged_in=True),
-        "contacts.html": dict(c=c, title=title, filters={"status": "HARD_BOUNCE", "error_code": m["error_code"]},
-                              items=[m, make_message(message_id="msg-2", status="NOT_SENT", category="not_sent",
-                                                     not_sent_reason="OPTED_OUT")],
-                              next_cursor="cur", csv_url=f"/api/campaigns/{cid}/messages.csv?status=HARD_BOUNCE",
-                              total=731, logged_in=True),
+        "campaigns.html": dict(
+            campaigns=[c, make_stats(campaign_id="c2", name="OTP", kind="AUTOMATED")],
+            q=q,
+            kind="BATCH",
+            next_cursor=XSS_CONTACT if hostile else "abc",
+            sort="-sent",
+            logged_in=True,
+        ),
+        "campaign.html": dict(
+            c=c,
+            wording="emarsys",
+            chart_svg=charts.rates_chart(history(50)),
+            pending_timeout_h=72.0,
+            glossary=glossary.glossary(),
+            csv_base=f"/api/campaigns/{cid}/messages.csv",
+            contacts_base=f"/campaigns/{cid}/contacts",
+            logged_in=True,
+        ),
+        "contacts.html": dict(
+            c=c,
+            title=title,
+            filters={"status": "HARD_BOUNCE", "error_code": m["error_code"]},
+            items=[
+                m,
+                make_message(message_id="msg-2", status="NOT_SENT", category="not_sent", not_sent_reason="OPTED_OUT"),
+            ],
+            next_cursor="cur",
+            csv_url=f"/api/campaigns/{cid}/messages.csv?status=HARD_BOUNCE",
+            total=731,
+            logged_in=True,
+        ),
         "message.html": dict(m=msg, logged_in=True),
-        "removals.html": dict(items=[removal, unsub], phone=q, reason="PERMANENT_ERROR", next_cursor="n1",
-                              logged_in=True),
+        "removals.html": dict(
+            items=[removal, unsub], phone=q, reason="PERMANENT_ERROR", next_cursor="n1", logged_in=True
+        ),
         "error.html": dict(status_code=404, detail=detail),
     }
 
 
 # ----------------------------------------------------------------------------- rendering
+
 
 def test_every_template_renders_with_realistic_data(env):
     for name, ctx in contexts().items():
@@ -160,8 +255,16 @@ def test_campaign_list(env):
     html = env.get_template("campaigns.html").render(**contexts()["campaigns.html"])
     assert 'data-campaign="cmp-2025-12-winter"' in html
     assert 'href="/campaigns/cmp-2025-12-winter"' in html
-    for field in ("sent", "rate:delivery", "count:HARD_BOUNCE", "count:SOFT_BOUNCE", "count:UNKNOWN",
-                  "unsubscribed", "progress", "done"):
+    for field in (
+        "sent",
+        "rate:delivery",
+        "count:HARD_BOUNCE",
+        "count:SOFT_BOUNCE",
+        "count:UNKNOWN",
+        "unsubscribed",
+        "progress",
+        "done",
+    ):
         assert f'data-field="{field}"' in html, field
     assert 'href="/?q=winter&amp;kind=AUTOMATED&amp;sort=-sent"' in html  # tabs keep q
     assert 'name="q" value="winter"' in html and 'name="kind" value="BATCH"' in html
@@ -257,6 +360,7 @@ def test_no_external_assets():
 
 # ----------------------------------------------------------------------------- formatters
 
+
 def test_formatters():
     assert fmt.num(1234567) == "1,234,567" and fmt.num(0) == "0" and fmt.num(None) == "\u2014"
     assert fmt.pct(0) == "0%" and fmt.pct(1) == "100%" and fmt.pct(0.9123) == "91.2%"
@@ -287,6 +391,7 @@ def test_rates_fall_back_to_counts():
 
 
 # ----------------------------------------------------------------------------- chart
+
 
 @pytest.mark.parametrize("n", [0, 1, 2, 5000])
 def test_chart_is_valid_svg(n):
@@ -321,6 +426,7 @@ def test_chart_downsample_and_purity():
 
 # ----------------------------------------------------------------------------- glossary
 
+
 def test_glossary_covers_every_status():
     covered = {e.status for e in glossary.GLOSSARY if e.is_status}
     assert covered == set(catalog.STATUSES)
@@ -344,6 +450,7 @@ def test_glossary_is_shown(env):
 
 
 # ----------------------------------------------------------------------------- live.js parity
+
 
 class _Fields(HTMLParser):
     """Collects (data-field, data-format, text) of leaf elements carrying data-field."""
@@ -389,13 +496,19 @@ _JS_PRELUDE = (
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_live_js_formats_like_the_server(env):
-    records = [make_stats(), make_stats(rates={}, sent=7, not_sent=0, status_counts={"DELIVERED": 3, "PENDING": 4},
-                                        credits=0.125, unsubscribed=0),
-               make_stats(sent=0, not_sent=0, status_counts={}, rates={}, not_sent_by_reason={}, credits=0)]
+    records = [
+        make_stats(),
+        make_stats(
+            rates={}, sent=7, not_sent=0, status_counts={"DELIVERED": 3, "PENDING": 4}, credits=0.125, unsubscribed=0
+        ),
+        make_stats(sent=0, not_sent=0, status_counts={}, rates={}, not_sent_by_reason={}, credits=0),
+    ]
     cases = []
     for rec in records:
-        for tpl, ctx in (("campaign.html", dict(contexts()["campaign.html"], c=rec)),
-                         ("campaigns.html", dict(contexts()["campaigns.html"], campaigns=[rec]))):
+        for tpl, ctx in (
+            ("campaign.html", dict(contexts()["campaign.html"], c=rec)),
+            ("campaigns.html", dict(contexts()["campaigns.html"], campaigns=[rec])),
+        ):
             p = _Fields()
             p.feed(env.get_template(tpl).render(**ctx))
             for field, f, text in p.found:
@@ -405,7 +518,10 @@ def test_live_js_formats_like_the_server(env):
     assert len(cases) > 100
     values = [0, 1, 0.5, 0.9123, 0.0004, 0.0005, 0.99949, 0.99951, 0.25, 0.125, 1 / 3, 2 / 3, 0.0015, 0.0025]
     numbers = [0, 7, 999, 1000, 1234567, -1500, 12.5]
-    script = _JS_PRELUDE + (STATIC / "live.js").read_text() + f"""
+    script = (
+        _JS_PRELUDE
+        + (STATIC / "live.js").read_text()
+        + f"""
 const L = window.smstallyLive;
 const cases = {json.dumps(cases)};
 const out = {{
@@ -420,6 +536,7 @@ const out = {{
 }};
 process.stdout.write(JSON.stringify(out));
 """
+    )
     out = json.loads(_node(script))
     for case, got in zip(cases, out["fields"]):
         assert got == case["text"], case
@@ -427,8 +544,12 @@ process.stdout.write(JSON.stringify(out));
     assert out["num"] == [fmt.num(v) for v in numbers]
     assert out["credits"] == [fmt.credits(v) for v in values + numbers]
     assert out["dt"] == [fmt.dt(T0), fmt.dt_short(T0), fmt.dts(T0 + 7999), fmt.dt(None)]
-    assert out["rel"] == [fmt.reltime(T0, T0 + 10_000), fmt.reltime(T0, T0 + 3 * 60_000),
-                          fmt.reltime(T0 + 2 * HOUR, T0), fmt.reltime(T0, T0 + 50 * HOUR),
-                          fmt.reltime(T0, T0 + 3590_000)]
+    assert out["rel"] == [
+        fmt.reltime(T0, T0 + 10_000),
+        fmt.reltime(T0, T0 + 3 * 60_000),
+        fmt.reltime(T0 + 2 * HOUR, T0),
+        fmt.reltime(T0, T0 + 50 * HOUR),
+        fmt.reltime(T0, T0 + 3590_000),
+    ]
     assert out["cat"] == {s: i.category for s, i in catalog.STATUSES.items()}
     assert out["nums"] == {k: list(v) for k, v in catalog.RATE_NUMERATORS.items()}

@@ -1,6 +1,7 @@
 """``./run demo`` without a terminal, as CI runs it: everything starts, the totals match on
 the stats topic and in the API, the dashboard's login link is printed, and nothing is
 left running afterwards (the ports it printed no longer answer)."""
+
 from __future__ import annotations
 
 import re
@@ -20,8 +21,13 @@ def _answers(host: str, port: int) -> bool:
 
 
 def test_demo_exits_0_with_the_api_matching_and_leaves_nothing(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--messages", "1500", "--campaigns", "3"],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "demo", "--messages", "1500", "--campaigns", "3"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = proc.stdout + proc.stderr
     (tmp_path / "demo.out").write_text(out)
     assert proc.returncode == 0, out[-3000:]

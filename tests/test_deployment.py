@@ -244,10 +244,12 @@ def parse_ports(service: dict) -> list[dict]:
     for entry in service.get("ports") or []:
         if isinstance(entry, dict):
             published = entry.get("published")
-            ports.append({
-                "target": int(entry["target"]),
-                "published": None if published in (None, "") else str(interpolate(str(published))),
-            })
+            ports.append(
+                {
+                    "target": int(entry["target"]),
+                    "published": None if published in (None, "") else str(interpolate(str(published))),
+                }
+            )
             continue
         spec = str(interpolate(str(entry))).split("/")[0]
         parts = spec.rsplit(":", 2) if spec.count(":") >= 2 else spec.split(":")
@@ -311,10 +313,16 @@ def check_kafka(compose: dict) -> None:
     )
     env = service_env(kafka)
     required = [
-        "KAFKA_NODE_ID", "KAFKA_PROCESS_ROLES", "KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS",
-        "KAFKA_CONTROLLER_LISTENER_NAMES", "KAFKA_CONTROLLER_QUORUM_VOTERS",
-        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "KAFKA_INTER_BROKER_LISTENER_NAME",
-        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        "KAFKA_NODE_ID",
+        "KAFKA_PROCESS_ROLES",
+        "KAFKA_LISTENERS",
+        "KAFKA_ADVERTISED_LISTENERS",
+        "KAFKA_CONTROLLER_LISTENER_NAMES",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+        "KAFKA_INTER_BROKER_LISTENER_NAME",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
     ]
     missing = [k for k in required if not env.get(k)]
     assert not missing, f"kafka lacks KRaft settings {missing}"
@@ -325,9 +333,7 @@ def check_kafka(compose: dict) -> None:
 
     listeners = parse_listeners(env["KAFKA_LISTENERS"])
     advertised = parse_listeners(env["KAFKA_ADVERTISED_LISTENERS"])
-    protocol_map = dict(
-        item.strip().split(":", 1) for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
-    )
+    protocol_map = dict(item.strip().split(":", 1) for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
     controller_names = [n.strip() for n in env["KAFKA_CONTROLLER_LISTENER_NAMES"].split(",")]
     for name in listeners:
         assert name in protocol_map, f"listener {name} missing from the security protocol map"
@@ -521,9 +527,7 @@ def check_worker(compose: dict, contract_env: set[str]) -> None:
 
     deps = depends_conditions(worker)
     assert deps.get(broker.group(1)) == "service_healthy", "the worker must wait for a healthy kafka"
-    assert deps.get("topics") == "service_completed_successfully", (
-        "the worker must wait for the topics job to succeed"
-    )
+    assert deps.get("topics") == "service_completed_successfully", "the worker must wait for the topics job to succeed"
 
     health = worker.get("healthcheck") or {}
     assert not health.get("disable")
@@ -635,17 +639,13 @@ def check_api(compose: dict, contract_api_env: set[str], environ: dict[str, str]
     db_env = service_env(database, environ)
     assert (url.port or 5432) == 5432
     assert unquote(url.username or "") == db_env["POSTGRES_USER"], "SMSTALLY_READ_DB user != POSTGRES_USER"
-    assert unquote(url.password or "") == db_env["POSTGRES_PASSWORD"], (
-        "SMSTALLY_READ_DB password != POSTGRES_PASSWORD"
-    )
+    assert unquote(url.password or "") == db_env["POSTGRES_PASSWORD"], "SMSTALLY_READ_DB password != POSTGRES_PASSWORD"
     assert url.path.lstrip("/") == db_env["POSTGRES_DB"], "SMSTALLY_READ_DB database != POSTGRES_DB"
 
     deps = depends_conditions(api)
     broker = re.match(r"^kafka://([^:/]+):(\d+)$", env["SMSTALLY_BROKER"])
     assert broker and deps.get(broker.group(1)) == "service_healthy", "the api must wait for a healthy kafka"
-    assert deps.get("topics") == "service_completed_successfully", (
-        "the api must wait for the topics job to succeed"
-    )
+    assert deps.get("topics") == "service_completed_successfully", "the api must wait for the topics job to succeed"
     assert deps.get(url.hostname) == "service_healthy", "the api must wait for a healthy postgres"
 
     port = int(env["SMSTALLY_API_PORT"])
@@ -656,16 +656,12 @@ def check_api(compose: dict, contract_api_env: set[str], environ: dict[str, str]
     mounts = _mounts(api)
     data_dir = env["SMSTALLY_DATA_DIR"]
     assert mounts.get(data_dir) in named, f"the api's {data_dir} is not on a named volume"
-    assert mounts.get(data_dir) not in set(_mounts(worker).values()), (
-        "the api must not share the workers' state volume"
-    )
+    assert mounts.get(data_dir) not in set(_mounts(worker).values()), "the api must not share the workers' state volume"
 
     health = api.get("healthcheck") or {}
     assert not health.get("disable")
     test = " ".join(argv(health.get("test")))
-    assert f"http://localhost:{port}/health/live" in test, (
-        "the api healthcheck must probe /health/live on the API port"
-    )
+    assert f"http://localhost:{port}/health/live" in test, "the api healthcheck must probe /health/live on the API port"
 
 
 # ----------------------------------------------------------------------------
@@ -706,7 +702,7 @@ def exec_form(args: str) -> list[str]:
 def final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
     starts = [i for i, (k, _) in enumerate(instructions) if k == "FROM"]
     assert starts, "Dockerfile has no FROM"
-    return instructions[starts[-1]:]
+    return instructions[starts[-1] :]
 
 
 def check_dockerfile(text: str, compose: dict) -> None:
@@ -719,9 +715,9 @@ def check_dockerfile(text: str, compose: dict) -> None:
             assert args.split()[0] == "python:3.11-slim", f"unexpected base image {args}"
 
     runs = [args for keyword, args in instructions if keyword == "RUN"]
-    assert any(
-        re.search(r"\bpip install\b(?:(?!&&|;|\|\|).)*\s\.(?=\s|$|&&|;)", run) for run in runs
-    ), "the project must be installed with `pip install .`"
+    assert any(re.search(r"\bpip install\b(?:(?!&&|;|\|\|).)*\s\.(?=\s|$|&&|;)", run) for run in runs), (
+        "the project must be installed with `pip install .`"
+    )
     for run in runs:
         assert "embedded" not in run and "calfkit" not in run, "no embedded broker in the image"
         assert not re.search(r"pip install[^&;]*\s-e\s", run), "no editable install in the image"
@@ -944,13 +940,11 @@ def test_checks_fail_on_a_broken_script(contract_topics):
     missing = re.sub(r"^create_topic sms\.dlr .*\n", "", text, flags=re.M)
     assert missing != text and _fails(check_script, missing, contract_topics)
     not_compacted = text.replace(
-        "create_topic sms.message-status \"$PARTITIONS\" --config cleanup.policy=compact",
-        "create_topic sms.message-status \"$PARTITIONS\"",
+        'create_topic sms.message-status "$PARTITIONS" --config cleanup.policy=compact',
+        'create_topic sms.message-status "$PARTITIONS"',
     )
     assert not_compacted != text and _fails(check_script, not_compacted, contract_topics)
-    not_co_partitioned = re.sub(
-        r"^create_topic sms\.dlr \"\$PARTITIONS\"", 'create_topic sms.dlr 4', text, flags=re.M
-    )
+    not_co_partitioned = re.sub(r"^create_topic sms\.dlr \"\$PARTITIONS\"", "create_topic sms.dlr 4", text, flags=re.M)
     assert not_co_partitioned != text and _fails(check_script, not_co_partitioned, contract_topics)
     renamed = text.replace("sms.dead-letter", "sms.deadletter")
     assert _fails(check_script, renamed, contract_topics)
@@ -1014,12 +1008,13 @@ def test_checks_fail_on_a_broken_api_or_postgres(compose, contract_api_env):
         "no token": lambda s: s["api"]["environment"].pop("SMSTALLY_API_TOKEN"),
         "no read db": lambda s: s["api"]["environment"].pop("SMSTALLY_READ_DB"),
         "sqlite": setenv("api", "SMSTALLY_READ_DB", "sqlite:////var/lib/smstally/read.db"),
-        "wrong host": setenv("api", "SMSTALLY_READ_DB",
-                             "postgresql://smstally:${SMSTALLY_PG_PASSWORD:-smstally-local}@db:5432/smstally"),
-        "wrong password": setenv("api", "SMSTALLY_READ_DB",
-                                 "postgresql://smstally:other@postgres:5432/smstally"),
-        "wrong database": setenv("api", "SMSTALLY_READ_DB",
-                                 "postgresql://smstally:${SMSTALLY_PG_PASSWORD:-smstally-local}@postgres/x"),
+        "wrong host": setenv(
+            "api", "SMSTALLY_READ_DB", "postgresql://smstally:${SMSTALLY_PG_PASSWORD:-smstally-local}@db:5432/smstally"
+        ),
+        "wrong password": setenv("api", "SMSTALLY_READ_DB", "postgresql://smstally:other@postgres:5432/smstally"),
+        "wrong database": setenv(
+            "api", "SMSTALLY_READ_DB", "postgresql://smstally:${SMSTALLY_PG_PASSWORD:-smstally-local}@postgres/x"
+        ),
         "loopback only": setenv("api", "SMSTALLY_API_HOST", "127.0.0.1"),
         "other broker": setenv("api", "SMSTALLY_BROKER", "kafka://kafka:9094"),
         "kafka started": depends("api", "kafka", "service_started"),
@@ -1029,7 +1024,8 @@ def test_checks_fail_on_a_broken_api_or_postgres(compose, contract_api_env):
         "no port": unset("api", "ports"),
         "no healthcheck": unset("api", "healthcheck"),
         "worker probe": lambda s: s["api"]["healthcheck"].__setitem__(
-            "test", ["CMD", "curl", "-f", "http://localhost:6066/health/live"]),
+            "test", ["CMD", "curl", "-f", "http://localhost:6066/health/live"]
+        ),
         "no init": unset("api", "init"),
         "worker state": lambda s: s["api"].__setitem__("volumes", ["smstally-data:/var/lib/smstally"]),
     }
@@ -1055,7 +1051,7 @@ def test_checks_fail_on_a_broken_api_or_postgres(compose, contract_api_env):
 
 def test_checks_fail_on_a_broken_dockerfile(compose):
     text = DOCKERFILE.read_text(encoding="utf-8")
-    assert _fails(check_dockerfile, text.replace("CMD [\"smstally\", \"worker\"]", "CMD [\"smstally\"]"), compose)
+    assert _fails(check_dockerfile, text.replace('CMD ["smstally", "worker"]', 'CMD ["smstally"]'), compose)
     assert _fails(check_dockerfile, text + '\nENTRYPOINT ["smstally"]\n', compose)
     assert _fails(check_dockerfile, re.sub(r"^USER .*$", "USER root", text, flags=re.M), compose)
     assert _fails(check_dockerfile, text.replace("pip install .", "pip install smstally"), compose)

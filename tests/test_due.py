@@ -1,11 +1,14 @@
 """The timeout and orphan index: exactly the keys due, earliest first, and memory that
 follows the keys still due rather than every key ever set."""
-from hypothesis import given, strategies as st
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processors.due import DueIndex
 
-ops = st.lists(st.tuples(st.sampled_from(["set", "discard", "pop"]), st.integers(0, 30), st.integers(0, 100)),
-               max_size=200)
+ops = st.lists(
+    st.tuples(st.sampled_from(["set", "discard", "pop"]), st.integers(0, 30), st.integers(0, 100)), max_size=200
+)
 
 
 @given(ops)

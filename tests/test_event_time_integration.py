@@ -26,13 +26,14 @@ phase  published                                            p0 watermark    expe
 Order B publishes the same events (plus two duplicates) at once, in reverse order, on a
 fresh cluster: the final statistics and statuses must be the same.
 """
+
 from __future__ import annotations
 
 import asyncio
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -50,8 +51,7 @@ PARTITIONS = 2  # of sms.message-sent and sms.dlr, created before the worker sta
 H = 3_600_000
 MIN = 60_000
 T0 = 1_709_280_000_000  # 2024-03-01T08:00:00Z
-WORKER_ENV = {"SMSTALLY_PENDING_TIMEOUT_H": "1", "SMSTALLY_ORPHAN_WINDOW_H": "1",
-              "SMSTALLY_STATS_INTERVAL_MS": "100"}
+WORKER_ENV = {"SMSTALLY_PENDING_TIMEOUT_H": "1", "SMSTALLY_ORPHAN_WINDOW_H": "1", "SMSTALLY_STATS_INTERVAL_MS": "100"}
 PHASE_TIMEOUT_S = 20.0
 SETTLE_S = 1.0  # extra reading after a phase's condition holds, to catch what must NOT be there
 
@@ -70,30 +70,78 @@ M9 = _on_partition(1, "m9")
 
 
 def _send(mid: str, at: int, campaign: str = "C1", outcome: str = "SUBMITTED", reason: str | None = None) -> Emit:
-    return Emit("sms.message-sent", mid, "smstally.MessageSent", {
-        "event_id": f"sent-{mid}", "campaign_id": campaign, "message_id": mid, "contact_id": f"ct-{mid}",
-        "phone": f"+336{zlib.crc32(mid.encode()) % 10**8:08d}", "sent_at": at, "outcome": outcome, "not_sent_reason": reason,
-        "segments": 1, "credits": 1.5 if outcome != "NOT_SENT" else 0.0, "provider": "smpp", "country": "FR",
-        "operator": None})
+    return Emit(
+        "sms.message-sent",
+        mid,
+        "smstally.MessageSent",
+        {
+            "event_id": f"sent-{mid}",
+            "campaign_id": campaign,
+            "message_id": mid,
+            "contact_id": f"ct-{mid}",
+            "phone": f"+336{zlib.crc32(mid.encode()) % 10**8:08d}",
+            "sent_at": at,
+            "outcome": outcome,
+            "not_sent_reason": reason,
+            "segments": 1,
+            "credits": 1.5 if outcome != "NOT_SENT" else 0.0,
+            "provider": "smpp",
+            "country": "FR",
+            "operator": None,
+        },
+    )
 
 
 def _dlr(mid: str, status: str, received_at: int, done_at: int | None = None) -> Emit:
-    return Emit("sms.dlr", mid, "smstally.DeliveryReceipt", {
-        "event_id": f"dlr-{mid}-{status}-{received_at}", "message_id": mid, "campaign_id": None, "provider": "smpp",
-        "status": status, "error_code": None, "done_at": done_at, "received_at": received_at})
+    return Emit(
+        "sms.dlr",
+        mid,
+        "smstally.DeliveryReceipt",
+        {
+            "event_id": f"dlr-{mid}-{status}-{received_at}",
+            "message_id": mid,
+            "campaign_id": None,
+            "provider": "smpp",
+            "status": status,
+            "error_code": None,
+            "done_at": done_at,
+            "received_at": received_at,
+        },
+    )
 
 
 def _launch(cid: str) -> Emit:
-    return Emit("sms.campaigns", cid, "smstally.CampaignLaunched", {
-        "event_id": f"launch-{cid}", "campaign_id": cid, "name": f"campaign {cid}", "kind": "BATCH",
-        "text": "hello", "sender_id": "SHOP", "sms_type": "marketing", "created_at": T0 - H, "launched_at": T0 - MIN,
-        "launch_list_size": 10})
+    return Emit(
+        "sms.campaigns",
+        cid,
+        "smstally.CampaignLaunched",
+        {
+            "event_id": f"launch-{cid}",
+            "campaign_id": cid,
+            "name": f"campaign {cid}",
+            "kind": "BATCH",
+            "text": "hello",
+            "sender_id": "SHOP",
+            "sms_type": "marketing",
+            "created_at": T0 - H,
+            "launched_at": T0 - MIN,
+            "launch_list_size": 10,
+        },
+    )
 
 
 PHASES: list[list[Emit]] = [
-    [_launch("C1"), _launch("C2"), _send(M1, T0), _send(M2, T0), _send(M3, T0 + 10 * MIN),
-     _dlr(M3, "DELIVRD", T0 + 11 * MIN), _dlr(O1, "EXPIRED", T0 + 20 * MIN, done_at=T0 + 19 * MIN),
-     _send(M4, T0 + 50 * MIN), _send(M9, T0 + 10 * H, campaign="C2")],
+    [
+        _launch("C1"),
+        _launch("C2"),
+        _send(M1, T0),
+        _send(M2, T0),
+        _send(M3, T0 + 10 * MIN),
+        _dlr(M3, "DELIVRD", T0 + 11 * MIN),
+        _dlr(O1, "EXPIRED", T0 + 20 * MIN, done_at=T0 + 19 * MIN),
+        _send(M4, T0 + 50 * MIN),
+        _send(M9, T0 + 10 * H, campaign="C2"),
+    ],
     [_send(M5, T0 + H - 1)],
     [_dlr(M5, "DELIVRD", T0 + H)],
     [_dlr(M4, "ENROUTE", T0 + 80 * MIN - 1), _dlr(M2, "DELIVRD", T0 + 70 * MIN, done_at=T0 + 5 * MIN)],
@@ -108,8 +156,11 @@ EXPECTED_C1 = [
     {"sent": 5, "not_sent": 0, "status_counts": {"UNKNOWN": 2, "PENDING": 1, "DELIVERED": 2}},
     {"sent": 5, "not_sent": 0, "status_counts": {"UNKNOWN": 1, "PENDING": 1, "DELIVERED": 3}},
     {"sent": 5, "not_sent": 1, "status_counts": {"UNKNOWN": 1, "PENDING": 1, "DELIVERED": 3, "NOT_SENT": 1}},
-    {"sent": 7, "not_sent": 1,
-     "status_counts": {"UNKNOWN": 2, "PENDING": 1, "DELIVERED": 3, "NOT_SENT": 1, "SOFT_BOUNCE": 1}},
+    {
+        "sent": 7,
+        "not_sent": 1,
+        "status_counts": {"UNKNOWN": 2, "PENDING": 1, "DELIVERED": 3, "NOT_SENT": 1, "SOFT_BOUNCE": 1},
+    },
 ]
 EXPECTED_STATUS = [
     {M1: "PENDING", M2: "PENDING", M3: "DELIVERED", M4: "PENDING", M9: "PENDING"},
@@ -117,16 +168,49 @@ EXPECTED_STATUS = [
     {M1: "UNKNOWN", M2: "UNKNOWN", M4: "PENDING", M5: "DELIVERED"},
     {M1: "UNKNOWN", M2: "DELIVERED", M4: "PENDING"},
     {M4: "PENDING", M6: "NOT_SENT"},
-    {M1: "UNKNOWN", M2: "DELIVERED", M3: "DELIVERED", M4: "UNKNOWN", M5: "DELIVERED", M6: "NOT_SENT",
-     M7: "PENDING", O1: "SOFT_BOUNCE", M9: "PENDING"},
+    {
+        M1: "UNKNOWN",
+        M2: "DELIVERED",
+        M3: "DELIVERED",
+        M4: "UNKNOWN",
+        M5: "DELIVERED",
+        M6: "NOT_SENT",
+        M7: "PENDING",
+        O1: "SOFT_BOUNCE",
+        M9: "PENDING",
+    },
 ]
 EXPECTED_DEAD = [0, 0, 0, 0, 1, 1]
 EXPECTED_C2 = {"sent": 1, "not_sent": 0, "status_counts": {"PENDING": 1}}
 
-STAT_FIELDS = ("campaign_id", "name", "kind", "launch_list_size", "sent", "not_sent", "not_sent_by_reason",
-               "status_counts", "unsubscribed", "credits", "rates", "first_sent_at", "last_event_at")
-STATUS_FIELDS = ("message_id", "campaign_id", "contact_id", "phone", "status", "category", "error_code",
-                 "provider", "sent_at", "status_at", "version")
+STAT_FIELDS = (
+    "campaign_id",
+    "name",
+    "kind",
+    "launch_list_size",
+    "sent",
+    "not_sent",
+    "not_sent_by_reason",
+    "status_counts",
+    "unsubscribed",
+    "credits",
+    "rates",
+    "first_sent_at",
+    "last_event_at",
+)
+STATUS_FIELDS = (
+    "message_id",
+    "campaign_id",
+    "contact_id",
+    "phone",
+    "status",
+    "category",
+    "error_code",
+    "provider",
+    "sent_at",
+    "status_at",
+    "version",
+)
 # Across arrival orders, everything but the version: a MessageStatus is published when the
 # status changes (contract §6) and its version counts the events folded, so a PENDING
 # receipt folded after its message timed out (order B) raises no new record and the same
@@ -146,8 +230,11 @@ class Snapshot:
 def _figures(stats: dict | None) -> dict:
     if stats is None:
         return {}
-    return {"sent": stats["sent"], "not_sent": stats["not_sent"],
-            "status_counts": {k: v for k, v in stats["status_counts"].items() if v}}
+    return {
+        "sent": stats["sent"],
+        "not_sent": stats["not_sent"],
+        "status_counts": {k: v for k, v in stats["status_counts"].items() if v},
+    }
 
 
 def _observe(cluster: Cluster, until: Callable[[Snapshot], bool], timeout: float = PHASE_TIMEOUT_S) -> Snapshot:
@@ -156,8 +243,14 @@ def _observe(cluster: Cluster, until: Callable[[Snapshot], bool], timeout: float
     topics = (s.topics.campaign_stats, s.topics.message_status, s.topics.dead_letter)
 
     async def go() -> Snapshot:
-        c = AIOKafkaConsumer(*topics, bootstrap_servers=cluster.broker.bootstrap, group_id=None,
-                             auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=100)
+        c = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=cluster.broker.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+        )
         await c.start()
         snap = Snapshot()
         try:
@@ -173,8 +266,11 @@ def _observe(cluster: Cluster, until: Callable[[Snapshot], bool], timeout: float
                         if tp.topic == s.topics.dead_letter:
                             snap.dead.append((r.key, v))
                             continue
-                        latest, key = ((snap.stats, v["campaign_id"]) if tp.topic == s.topics.campaign_stats
-                                       else (snap.status, v["message_id"]))
+                        latest, key = (
+                            (snap.stats, v["campaign_id"])
+                            if tp.topic == s.topics.campaign_stats
+                            else (snap.status, v["message_id"])
+                        )
                         if tp.topic == s.topics.message_status:
                             snap.status_history.setdefault(key, []).append(v)
                         if key not in latest or v["version"] >= latest[key]["version"]:
@@ -185,6 +281,7 @@ def _observe(cluster: Cluster, until: Callable[[Snapshot], bool], timeout: float
         finally:
             await c.stop()
         return snap
+
     return asyncio.run(go())
 
 
@@ -214,11 +311,13 @@ def _start(tmp_path_factory, name: str) -> Cluster:
         admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(s.topics.message_sent, PARTITIONS, 1),
-                                       NewTopic(s.topics.dlr, PARTITIONS, 1)])
+            await admin.create_topics(
+                [NewTopic(s.topics.message_sent, PARTITIONS, 1), NewTopic(s.topics.dlr, PARTITIONS, 1)]
+            )
         finally:
             await admin.close()
         return await existing_partitions(s.bootstrap)
+
     try:
         existing = asyncio.run(create())
         assert existing[s.topics.message_sent] == existing[s.topics.dlr] == PARTITIONS
@@ -240,11 +339,14 @@ def order_a(tmp_path_factory):
             cluster.publish(emits)
 
             def done(snap: Snapshot, i=i) -> bool:
-                return (_figures(snap.stats.get("C1")) == EXPECTED_C1[i]
-                        and snap.stats["C1"]["name"] == "campaign C1"
-                        and _figures(snap.stats.get("C2")) == EXPECTED_C2
-                        and _statuses(snap, EXPECTED_STATUS[i]) == EXPECTED_STATUS[i]
-                        and len(_orphans(snap)) >= EXPECTED_DEAD[i])
+                return (
+                    _figures(snap.stats.get("C1")) == EXPECTED_C1[i]
+                    and snap.stats["C1"]["name"] == "campaign C1"
+                    and _figures(snap.stats.get("C2")) == EXPECTED_C2
+                    and _statuses(snap, EXPECTED_STATUS[i]) == EXPECTED_STATUS[i]
+                    and len(_orphans(snap)) >= EXPECTED_DEAD[i]
+                )
+
             snaps.append(_observe(cluster, done))
         yield snaps
     finally:
@@ -263,10 +365,12 @@ def order_b(order_a, tmp_path_factory):
         cluster.publish(emits)
 
         def same(snap: Snapshot) -> bool:
-            return (all(_pick(snap.stats.get(c), STAT_FIELDS) == _pick(final_a.stats[c], STAT_FIELDS)
-                        for c in ("C1", "C2"))
-                    and {m: _pick(v, ORDER_FIELDS) for m, v in snap.status.items()}
-                    == {m: _pick(v, ORDER_FIELDS) for m, v in final_a.status.items()})
+            return all(
+                _pick(snap.stats.get(c), STAT_FIELDS) == _pick(final_a.stats[c], STAT_FIELDS) for c in ("C1", "C2")
+            ) and {m: _pick(v, ORDER_FIELDS) for m, v in snap.status.items()} == {
+                m: _pick(v, ORDER_FIELDS) for m, v in final_a.status.items()
+            }
+
         yield _observe(cluster, same, timeout=30)
     finally:
         cluster.close()
@@ -289,8 +393,21 @@ def _check_phase(snaps: list[Snapshot], i: int) -> Snapshot:
     assert len(_orphans(snap)) == EXPECTED_DEAD[i], f"phase {i + 1}: orphan reports {_orphans(snap)}"
     for cid, st in snap.stats.items():
         r, sent = st["rates"], st["sent"]
-        assert sum(st["status_counts"].get(k, 0) for k in ("PENDING", "PROVIDER_ACCEPTED", "DELIVERED", "SOFT_BOUNCE",
-                                                          "PROVIDER_ERROR", "HARD_BOUNCE", "UNKNOWN")) == sent
+        assert (
+            sum(
+                st["status_counts"].get(k, 0)
+                for k in (
+                    "PENDING",
+                    "PROVIDER_ACCEPTED",
+                    "DELIVERED",
+                    "SOFT_BOUNCE",
+                    "PROVIDER_ERROR",
+                    "HARD_BOUNCE",
+                    "UNKNOWN",
+                )
+            )
+            == sent
+        )
         assert abs(r["receipt"] + r["waiting"] + r["temporary_error"] + r["permanent_error"] + r["unknown"] - 1) < 1e-9
         assert r["unknown"] == st["status_counts"].get("UNKNOWN", 0) / sent
         assert r["waiting"] == st["status_counts"].get("PENDING", 0) / sent

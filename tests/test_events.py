@@ -1,4 +1,5 @@
 """Contract §3 and §8: validation of decoded records, and phone normalization."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,20 +23,54 @@ KINDS = {"missing_id", "missing_field", "invalid_field", "invalid_timestamp", "a
 
 def good(kind: str) -> dict:
     return {
-        "send": {"event_id": "e1", "campaign_id": "c1", "message_id": "m1", "phone": "+33612345678",
-                 "sent_at": T0, "outcome": "SUBMITTED", "segments": 1, "credits": 0.5},
-        "dlr": {"event_id": "e2", "message_id": "m1", "campaign_id": None, "provider": "smpp", "status": "DELIVRD",
-                "error_code": None, "done_at": None, "received_at": T0},
-        "unsub": {"event_id": "e3", "phone": "+33612345678", "action": "UNSUBSCRIBE", "channel": "STOP_KEYWORD",
-                  "at": T0},
-        "launch": {"event_id": "e4", "campaign_id": "c1", "name": "n", "kind": "BATCH", "text": "t",
-                   "sender_id": "s", "sms_type": "marketing", "created_at": T0, "launched_at": T0,
-                   "launch_list_size": 3},
+        "send": {
+            "event_id": "e1",
+            "campaign_id": "c1",
+            "message_id": "m1",
+            "phone": "+33612345678",
+            "sent_at": T0,
+            "outcome": "SUBMITTED",
+            "segments": 1,
+            "credits": 0.5,
+        },
+        "dlr": {
+            "event_id": "e2",
+            "message_id": "m1",
+            "campaign_id": None,
+            "provider": "smpp",
+            "status": "DELIVRD",
+            "error_code": None,
+            "done_at": None,
+            "received_at": T0,
+        },
+        "unsub": {
+            "event_id": "e3",
+            "phone": "+33612345678",
+            "action": "UNSUBSCRIBE",
+            "channel": "STOP_KEYWORD",
+            "at": T0,
+        },
+        "launch": {
+            "event_id": "e4",
+            "campaign_id": "c1",
+            "name": "n",
+            "kind": "BATCH",
+            "text": "t",
+            "sender_id": "s",
+            "sms_type": "marketing",
+            "created_at": T0,
+            "launched_at": T0,
+            "launch_list_size": 3,
+        },
     }[kind]
 
 
-PARSE = {"send": MessageSent.from_record, "dlr": DeliveryReceipt.from_record,
-         "unsub": Unsubscribe.from_record, "launch": CampaignLaunched.from_record}
+PARSE = {
+    "send": MessageSent.from_record,
+    "dlr": DeliveryReceipt.from_record,
+    "unsub": Unsubscribe.from_record,
+    "launch": CampaignLaunched.from_record,
+}
 
 
 def rejects(rtype: str, expected_kind: str, field: str, /, **changes) -> InvalidEvent:
@@ -60,12 +95,21 @@ def test_valid_records_parse(kind):
     PARSE[kind](good(kind))
 
 
-@pytest.mark.parametrize("kind,field", [
-    ("send", "event_id"), ("send", "campaign_id"), ("send", "message_id"), ("send", "phone"),
-    ("dlr", "event_id"), ("dlr", "message_id"),
-    ("unsub", "event_id"), ("unsub", "phone"),
-    ("launch", "event_id"), ("launch", "campaign_id"),
-])
+@pytest.mark.parametrize(
+    "kind,field",
+    [
+        ("send", "event_id"),
+        ("send", "campaign_id"),
+        ("send", "message_id"),
+        ("send", "phone"),
+        ("dlr", "event_id"),
+        ("dlr", "message_id"),
+        ("unsub", "event_id"),
+        ("unsub", "phone"),
+        ("launch", "event_id"),
+        ("launch", "campaign_id"),
+    ],
+)
 @pytest.mark.parametrize("bad", [_DROP, None, "", "   ", 42])
 def test_missing_or_empty_ids_are_rejected(kind, field, bad):
     rejects(kind, "missing_id", field, **{field: bad})
@@ -81,17 +125,29 @@ def test_empty_status_is_rejected():
     rejects("dlr", "missing_field", "status", status=_DROP)
 
 
-@pytest.mark.parametrize("kind,field", [
-    ("send", "sent_at"), ("dlr", "received_at"), ("dlr", "done_at"), ("unsub", "at"),
-    ("launch", "created_at"), ("launch", "launched_at"),
-])
-@pytest.mark.parametrize("value", [
-    0, -1, 1_700_000_000,  # seconds instead of milliseconds
-    1_700_000_000_000_000,  # microseconds
-    32_503_680_000_000,  # year 3000
-    946_684_799_999,  # just before 2000
-    4_102_444_800_000,  # 2100-01-01: first rejected
-])
+@pytest.mark.parametrize(
+    "kind,field",
+    [
+        ("send", "sent_at"),
+        ("dlr", "received_at"),
+        ("dlr", "done_at"),
+        ("unsub", "at"),
+        ("launch", "created_at"),
+        ("launch", "launched_at"),
+    ],
+)
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -1,
+        1_700_000_000,  # seconds instead of milliseconds
+        1_700_000_000_000_000,  # microseconds
+        32_503_680_000_000,  # year 3000
+        946_684_799_999,  # just before 2000
+        4_102_444_800_000,  # 2100-01-01: first rejected
+    ],
+)
 def test_absurd_timestamps_are_rejected(kind, field, value):
     exc = rejects(kind, "absurd_timestamp", field, **{field: value})
     assert "millisecond" in exc.reason
@@ -109,25 +165,38 @@ def test_timestamp_bounds_are_inclusive_exclusive():
     assert DeliveryReceipt.from_record(good("dlr")).done_at is None  # optional
 
 
-@pytest.mark.parametrize("kind,field,value", [
-    ("send", "outcome", "UNKNOWN"),  # the Avro reader's default symbol: dead-lettered
-    ("send", "outcome", "submitted"),
-    ("send", "outcome", None),
-    ("unsub", "action", "UNKNOWN"),
-    ("unsub", "action", "MAYBE"),
-    ("unsub", "channel", "SMS"),
-    ("launch", "kind", "WEIRD"),
-])
+@pytest.mark.parametrize(
+    "kind,field,value",
+    [
+        ("send", "outcome", "UNKNOWN"),  # the Avro reader's default symbol: dead-lettered
+        ("send", "outcome", "submitted"),
+        ("send", "outcome", None),
+        ("unsub", "action", "UNKNOWN"),
+        ("unsub", "action", "MAYBE"),
+        ("unsub", "channel", "SMS"),
+        ("launch", "kind", "WEIRD"),
+    ],
+)
 def test_unknown_enum_values_are_rejected(kind, field, value):
     exc = rejects(kind, "unknown_enum", field, **{field: value})
     assert repr(value) in exc.reason
 
 
-@pytest.mark.parametrize("kind,field", [
-    ("send", "event_id"), ("send", "message_id"), ("send", "campaign_id"), ("send", "contact_id"),
-    ("dlr", "message_id"), ("dlr", "campaign_id"), ("unsub", "event_id"), ("unsub", "contact_id"),
-    ("unsub", "campaign_id"), ("launch", "campaign_id"),
-])
+@pytest.mark.parametrize(
+    "kind,field",
+    [
+        ("send", "event_id"),
+        ("send", "message_id"),
+        ("send", "campaign_id"),
+        ("send", "contact_id"),
+        ("dlr", "message_id"),
+        ("dlr", "campaign_id"),
+        ("unsub", "event_id"),
+        ("unsub", "contact_id"),
+        ("unsub", "campaign_id"),
+        ("launch", "campaign_id"),
+    ],
+)
 def test_oversized_ids_are_rejected(kind, field):
     PARSE[kind]({**good(kind), field: "x" * MAX_ID_LEN})  # at the limit: fine
     rejects(kind, "invalid_field", field, **{field: "x" * (MAX_ID_LEN + 1)})
@@ -138,10 +207,17 @@ def test_oversized_receipt_strings_are_rejected(field):
     rejects("dlr", "invalid_field", field, **{field: "E" * (MAX_ID_LEN + 1)})
 
 
-@pytest.mark.parametrize("rtype,field,size", [
-    ("send", "phone", 1_000), ("unsub", "phone", 1_000), ("unsub", "text", 100_000),
-    ("launch", "text", 100_000), ("launch", "name", 100_000), ("send", "provider", 1_000),
-])
+@pytest.mark.parametrize(
+    "rtype,field,size",
+    [
+        ("send", "phone", 1_000),
+        ("unsub", "phone", 1_000),
+        ("unsub", "text", 100_000),
+        ("launch", "text", 100_000),
+        ("launch", "name", 100_000),
+        ("send", "provider", 1_000),
+    ],
+)
 def test_oversized_strings_are_rejected(rtype, field, size):
     rejects(rtype, "invalid_field", field, **{field: "7" * size})
 
@@ -151,11 +227,17 @@ def test_a_non_string_error_code_is_an_invalid_event_not_a_crash(code):
     rejects("dlr", "invalid_field", "error_code", error_code=code)
 
 
-@pytest.mark.parametrize("changes,field", [
-    ({"segments": -1}, "segments"), ({"segments": "2"}, "segments"),
-    ({"credits": -0.01}, "credits"), ({"credits": float("nan")}, "credits"), ({"credits": float("inf")}, "credits"),
-    ({"credits": "1"}, "credits"),
-])
+@pytest.mark.parametrize(
+    "changes,field",
+    [
+        ({"segments": -1}, "segments"),
+        ({"segments": "2"}, "segments"),
+        ({"credits": -0.01}, "credits"),
+        ({"credits": float("nan")}, "credits"),
+        ({"credits": float("inf")}, "credits"),
+        ({"credits": "1"}, "credits"),
+    ],
+)
 def test_invalid_counts_are_rejected(changes, field):
     rejects("send", "invalid_field", field, **changes)
 
@@ -190,8 +272,19 @@ def test_generated_receipts_are_valid(rec):
 
 
 # --- phones -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("raw", ["0612345678", "06 12 34 56 78", "06.12.34.56.78", "06-12-34-56-78",
-                                 "+33 6 12 34 56 78", "0033612345678", "+33612345678", " +33612345678 "])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "0612345678",
+        "06 12 34 56 78",
+        "06.12.34.56.78",
+        "06-12-34-56-78",
+        "+33 6 12 34 56 78",
+        "0033612345678",
+        "+33612345678",
+        " +33612345678 ",
+    ],
+)
 def test_french_formats_normalize_to_e164(raw):
     assert normalize(raw, "FR") == ("+33612345678", True)
     assert MessageSent.from_record({**good("send"), "phone": raw}).phone == "+33612345678"
@@ -215,8 +308,11 @@ def test_unparseable_phones_are_kept_and_flagged(raw):
 def test_a_send_to_an_unparseable_phone_still_counts():
     t = driver(2)
     feed(t, "sms.message-sent", {**good("send"), "phone": "not-a-phone"})
-    feed(t, "sms.message-sent", {**good("send"), "event_id": "e9", "message_id": "m2", "outcome": "NOT_SENT",
-                                 "phone": "12"})
+    feed(
+        t,
+        "sms.message-sent",
+        {**good("send"), "event_id": "e9", "message_id": "m2", "outcome": "NOT_SENT", "phone": "12"},
+    )
     t.drain()
     st_ = latest(t, NAMES.campaign_stats)["c1"]
     assert (st_["sent"], st_["not_sent"], st_["status_counts"]) == (1, 1, {"PENDING": 1, "NOT_SENT": 1})

@@ -14,6 +14,7 @@ record before any fold: decode with the topic's record, then validate. The prope
 Bounded for CI; ``SMSTALLY_FUZZ_EXAMPLES=N`` sets the examples per property (the soak,
 scripts/fuzz_soak.py, runs >= 10 000).
 """
+
 from __future__ import annotations
 
 import os
@@ -29,13 +30,22 @@ from tests import badinput as B
 
 EXAMPLES = int(os.environ.get("SMSTALLY_FUZZ_EXAMPLES", "300"))
 settings.register_profile(
-    "smstally-fuzz", max_examples=EXAMPLES, deadline=None, derandomize=False,
+    "smstally-fuzz",
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=False,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 FUZZ = settings(settings.get_profile("smstally-fuzz"))
 
-VALIDATION_KINDS = ("missing_id", "missing_field", "invalid_field", "absurd_timestamp", "invalid_timestamp",
-                    "unknown_enum")
+VALIDATION_KINDS = (
+    "missing_id",
+    "missing_field",
+    "invalid_field",
+    "absurd_timestamp",
+    "invalid_timestamp",
+    "unknown_enum",
+)
 KINDS = frozenset(DECODE_ERROR_KINDS) | frozenset(VALIDATION_KINDS)
 TOPICS = st.sampled_from(B.INPUT_TOPICS)
 
@@ -57,19 +67,31 @@ def around(limit: int) -> st.SearchStrategy[str]:
 GOOD_ID = st.one_of(short_text(1, 24).filter(str.strip), st.just("i" * B.MAX_ID))
 ANY_ID = st.one_of(GOOD_ID, st.sampled_from(["", " ", "\t\n"]), around(B.MAX_ID))
 GOOD_TS = st.integers(B.MIN_TS, B.MAX_TS - 1)
-ANY_TS = st.one_of(GOOD_TS, st.sampled_from(sorted(B.ABSURD_TIMESTAMPS.values()) + [B.MIN_TS, B.MAX_TS - 1]),
-                   st.integers(-(2**63), 2**63 - 1))
+ANY_TS = st.one_of(
+    GOOD_TS,
+    st.sampled_from(sorted(B.ABSURD_TIMESTAMPS.values()) + [B.MIN_TS, B.MAX_TS - 1]),
+    st.integers(-(2**63), 2**63 - 1),
+)
 MOBILES = st.integers(0, 10**8 - 1).map(lambda n: f"+336{n:08d}")
 
 
 def renderings(e164: str) -> list[str]:
     d = "0" + e164[3:]
-    return [e164, d, f"{d[0:2]} {d[2:4]} {d[4:6]} {d[6:8]} {d[8:10]}", f"{d[0:2]}.{d[2:4]}.{d[4:6]}.{d[6:8]}.{d[8:10]}",
-            f"+33 {e164[3]} {e164[4:6]} {e164[6:8]} {e164[8:10]} {e164[10:12]}", f"0033{e164[3:]}"]
+    return [
+        e164,
+        d,
+        f"{d[0:2]} {d[2:4]} {d[4:6]} {d[6:8]} {d[8:10]}",
+        f"{d[0:2]}.{d[2:4]}.{d[4:6]}.{d[6:8]}.{d[8:10]}",
+        f"+33 {e164[3]} {e164[4:6]} {e164[6:8]} {e164[8:10]} {e164[10:12]}",
+        f"0033{e164[3:]}",
+    ]
 
 
-PHONES = st.one_of(MOBILES.flatmap(lambda p: st.sampled_from(renderings(p))), st.sampled_from(B.UNPARSEABLE_PHONES),
-                   short_text(1, B.MAX_PHONE).filter(str.strip))
+PHONES = st.one_of(
+    MOBILES.flatmap(lambda p: st.sampled_from(renderings(p))),
+    st.sampled_from(B.UNPARSEABLE_PHONES),
+    short_text(1, B.MAX_PHONE).filter(str.strip),
+)
 ANY_PHONE = st.one_of(PHONES, st.sampled_from(["", "  "]), around(B.MAX_PHONE))
 
 
@@ -85,34 +107,74 @@ def records(topic: str, valid: bool) -> st.SearchStrategy[dict]:
     free = short_text(0, 64) if valid else st.one_of(short_text(0, 64), around(B.MAX_TEXT))
     phone = PHONES if valid else ANY_PHONE
     if topic == B.CAMPAIGNS:
-        return st.fixed_dictionaries({
-            "event_id": i, "campaign_id": i, "name": free, "kind": st.sampled_from(["BATCH", "AUTOMATED", "OTHER"]),
-            "text": free, "sender_id": label, "sms_type": label, "created_at": t, "launched_at": t,
-            "launch_list_size": st.integers(0, 10**7) if valid else st.integers(-(2**63), 2**63 - 1)})
+        return st.fixed_dictionaries(
+            {
+                "event_id": i,
+                "campaign_id": i,
+                "name": free,
+                "kind": st.sampled_from(["BATCH", "AUTOMATED", "OTHER"]),
+                "text": free,
+                "sender_id": label,
+                "sms_type": label,
+                "created_at": t,
+                "launched_at": t,
+                "launch_list_size": st.integers(0, 10**7) if valid else st.integers(-(2**63), 2**63 - 1),
+            }
+        )
     if topic == B.MESSAGE_SENT:
         outcomes = ["SUBMITTED", "PROVIDER_ERROR", "NOT_SENT"] + ([] if valid else ["UNKNOWN"])
-        return st.fixed_dictionaries({
-            "event_id": i, "campaign_id": i, "message_id": i,
-            "contact_id": opt(i) if not valid else st.one_of(st.none(), st.just(""), GOOD_ID),
-            "phone": phone, "sent_at": t, "outcome": st.sampled_from(outcomes),
-            "not_sent_reason": opt(st.sampled_from(["HARD_BOUNCE", "OPTED_OUT", "INVALID_NUMBER",
-                                                    "INSUFFICIENT_CREDIT", "DUPLICATE", "OTHER"])),
-            "segments": st.integers(0, 20) if valid else st.integers(-(2**31), 2**31 - 1),
-            "credits": (st.floats(0, 1e8, allow_nan=False) if valid
-                        else st.one_of(st.floats(0, 1e8), st.floats(allow_nan=True, allow_infinity=True))),
-            "provider": opt(label), "country": opt(label), "operator": opt(label)})
+        return st.fixed_dictionaries(
+            {
+                "event_id": i,
+                "campaign_id": i,
+                "message_id": i,
+                "contact_id": opt(i) if not valid else st.one_of(st.none(), st.just(""), GOOD_ID),
+                "phone": phone,
+                "sent_at": t,
+                "outcome": st.sampled_from(outcomes),
+                "not_sent_reason": opt(
+                    st.sampled_from(
+                        ["HARD_BOUNCE", "OPTED_OUT", "INVALID_NUMBER", "INSUFFICIENT_CREDIT", "DUPLICATE", "OTHER"]
+                    )
+                ),
+                "segments": st.integers(0, 20) if valid else st.integers(-(2**31), 2**31 - 1),
+                "credits": (
+                    st.floats(0, 1e8, allow_nan=False)
+                    if valid
+                    else st.one_of(st.floats(0, 1e8), st.floats(allow_nan=True, allow_infinity=True))
+                ),
+                "provider": opt(label),
+                "country": opt(label),
+                "operator": opt(label),
+            }
+        )
     if topic == B.DLR:
-        return st.fixed_dictionaries({
-            "event_id": i, "message_id": i, "campaign_id": opt(i) if not valid else st.one_of(st.none(), GOOD_ID),
-            "provider": opt(label), "status": (short_text(1, 12).filter(str.strip) if valid
-                                                else st.one_of(short_text(0, 12), around(B.MAX_ID))),
-            "error_code": opt(label), "done_at": opt(t), "received_at": t})
-    return st.fixed_dictionaries({
-        "event_id": i, "phone": phone, "contact_id": opt(i) if not valid else st.one_of(st.none(), GOOD_ID),
-        "campaign_id": opt(i) if not valid else st.one_of(st.none(), GOOD_ID),
-        "action": st.sampled_from(["UNSUBSCRIBE", "RESUBSCRIBE"] + ([] if valid else ["UNKNOWN"])),
-        "channel": st.sampled_from(["LINK", "STOP_KEYWORD", "MANUAL", "COMPLAINT", "OTHER"]),
-        "text": opt(free), "at": t})
+        return st.fixed_dictionaries(
+            {
+                "event_id": i,
+                "message_id": i,
+                "campaign_id": opt(i) if not valid else st.one_of(st.none(), GOOD_ID),
+                "provider": opt(label),
+                "status": (
+                    short_text(1, 12).filter(str.strip) if valid else st.one_of(short_text(0, 12), around(B.MAX_ID))
+                ),
+                "error_code": opt(label),
+                "done_at": opt(t),
+                "received_at": t,
+            }
+        )
+    return st.fixed_dictionaries(
+        {
+            "event_id": i,
+            "phone": phone,
+            "contact_id": opt(i) if not valid else st.one_of(st.none(), GOOD_ID),
+            "campaign_id": opt(i) if not valid else st.one_of(st.none(), GOOD_ID),
+            "action": st.sampled_from(["UNSUBSCRIBE", "RESUBSCRIBE"] + ([] if valid else ["UNKNOWN"])),
+            "channel": st.sampled_from(["LINK", "STOP_KEYWORD", "MANUAL", "COMPLAINT", "OTHER"]),
+            "text": opt(free),
+            "at": t,
+        }
+    )
 
 
 @st.composite
@@ -141,10 +203,18 @@ MUTATION = st.one_of(
     st.tuples(st.just("splice"), st.integers(0, 2**16), st.sampled_from(SPLICES)),
     st.tuples(st.just("delete"), st.integers(0, 2**16), st.integers(1, 16)),
     st.tuples(st.just("set"), st.integers(0, 2**16), st.sampled_from([0x00, 0x01, 0x02, 0x7F, 0x80, 0xFF])),
-    st.tuples(st.just("varint"), st.integers(0, 2**16),
-              st.sampled_from([-1, -(2**63), 2**31, 2**62, 2**63 - 1, 10**9]).map(B.long_zigzag)),
-    st.tuples(st.just("header"), st.sampled_from([b"\xc3\x01" + fingerprint(n) for n in B.RECORD_OF.values()]
-                                                 + [b"\x00\x00\x00\x00\x01", b"\xc3\x01" + bytes(8), b"\xc3", b""])),
+    st.tuples(
+        st.just("varint"),
+        st.integers(0, 2**16),
+        st.sampled_from([-1, -(2**63), 2**31, 2**62, 2**63 - 1, 10**9]).map(B.long_zigzag),
+    ),
+    st.tuples(
+        st.just("header"),
+        st.sampled_from(
+            [b"\xc3\x01" + fingerprint(n) for n in B.RECORD_OF.values()]
+            + [b"\x00\x00\x00\x00\x01", b"\xc3\x01" + bytes(8), b"\xc3", b""]
+        ),
+    ),
 )
 
 
@@ -159,9 +229,9 @@ def mutate(data: bytes, mutations: list[tuple]) -> bytes:
         elif m[0] in ("insert", "splice", "varint"):
             data = data[:at] + m[2] + data[at:]
         elif m[0] == "delete":
-            data = data[:at] + data[at + m[2]:]
+            data = data[:at] + data[at + m[2] :]
         elif m[0] == "set" and n:
-            data = data[:at % n] + bytes([m[2]]) + data[at % n + 1:]
+            data = data[: at % n] + bytes([m[2]]) + data[at % n + 1 :]
         elif m[0] == "header":
             head = 10 if data[:2] == b"\xc3\x01" else 5 if data[:1] == b"\x00" else 0
             data = m[1] + data[head:]
@@ -244,19 +314,29 @@ def test_every_cut_of_a_valid_value_is_truncated(tr, schema_id):
 
 
 @FUZZ
-@given(topic=TOPICS, data=st.one_of(
-    st.binary(max_size=300),
-    st.builds(lambda n, b: b"\xc3\x01" + fingerprint(n) + b, st.sampled_from(list(B.RECORD_OF.values())),
-              st.binary(max_size=300)),
-    st.builds(lambda i, b: b"\x00" + i.to_bytes(4, "big") + b, st.integers(0, 2**32 - 1), st.binary(max_size=300)),
-    st.none()))
+@given(
+    topic=TOPICS,
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.builds(
+            lambda n, b: b"\xc3\x01" + fingerprint(n) + b,
+            st.sampled_from(list(B.RECORD_OF.values())),
+            st.binary(max_size=300),
+        ),
+        st.builds(lambda i, b: b"\x00" + i.to_bytes(4, "big") + b, st.integers(0, 2**32 - 1), st.binary(max_size=300)),
+        st.none(),
+    ),
+)
 def test_arbitrary_bytes_are_only_ever_dead_letters(topic, data):
     check(topic, data)
 
 
 @FUZZ
-@given(tr=st.booleans().flatmap(lambda valid: topic_and_record(valid=valid)), schema_id=FRAMINGS,
-       mutations=st.lists(MUTATION, min_size=1, max_size=3))
+@given(
+    tr=st.booleans().flatmap(lambda valid: topic_and_record(valid=valid)),
+    schema_id=FRAMINGS,
+    mutations=st.lists(MUTATION, min_size=1, max_size=3),
+)
 def test_mutated_encodings_are_only_ever_dead_letters_or_contract_abiding(tr, schema_id, mutations):
     topic, rec = tr
     check(topic, mutate(frame(topic, rec, schema_id), mutations))
@@ -297,8 +377,7 @@ def records_full_of_phones(draw) -> tuple[str, dict, set[str]]:
 
 
 @FUZZ
-@given(trs=records_full_of_phones(), schema_id=FRAMINGS,
-       mutations=st.lists(MUTATION, max_size=2))
+@given(trs=records_full_of_phones(), schema_id=FRAMINGS, mutations=st.lists(MUTATION, max_size=2))
 def test_reasons_are_sentences_that_never_print_a_phone_number(trs, schema_id, mutations):
     topic, rec, phones = trs
     for raw in (frame(topic, rec, schema_id), mutate(frame(topic, rec, schema_id), mutations)):

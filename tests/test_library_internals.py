@@ -5,6 +5,7 @@ fails here, by name, instead of in a running worker. Also the version check at s
 
 No broker: Faust's app, consumer, producer and a RocksDB table are built but not started.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -116,8 +117,9 @@ def test_faust_asks_consumer_new_offset_what_to_commit():
     assert params(FaustAIOKafkaConsumer._new_offset) == ["self", "tp"]
     from faust.transport.consumer import Consumer
 
-    assert "self._new_offset(tp)" in inspect.getsource(Consumer._filter_tps_with_pending_acks) + \
-        inspect.getsource(Consumer._filter_committable_offsets)
+    assert "self._new_offset(tp)" in inspect.getsource(Consumer._filter_tps_with_pending_acks) + inspect.getsource(
+        Consumer._filter_committable_offsets
+    )
 
 
 def test_faust_makes_its_consumer_thread_with_new_consumer_thread(app):

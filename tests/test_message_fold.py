@@ -1,31 +1,49 @@
 """Contract §5: folding the events of one message, as examples (rules 1–6) and properties."""
+
 from __future__ import annotations
 
 import random
 
+import oracle
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import HOUR, T0, message_events, redelivered
 
-import oracle
 from processors import catalog
 from processors.events import DeliveryReceipt, MessageSent
 from processors.message_fold import fold, version, view
 from processors.status_mapping import StatusMapper
-from strategies import HOUR, T0, message_events, redelivered
 
 M = StatusMapper()
 TIMEOUT = 72 * HOUR
 
 
 def send(outcome="SUBMITTED", at=T0, eid="s1", mid="m1", **kw) -> MessageSent:
-    rec = {"event_id": eid, "campaign_id": "c1", "message_id": mid, "phone": "+33612345678",
-           "sent_at": at, "outcome": outcome, "credits": 1.0, **kw}
+    rec = {
+        "event_id": eid,
+        "campaign_id": "c1",
+        "message_id": mid,
+        "phone": "+33612345678",
+        "sent_at": at,
+        "outcome": outcome,
+        "credits": 1.0,
+        **kw,
+    }
     return MessageSent.from_record(rec)
 
 
 def dlr(status, at, eid, done_at=None, code=None, provider="smpp", mid="m1") -> DeliveryReceipt:
-    return DeliveryReceipt.from_record({"event_id": eid, "message_id": mid, "provider": provider, "status": status,
-                                        "error_code": code, "done_at": done_at, "received_at": at})
+    return DeliveryReceipt.from_record(
+        {
+            "event_id": eid,
+            "message_id": mid,
+            "provider": provider,
+            "status": status,
+            "error_code": code,
+            "done_at": done_at,
+            "received_at": at,
+        }
+    )
 
 
 def fold_all(events, state=None):
@@ -76,12 +94,17 @@ def test_rule3_carrier_time_is_done_at_else_received_at():
 
 
 def test_rule3_tie_precedence():
-    order = [("UNDELIV", "1", catalog.HARD_BOUNCE), ("DELIVRD", None, catalog.DELIVERED),
-             ("EXPIRED", None, catalog.SOFT_BOUNCE), ("UNKNOWN", None, catalog.UNKNOWN),
-             ("PROVIDER_ACCEPTED", None, catalog.PROVIDER_ACCEPTED), ("PROVIDER_ERROR", None, catalog.PROVIDER_ERROR)]
+    order = [
+        ("UNDELIV", "1", catalog.HARD_BOUNCE),
+        ("DELIVRD", None, catalog.DELIVERED),
+        ("EXPIRED", None, catalog.SOFT_BOUNCE),
+        ("UNKNOWN", None, catalog.UNKNOWN),
+        ("PROVIDER_ACCEPTED", None, catalog.PROVIDER_ACCEPTED),
+        ("PROVIDER_ERROR", None, catalog.PROVIDER_ERROR),
+    ]
     at = T0 + 10
     for i, (hi_raw, hi_code, hi) in enumerate(order):
-        for lo_raw, lo_code, _ in order[i + 1:]:
+        for lo_raw, lo_code, _ in order[i + 1 :]:
             x = dlr(hi_raw, at, "x", code=hi_code)
             y = dlr(lo_raw, at + 7, "y", done_at=at, code=lo_code)  # same carrier time
             assert status([send(), x, y]) == hi
@@ -186,8 +209,13 @@ def test_each_fold_step_is_idempotent(msg, rng):
 
 def test_fold_is_order_free_on_a_fixed_tricky_example():
     # a PROVIDER_ERROR send with an early failure, a tie and a pending receipt
-    events = [send("PROVIDER_ERROR", at=T0 + 10), dlr("UNDELIV", T0 + 5, "r1", code="1"),
-              dlr("EXPIRED", T0 + 10, "r2"), dlr("REJECTD", T0 + 10, "r3", code="9"), dlr("ENROUTE", T0 + 99, "r4")]
+    events = [
+        send("PROVIDER_ERROR", at=T0 + 10),
+        dlr("UNDELIV", T0 + 5, "r1", code="1"),
+        dlr("EXPIRED", T0 + 10, "r2"),
+        dlr("REJECTD", T0 + 10, "r3", code="9"),
+        dlr("ENROUTE", T0 + 99, "r4"),
+    ]
     results = set()
     for seed in range(50):
         evs = list(events)

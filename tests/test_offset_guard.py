@@ -3,6 +3,7 @@
 It knows each partition's next expected offset; a batch starting later makes it ask for a
 seek back, and only the same gap found again after that seek is accepted as real.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -79,9 +80,36 @@ def test_the_same_gap_after_the_seek_back_is_real_and_accepted():
 
 def test_a_different_gap_after_the_seek_back_seeks_back_again():
     g = guard_at(10)
-    assert offsets(g.admit(T, recs(14,)))[1] == 10
-    assert offsets(g.admit(T, recs(12,)))[1] == 10  # not the gap seen before: seek again
-    assert offsets(g.admit(T, recs(12,))) == ([12], None)
+    assert (
+        offsets(
+            g.admit(
+                T,
+                recs(
+                    14,
+                ),
+            )
+        )[1]
+        == 10
+    )
+    assert (
+        offsets(
+            g.admit(
+                T,
+                recs(
+                    12,
+                ),
+            )
+        )[1]
+        == 10
+    )  # not the gap seen before: seek again
+    assert offsets(
+        g.admit(
+            T,
+            recs(
+                12,
+            ),
+        )
+    ) == ([12], None)
 
 
 def test_a_revoked_partition_forgets_its_position_and_its_gap():

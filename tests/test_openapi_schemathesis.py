@@ -5,6 +5,7 @@ SQLite and on PostgreSQL. Every operation but the endless /api/events stream is 
 generated valid and invalid inputs; no answer may be a 5xx, a body that contradicts its
 documented schema, or a status code the document does not list.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -19,32 +20,72 @@ from streams.config import Settings
 
 TOKEN = "schemathesis-token"
 T0 = 1_700_000_000_000
-STATUSES = {"PENDING": "waiting", "PROVIDER_ACCEPTED": "receipt", "DELIVERED": "receipt",
-            "SOFT_BOUNCE": "temporary_error", "PROVIDER_ERROR": "temporary_error",
-            "HARD_BOUNCE": "permanent_error", "UNKNOWN": "unknown", "NOT_SENT": "not_sent"}
+STATUSES = {
+    "PENDING": "waiting",
+    "PROVIDER_ACCEPTED": "receipt",
+    "DELIVERED": "receipt",
+    "SOFT_BOUNCE": "temporary_error",
+    "PROVIDER_ERROR": "temporary_error",
+    "HARD_BOUNCE": "permanent_error",
+    "UNKNOWN": "unknown",
+    "NOT_SENT": "not_sent",
+}
 REASONS = [None, "OPTED_OUT", "INVALID_NUMBER", "INSUFFICIENT_CREDIT", "DUPLICATE", "HARD_BOUNCE", "OTHER"]
 
 
 def campaign(cid: str, name: str, kind: str | None, i: int, v: int = 3) -> dict:
     sent = 40 + i
-    return {"campaign_id": cid, "name": name, "kind": kind, "text": f"Hello {name}, -20% today", "sender_id": "SHOP",
-            "sms_type": "marketing", "created_at": T0 + i, "launched_at": T0 + 3600_000 * i if kind else None,
-            "launch_list_size": sent + 5, "version": v, "updated_at": T0 + 10_000 * v, "sent": sent, "not_sent": 5,
-            "not_sent_by_reason": {"OPTED_OUT": 2, "INVALID_NUMBER": 1, "OTHER": 2},
-            "status_counts": {"PENDING": 5, "PROVIDER_ACCEPTED": 5, "DELIVERED": sent - 20, "SOFT_BOUNCE": 3,
-                              "PROVIDER_ERROR": 2, "HARD_BOUNCE": 2, "UNKNOWN": 3, "NOT_SENT": 5},
-            "unsubscribed": 1, "credits": float(sent),
-            "rates": {"receipt": 0.6, "delivery": 0.5, "waiting": 0.1, "temporary_error": 0.1,
-                      "permanent_error": 0.05, "unknown": 0.07, "unsubscribe": 0.02},
-            "first_sent_at": T0 + i, "last_event_at": T0 + 99_000}
+    return {
+        "campaign_id": cid,
+        "name": name,
+        "kind": kind,
+        "text": f"Hello {name}, -20% today",
+        "sender_id": "SHOP",
+        "sms_type": "marketing",
+        "created_at": T0 + i,
+        "launched_at": T0 + 3600_000 * i if kind else None,
+        "launch_list_size": sent + 5,
+        "version": v,
+        "updated_at": T0 + 10_000 * v,
+        "sent": sent,
+        "not_sent": 5,
+        "not_sent_by_reason": {"OPTED_OUT": 2, "INVALID_NUMBER": 1, "OTHER": 2},
+        "status_counts": {
+            "PENDING": 5,
+            "PROVIDER_ACCEPTED": 5,
+            "DELIVERED": sent - 20,
+            "SOFT_BOUNCE": 3,
+            "PROVIDER_ERROR": 2,
+            "HARD_BOUNCE": 2,
+            "UNKNOWN": 3,
+            "NOT_SENT": 5,
+        },
+        "unsubscribed": 1,
+        "credits": float(sent),
+        "rates": {
+            "receipt": 0.6,
+            "delivery": 0.5,
+            "waiting": 0.1,
+            "temporary_error": 0.1,
+            "permanent_error": 0.05,
+            "unknown": 0.07,
+            "unsubscribe": 0.02,
+        },
+        "first_sent_at": T0 + i,
+        "last_event_at": T0 + 99_000,
+    }
 
 
 def fill(sv) -> None:
     b = Batch()
     offset = iter(range(100_000))
-    camps = [("spring-sale", "Spring sale", "BATCH"), ("welcome", "Welcome series", "AUTOMATED"),
-             ("cart-reminder", "Cart reminder", "AUTOMATED"), ("newsletter-42", "Newsletter #42", "BATCH"),
-             ("legacy", "Legacy import", None)]
+    camps = [
+        ("spring-sale", "Spring sale", "BATCH"),
+        ("welcome", "Welcome series", "AUTOMATED"),
+        ("cart-reminder", "Cart reminder", "AUTOMATED"),
+        ("newsletter-42", "Newsletter #42", "BATCH"),
+        ("legacy", "Legacy import", None),
+    ]
     for i, (cid, name, kind) in enumerate(camps):
         for v in (1, 2, 3):
             b.add_stats(campaign(cid, name, kind, i, v))
@@ -55,28 +96,58 @@ def fill(sv) -> None:
             for k in range(2):
                 n += 1
                 reason = REASONS[n % len(REASONS)] if status == "NOT_SENT" else None
-                rec = {"message_id": f"{cid}-m{n}", "campaign_id": cid,
-                       "contact_id": None if n % 9 == 0 else f"contact-{n}",
-                       "phone": f"+3361234{n:04d}" if n % 11 else "06 12 34", "status": status, "category": category,
-                       "error_code": {"HARD_BOUNCE": "34", "SOFT_BOUNCE": "27", "PROVIDER_ERROR": "E500"}.get(status),
-                       "provider": ("smsmode", "emarsys", None)[n % 3], "sent_at": T0 + n,
-                       "status_at": T0 + n + 5000, "version": 1 + k, "not_sent_reason": reason,
-                       "phone_valid": n % 11 != 0}
+                rec = {
+                    "message_id": f"{cid}-m{n}",
+                    "campaign_id": cid,
+                    "contact_id": None if n % 9 == 0 else f"contact-{n}",
+                    "phone": f"+3361234{n:04d}" if n % 11 else "06 12 34",
+                    "status": status,
+                    "category": category,
+                    "error_code": {"HARD_BOUNCE": "34", "SOFT_BOUNCE": "27", "PROVIDER_ERROR": "E500"}.get(status),
+                    "provider": ("smsmode", "emarsys", None)[n % 3],
+                    "sent_at": T0 + n,
+                    "status_at": T0 + n + 5000,
+                    "version": 1 + k,
+                    "not_sent_reason": reason,
+                    "phone_valid": n % 11 != 0,
+                }
                 b.add_status(rec)
                 b.advance("sms.message-status", n % 3, next(offset))
     for v, status in enumerate(("PENDING", "PROVIDER_ACCEPTED", "DELIVERED"), start=1):  # a history
-        b.add_status({"message_id": "spring-sale-h", "campaign_id": "spring-sale", "contact_id": "c-h",
-                      "phone": "+33698765432", "status": status, "category": STATUSES[status], "error_code": None,
-                      "provider": "smsmode", "sent_at": T0, "status_at": T0 + v, "version": v,
-                      "not_sent_reason": None, "phone_valid": True})
+        b.add_status(
+            {
+                "message_id": "spring-sale-h",
+                "campaign_id": "spring-sale",
+                "contact_id": "c-h",
+                "phone": "+33698765432",
+                "status": status,
+                "category": STATUSES[status],
+                "error_code": None,
+                "provider": "smsmode",
+                "sent_at": T0,
+                "status_at": T0 + v,
+                "version": v,
+                "not_sent_reason": None,
+                "phone_valid": True,
+            }
+        )
         b.advance("sms.message-status", 0, next(offset))
     for i, reason in enumerate(["PERMANENT_ERROR", "BLACKLISTED", "OTHER"] * 3):
-        b.add_removal({"event_id": f"rm-{i}", "phone": f"+3369999{i:04d}", "reason": reason,
-                       "contact_id": f"contact-{i}", "campaign_id": "spring-sale" if i % 2 else None,
-                       "message_id": f"spring-sale-m{i + 1}" if reason == "PERMANENT_ERROR" else None,
-                       "status": "HARD_BOUNCE" if reason == "PERMANENT_ERROR" else None,
-                       "error_code": "34" if reason == "PERMANENT_ERROR" else None, "provider": "smsmode",
-                       "channel": "STOP_KEYWORD" if reason == "BLACKLISTED" else None, "at": T0 + 1000 * i})
+        b.add_removal(
+            {
+                "event_id": f"rm-{i}",
+                "phone": f"+3369999{i:04d}",
+                "reason": reason,
+                "contact_id": f"contact-{i}",
+                "campaign_id": "spring-sale" if i % 2 else None,
+                "message_id": f"spring-sale-m{i + 1}" if reason == "PERMANENT_ERROR" else None,
+                "status": "HARD_BOUNCE" if reason == "PERMANENT_ERROR" else None,
+                "error_code": "34" if reason == "PERMANENT_ERROR" else None,
+                "provider": "smsmode",
+                "channel": "STOP_KEYWORD" if reason == "BLACKLISTED" else None,
+                "at": T0 + 1000 * i,
+            }
+        )
         b.advance("sms.address-book-removals", 0, next(offset))
     ReadModelWriter(sv.db).apply(b)
 
@@ -103,12 +174,12 @@ def _load_schema():
 
     d = tempfile.mkdtemp(prefix="smstally-openapi-")
     try:
-        app, _, sv = build(ApiSettings(stream=Settings(data_dir=d), read_db=f"sqlite:///{d}/rm.sqlite3",
-                                       token=TOKEN))
+        app, _, sv = build(ApiSettings(stream=Settings(data_dir=d), read_db=f"sqlite:///{d}/rm.sqlite3", token=TOKEN))
         CURRENT.app = app
         try:
-            loaded = schemathesis.openapi.from_asgi("/openapi.json", CURRENT,
-                                                    headers={"Authorization": f"Bearer {TOKEN}"})
+            loaded = schemathesis.openapi.from_asgi(
+                "/openapi.json", CURRENT, headers={"Authorization": f"Bearer {TOKEN}"}
+            )
         finally:
             sv.db.close()
             CURRENT.app = None
@@ -144,8 +215,9 @@ CHECKS = [not_a_server_error, response_schema_conformance, status_code_conforman
 
 def test_the_document_lists_the_error_answers():
     """status_code_conformance only means something if 400/401/404 are documented."""
-    from fastapi.testclient import TestClient
     import tempfile
+
+    from fastapi.testclient import TestClient
 
     d = tempfile.mkdtemp()
     app, _, sv = build(ApiSettings(stream=Settings(data_dir=d), read_db=f"sqlite:///{d}/rm.sqlite3", token=TOKEN))
@@ -162,18 +234,29 @@ def test_the_document_lists_the_error_answers():
             assert "404" in responses, path
     # The JSON answers are described by their models, not as an opaque string (FastAPI does
     # that only for a JSONResponse class; readmodel.web.app.JSON once was a plain Response).
-    models = {"/api/campaigns": "CampaignPage", "/api/campaigns/{campaign_id}": "CampaignStats",
-              "/api/campaigns/{campaign_id}/messages": "MessagePage",
-              "/api/messages/{message_id}": "MessageWithHistory", "/api/removals": "RemovalPage"}
+    models = {
+        "/api/campaigns": "CampaignPage",
+        "/api/campaigns/{campaign_id}": "CampaignStats",
+        "/api/campaigns/{campaign_id}/messages": "MessagePage",
+        "/api/messages/{message_id}": "MessageWithHistory",
+        "/api/removals": "RemovalPage",
+    }
     for path, model in models.items():
         body = doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert body == {"$ref": f"#/components/schemas/{model}"}, (path, body)
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
+)
 def test_api_conforms_to_its_openapi_document(case, read_api):
     case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS)
 

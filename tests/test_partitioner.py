@@ -1,6 +1,7 @@
 """The outbox places keyed records itself: it must agree with Kafka's default partitioner,
 or a MessageStatus would land where a compacted-topic reader keyed by message does not
 expect it, and the phone index would be split across workers."""
+
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,9 +18,12 @@ def test_murmur2_matches_aiokafka(data: bytes) -> None:
 def test_known_java_values() -> None:
     # Kafka's own test vectors (UtilsTest.testMurmur2), as unsigned ints.
     cases = {
-        b"21": -973932308, b"foobar": -790332482, b"a-little-bit-long-string": -985981536,
+        b"21": -973932308,
+        b"foobar": -790332482,
+        b"a-little-bit-long-string": -985981536,
         b"a-little-bit-longer-string": -1486304829,
-        b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, b"abc": 479470107,
+        b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+        b"abc": 479470107,
     }
     for data, signed in cases.items():
         assert murmur2(data) == signed & 0xFFFFFFFF, data

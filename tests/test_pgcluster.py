@@ -106,7 +106,10 @@ def test_a_killed_owner_takes_the_postmaster_down(tmp_path):
         "time.sleep(120)\n"
     )
     owner = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     data_dir = None
     try:

@@ -3,6 +3,7 @@
 One messy simulated day is published through the contract's input topics; the outputs on
 the contract's output topics must match the simulator's expected totals exactly.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -55,7 +56,9 @@ def test_rates_are_fractions_of_sent_and_sum_to_one(run):
     for s in stats.values():
         r = s["rates"]
         if s["sent"]:
-            assert abs(r["receipt"] + r["waiting"] + r["temporary_error"] + r["permanent_error"] + r["unknown"] - 1) < 1e-9
+            assert (
+                abs(r["receipt"] + r["waiting"] + r["temporary_error"] + r["permanent_error"] + r["unknown"] - 1) < 1e-9
+            )
             assert r["delivery"] == s["status_counts"].get("DELIVERED", 0) / s["sent"]
             assert r["unsubscribe"] == s["unsubscribed"] / s["sent"]
 
@@ -119,6 +122,7 @@ def test_undecodable_values_are_dead_lettered_with_their_origin(run):
 
 def test_health_and_metrics_endpoints(run):
     import urllib.request
+
     cluster, scenario, _, _, _ = run
     folded, text = 0.0, ""
     for w in cluster.workers:
@@ -128,8 +132,9 @@ def test_health_and_metrics_endpoints(run):
         with urllib.request.urlopen(f"http://127.0.0.1:{w.web_port}/metrics", timeout=5) as r:
             page = r.read().decode()
         text += page
-        folded += sum(float(line.split()[-1]) for line in page.splitlines()
-                      if line.startswith("smstally_events_total{"))
+        folded += sum(
+            float(line.split()[-1]) for line in page.splitlines() if line.startswith("smstally_events_total{")
+        )
     port = cluster.workers[0].web_port
     assert folded >= len(scenario.phase1) - 10  # every decodable input record, phase 2 included
     assert 'smstally_dead_letters_total{kind="empty"}' in text

@@ -6,6 +6,7 @@ The statements are the ones ``ReadModel`` really sends (recorded from ``Database
 ``Database.stream``), on a table filled through ``ReadModelWriter`` and analysed, so that
 PostgreSQL's planner chooses with statistics as it would in service.
 """
+
 from __future__ import annotations
 
 import random
@@ -19,23 +20,48 @@ from readmodel.store import Batch, ReadModelWriter
 
 CAMPAIGNS = 20
 PER_CAMPAIGN = 600
-STATUSES = (("PENDING", "waiting", None), ("DELIVERED", "receipt", None), ("HARD_BOUNCE", "permanent_error", "E42"),
-            ("SOFT_BOUNCE", "temporary_error", "E7"), ("NOT_SENT", "not_sent", None))
+STATUSES = (
+    ("PENDING", "waiting", None),
+    ("DELIVERED", "receipt", None),
+    ("HARD_BOUNCE", "permanent_error", "E42"),
+    ("SOFT_BOUNCE", "temporary_error", "E7"),
+    ("NOT_SENT", "not_sent", None),
+)
 
 
 def status_rec(i: int) -> dict:
     status, category, code = STATUSES[i % len(STATUSES)]
-    return {"message_id": f"msg-{i:06d}", "campaign_id": f"cmp-{i // PER_CAMPAIGN:02d}", "contact_id": f"ct-{i}",
-            "phone": f"+336{i:08d}", "status": status, "category": category, "error_code": code,
-            "provider": "p", "sent_at": 1_700_000_000_000 + i, "status_at": 1_700_000_000_500 + i, "version": 1,
-            "not_sent_reason": ("OPTED_OUT" if i % 2 else None) if status == "NOT_SENT" else None,
-            "phone_valid": True}
+    return {
+        "message_id": f"msg-{i:06d}",
+        "campaign_id": f"cmp-{i // PER_CAMPAIGN:02d}",
+        "contact_id": f"ct-{i}",
+        "phone": f"+336{i:08d}",
+        "status": status,
+        "category": category,
+        "error_code": code,
+        "provider": "p",
+        "sent_at": 1_700_000_000_000 + i,
+        "status_at": 1_700_000_000_500 + i,
+        "version": 1,
+        "not_sent_reason": ("OPTED_OUT" if i % 2 else None) if status == "NOT_SENT" else None,
+        "phone_valid": True,
+    }
 
 
 def removal_rec(i: int) -> dict:
-    return {"event_id": f"ev-{i:05d}", "phone": f"+336{i % 500:08d}", "reason": ("PERMANENT_ERROR", "OTHER")[i % 2],
-            "contact_id": None, "campaign_id": None, "message_id": None, "status": None, "error_code": None,
-            "provider": None, "channel": None, "at": 1_700_000_000_000 + i}
+    return {
+        "event_id": f"ev-{i:05d}",
+        "phone": f"+336{i % 500:08d}",
+        "reason": ("PERMANENT_ERROR", "OTHER")[i % 2],
+        "contact_id": None,
+        "campaign_id": None,
+        "message_id": None,
+        "status": None,
+        "error_code": None,
+        "provider": None,
+        "channel": None,
+        "at": 1_700_000_000_000 + i,
+    }
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -76,6 +102,7 @@ class Recorder:
         def stream(sql, params=(), size=2000):
             self.sent.append((sql, list(params)))
             return self._stream(sql, params, size)
+
         self.db.query, self.db.stream = query, stream
         return self
 
@@ -99,16 +126,25 @@ def sent_by(db: Database, call) -> list[tuple[str, list]]:
     return rec.sent
 
 
-FILTERS = [{}, {"status": "HARD_BOUNCE"}, {"category": "receipt"}, {"not_sent_reason": "OPTED_OUT"},
-           {"not_sent_reason": "OTHER"}, {"error_code": "E42"}, {"status": "NOT_SENT", "not_sent_reason": "OPTED_OUT"}]
+FILTERS = [
+    {},
+    {"status": "HARD_BOUNCE"},
+    {"category": "receipt"},
+    {"not_sent_reason": "OPTED_OUT"},
+    {"not_sent_reason": "OTHER"},
+    {"error_code": "E42"},
+    {"status": "NOT_SENT", "not_sent_reason": "OPTED_OUT"},
+]
 
 
 def message_calls():
     for f in FILTERS:
         name = ",".join(f) or "no filter"
         yield f"list {name}", lambda m, f=f: m.messages("cmp-03", limit=50, **f)
-        yield f"next page {name}", lambda m, f=f: m.messages(
-            "cmp-03", limit=5, cursor=m.messages("cmp-03", limit=5, **f).next_cursor, **f)
+        yield (
+            f"next page {name}",
+            lambda m, f=f: m.messages("cmp-03", limit=5, cursor=m.messages("cmp-03", limit=5, **f).next_cursor, **f),
+        )
         yield f"count {name}", lambda m, f=f: m.count_messages("cmp-03", **f)
         yield f"csv {name}", lambda m, f=f: m.iter_messages("cmp-03", **f)
 
@@ -165,8 +201,14 @@ def test_one_message_and_its_history_by_primary_key(filled):
             assert "sqlite_autoindex_" in text and "TEMP B-TREE" not in text, text
 
 
-@pytest.mark.parametrize("kwargs, index", [({}, "removals_by_time"), ({"reason": "OTHER"}, "removals_by_time"),
-                                           ({"phone": "+33600000007"}, "removals_by_phone")])
+@pytest.mark.parametrize(
+    "kwargs, index",
+    [
+        ({}, "removals_by_time"),
+        ({"reason": "OTHER"}, "removals_by_time"),
+        ({"phone": "+33600000007"}, "removals_by_phone"),
+    ],
+)
 def test_removal_listings_use_their_indexes(filled, kwargs, index):
     m = ReadModel(filled)
     cursor = m.removals(limit=3, **kwargs).next_cursor

@@ -5,6 +5,7 @@ A consumer that hands out prepared fetches stands in for Kafka (the broker's par
 by tests/test_readmodel_integration.py and the crash test); the database is a real SQLite
 file, written by the real ``ReadModelWriter``, only slowed down so that fetches pile up.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,10 +35,21 @@ class Record:
 
 
 def status(i: int, version: int) -> dict:
-    return {"message_id": f"m{i % 3000:05d}", "campaign_id": "c1", "contact_id": None, "phone": "+33612345678",
-            "status": "DELIVERED", "category": "receipt", "error_code": None, "provider": "p",
-            "sent_at": 1, "status_at": 2 + version, "version": version, "not_sent_reason": None,
-            "phone_valid": True}
+    return {
+        "message_id": f"m{i % 3000:05d}",
+        "campaign_id": "c1",
+        "contact_id": None,
+        "phone": "+33612345678",
+        "status": "DELIVERED",
+        "category": "receipt",
+        "error_code": None,
+        "provider": "p",
+        "sent_at": 1,
+        "status_at": 2 + version,
+        "version": version,
+        "not_sent_reason": None,
+        "phone_valid": True,
+    }
 
 
 class Fetches:
@@ -67,7 +79,7 @@ def setup(tmp_path):
     n = FETCHES * PER_FETCH
     records = [Record(i, codec.encode("smstally.MessageStatus", status(i, 1 + i // 3000))) for i in range(n)]
     records[7] = Record(7, b"not avro")  # skipped, its offset still consumed
-    fetches = [records[k:k + PER_FETCH] for k in range(0, n, PER_FETCH)]
+    fetches = [records[k : k + PER_FETCH] for k in range(0, n, PER_FETCH)]
     p.status.start_ends = {tp: n}
     yield p, db, Fetches(tp, fetches), n
     p._write_thread.shutdown(wait=True)
@@ -84,6 +96,7 @@ def slowed_writer(p: Projector, seconds: float) -> list[int]:
         time.sleep(seconds)
         apply(batch)
         sizes.append(batch.records)
+
     p.writer.apply = slow
     return sizes
 
@@ -137,6 +150,7 @@ def test_a_failing_write_is_retried_with_the_same_records(setup):
             raise RuntimeError("database unavailable")
         apply(batch)
         sizes.append(batch.records)
+
     p.writer.apply = flaky
     asyncio.run(run_until_caught_up(p, consumer, timeout=90))
     assert sum(sizes) == n and p.status.db_ok

@@ -11,6 +11,7 @@ answers while it waits for the broker) before the first 200, a 503 during a reba
 and, after a restart with a backlog, that the first 200 comes only once the whole backlog
 has been processed (counted on ``/metrics``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,8 @@ import pytest
 
 from simulator.check import sends_counted
 from simulator.scenario import generate
-from streams.ops.clients import StatsView
 from streams.devtools.processes import WorkerProcess
+from streams.ops.clients import StatsView
 from tests.harness import get, processed
 
 pytestmark = pytest.mark.integration
@@ -129,7 +130,8 @@ def test_ready_false_until_recovered_and_during_a_rebalance_live_throughout(clus
     both_since = None
     while both_since is None or time.monotonic() - both_since < 1.0:
         assert time.monotonic() < deadline, (
-            f"A and B not both ready for 1 s: {get(a.web_port, '/health/ready')} {get(b.web_port, '/health/ready')}")
+            f"A and B not both ready for 1 s: {get(a.web_port, '/health/ready')} {get(b.web_port, '/health/ready')}"
+        )
         both = all(get(w.web_port, "/health/ready")[0] == 200 for w in (a, b))
         both_since = (both_since or time.monotonic()) if both else None
         time.sleep(POLL_S)
@@ -157,12 +159,15 @@ def test_ready_false_while_a_restarted_worker_catches_up_with_a_backlog(cluster)
     a2 = cluster.worker(data_dir=data)
     seen = watch_until_ready(a2, timeout=120, on_first_ready=lambda: processed(a2.web_port))
     done_at_first_ready = seen["extra"]
-    print(f"restarted worker: ready {fmt(seen['ready'])}; {done_at_first_ready} records processed "
-          f"when /health/ready first said 200 (first at {seen['first_ready']:.1f}s)")
+    print(
+        f"restarted worker: ready {fmt(seen['ready'])}; {done_at_first_ready} records processed "
+        f"when /health/ready first said 200 (first at {seen['first_ready']:.1f}s)"
+    )
     assert seen["worker_503"] > 0, fmt(seen["ready"])
     # Ready means caught up: the whole backlog was processed before the first 200.
     assert done_at_first_ready >= len(backlog), (
-        f"ready after {done_at_first_ready} of the {len(backlog)} backlog records: {fmt(seen['ready'])}")
+        f"ready after {done_at_first_ready} of the {len(backlog)} backlog records: {fmt(seen['ready'])}"
+    )
     assert all(s in (200, None) for _, s in seen["live"]), fmt(seen["live"])
 
     # And what it did while not ready is right: every send of the day is counted.
@@ -173,4 +178,5 @@ def test_ready_false_while_a_restarted_worker_catches_up_with_a_backlog(cluster)
                 if time.monotonic() > deadline:
                     return False
             return True
+
     assert asyncio.run(counted()), "the sends of the whole day were not counted after the restart"

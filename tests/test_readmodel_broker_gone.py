@@ -4,6 +4,7 @@ the broker answering; a read model without its broker keeps serving what it has)
 Real embedded broker frozen with SIGSTOP (clients see a broker that accepts nothing and
 answers nothing, as test_broker_trouble does), real worker, real API process on SQLite.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -99,9 +100,11 @@ def test_broker_frozen_api_not_ready_but_serving_then_ready_with_new_figures(tmp
         status, body = rs.request("/health/ready", auth=False)[::2]
         assert status == 200 and json.loads(body)["broker"] is True
         assert len(rs.apis) == 1 and rs.api.running, "the same API process throughout"
-        print(f"\nbroker frozen: /health/ready 503 after {not_ready_after:.1f}s, /api/campaigns answered "
-              f"{len(answers)} times meanwhile (all 200, unchanged); ready again {ready_again:.1f}s after "
-              f"the resume; the second day's figures through the same process")
+        print(
+            f"\nbroker frozen: /health/ready 503 after {not_ready_after:.1f}s, /api/campaigns answered "
+            f"{len(answers)} times meanwhile (all 200, unchanged); ready again {ready_again:.1f}s after "
+            f"the resume; the second day's figures through the same process"
+        )
     finally:
         rs.close()
         cluster.close()

@@ -9,6 +9,7 @@ Kill times come from a seeded random (printed); set SMSTALLY_READMODEL_CRASH_SEE
 one. Everything is real: the embedded broker, a worker process, the API processes and the
 databases, which the final checks read directly.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,8 @@ import pytest
 
 from simulator.check import sends_counted
 from simulator.scenario import generate
-from streams.ops.clients import StatsView, publish
 from streams.devtools.simulate import GRACE_S, wait_for_expected, wait_quiescent
+from streams.ops.clients import StatsView, publish
 from tests.harness import Cluster, ReadSide
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -36,10 +37,34 @@ KILLS = 6  # while phase 1 is published and processed; one more during phase 2
 WIPES = 2  # of those, restarts on a deleted / dropped database
 CHUNK, CHUNK_PAUSE = 500, 0.35
 DEFAULT_SEEDS = {"sqlite": 101, "postgresql": 202}
-MESSAGE_COLS = ("message_id", "campaign_id", "version", "contact_id", "phone", "status", "category",
-                "error_code", "provider", "not_sent_reason", "sent_at", "status_at", "phone_valid")
-REMOVAL_COLS = ("event_id", "phone", "reason", "contact_id", "campaign_id", "message_id", "status",
-                "error_code", "provider", "channel", "at")
+MESSAGE_COLS = (
+    "message_id",
+    "campaign_id",
+    "version",
+    "contact_id",
+    "phone",
+    "status",
+    "category",
+    "error_code",
+    "provider",
+    "not_sent_reason",
+    "sent_at",
+    "status_at",
+    "phone_valid",
+)
+REMOVAL_COLS = (
+    "event_id",
+    "phone",
+    "reason",
+    "contact_id",
+    "campaign_id",
+    "message_id",
+    "status",
+    "error_code",
+    "provider",
+    "channel",
+    "at",
+)
 
 
 class ReadDb:
@@ -70,6 +95,7 @@ class ReadDb:
             finally:
                 c.close()
         import psycopg
+
         with psycopg.connect(self.url, autocommit=True) as c:
             try:
                 return c.execute(sql).fetchall()
@@ -118,7 +144,7 @@ def test_api_killed_at_random_moments_read_model_stays_exact(db, tmp_path, reque
         def publisher() -> None:
             try:
                 for i in range(0, len(scenario.phase1), CHUNK):
-                    asyncio.run(publish(s, scenario.phase1[i:i + CHUNK]))
+                    asyncio.run(publish(s, scenario.phase1[i : i + CHUNK]))
                     time.sleep(CHUNK_PAUSE)
             except BaseException as exc:  # noqa: BLE001 - raised by the test below
                 errors.append(exc)
@@ -143,8 +169,10 @@ def test_api_killed_at_random_moments_read_model_stays_exact(db, tmp_path, reque
                     for c in body["items"]:
                         before = mine.get(c["campaign_id"], -1)
                         if c["version"] < before:
-                            regressions.append(f"{c['campaign_id']}: version {c['version']} after {before} "
-                                               f"(database generation {generation}, api #{len(rs.apis)})")
+                            regressions.append(
+                                f"{c['campaign_id']}: version {c['version']} after {before} "
+                                f"(database generation {generation}, api #{len(rs.apis)})"
+                            )
                         mine[c["campaign_id"]] = max(before, c["version"])
                 if time.monotonic() >= end:
                     return
@@ -177,11 +205,15 @@ def test_api_killed_at_random_moments_read_model_stays_exact(db, tmp_path, reque
                 seen[generation] = {}
             stored = len(rdb.offsets())
             committed_at_start[id(rs.start())] = (stored, wipe)
-            print(f"kill {kills} at +{time.monotonic() - t0:.1f}s: {stored} partitions committed"
-                  f"{'; database deleted' if wipe else ''}", flush=True)
+            print(
+                f"kill {kills} at +{time.monotonic() - t0:.1f}s: {stored} partitions committed"
+                f"{'; database deleted' if wipe else ''}",
+                flush=True,
+            )
 
         t0 = time.monotonic()
         threading.Thread(target=publisher, daemon=True).start()
+
         def wait_serving(timeout: float = 60.0) -> None:
             """Until the newest API answers HTTP (its projector is then at work)."""
             deadline = time.monotonic() + timeout
@@ -205,6 +237,7 @@ def test_api_killed_at_random_moments_read_model_stays_exact(db, tmp_path, reque
             assert await wait_quiescent(s, 120), "the worker is not idle"
             await asyncio.sleep(GRACE_S)
             await publish(s, scenario.phase2)
+
         asyncio.run(phase2())
         wait_serving()
         observe_for(rng.uniform(0.1, 0.8))
@@ -237,7 +270,11 @@ def test_api_killed_at_random_moments_read_model_stays_exact(db, tmp_path, reque
         stats_recs = rs.topic_records(t.campaign_stats)
         status_recs = rs.topic_records(t.message_status)
         removal_recs = rs.topic_records(t.removals)
-        for topic, recs in ((t.campaign_stats, stats_recs), (t.message_status, status_recs), (t.removals, removal_recs)):
+        for topic, recs in (
+            (t.campaign_stats, stats_recs),
+            (t.message_status, status_recs),
+            (t.removals, removal_recs),
+        ):
             assert len(recs) == sum(v for k, v in ends.items() if k[0] == topic), f"{topic} grew after the end"
 
         def latest(recs: list[dict], key: str) -> dict[str, dict]:
@@ -246,6 +283,7 @@ def test_api_killed_at_random_moments_read_model_stays_exact(db, tmp_path, reque
                 if v[key] not in out or v["version"] >= out[v[key]]["version"]:
                     out[v[key]] = v
             return out
+
         latest_msgs = latest(status_recs, "message_id")
         latest_stats = latest(stats_recs, "campaign_id")
         by_version: dict[tuple[str, int], dict] = {}
@@ -260,51 +298,65 @@ def test_api_killed_at_random_moments_read_model_stays_exact(db, tmp_path, reque
 
         cols = ", ".join(MESSAGE_COLS)
         rows = {r[0]: r for r in rdb.query(f"SELECT {cols} FROM messages")}
-        assert set(rows) == set(latest_msgs), (f"{len(set(latest_msgs) - set(rows))} messages missing, "
-                                               f"{len(set(rows) - set(latest_msgs))} unexpected")
+        assert set(rows) == set(latest_msgs), (
+            f"{len(set(latest_msgs) - set(rows))} messages missing, {len(set(rows) - set(latest_msgs))} unexpected"
+        )
         wrong = [m for m, v in latest_msgs.items() if rows[m] != message_tuple(v)]
-        assert wrong == [], f"{len(wrong)} messages differ from their latest version, e.g. " \
-                            f"{[(rows[m], message_tuple(latest_msgs[m])) for m in wrong[:2]]}"
+        assert wrong == [], (
+            f"{len(wrong)} messages differ from their latest version, e.g. "
+            f"{[(rows[m], message_tuple(latest_msgs[m])) for m in wrong[:2]]}"
+        )
         reasons = dict(rdb.query("SELECT message_id, reason_key FROM messages"))
         for m, v in latest_msgs.items():
             want = v["not_sent_reason"] or ("OTHER" if v["status"] == "NOT_SENT" else None)
             assert reasons[m] == want, m
         assert {m: v["status"] for m, v in latest_msgs.items()} == scenario.expected.message_status
 
-        dup = rdb.query("SELECT message_id, version, COUNT(*) FROM message_history GROUP BY message_id, version "
-                        "HAVING COUNT(*) > 1")
+        dup = rdb.query(
+            "SELECT message_id, version, COUNT(*) FROM message_history GROUP BY message_id, version HAVING COUNT(*) > 1"
+        )
         assert dup == [], f"history rows applied twice: {dup[:5]}"
         hist = {(r[0], r[2]): r for r in rdb.query(f"SELECT {cols} FROM message_history")}
-        assert set(hist) == set(by_version), (f"{len(set(by_version) - set(hist))} published versions missing "
-                                              f"from the history, {len(set(hist) - set(by_version))} unexpected")
+        assert set(hist) == set(by_version), (
+            f"{len(set(by_version) - set(hist))} published versions missing "
+            f"from the history, {len(set(hist) - set(by_version))} unexpected"
+        )
         wrong = [k for k, v in by_version.items() if hist[k] != message_tuple(v)]
         assert wrong == [], f"history rows differ from the topic: {wrong[:3]}"
 
-        docs = {cid: (ver, json.loads(doc)) for cid, ver, doc in rdb.query(
-            "SELECT campaign_id, version, doc FROM campaigns")}
+        docs = {
+            cid: (ver, json.loads(doc))
+            for cid, ver, doc in rdb.query("SELECT campaign_id, version, doc FROM campaigns")
+        }
         assert set(docs) == set(latest_stats)
         for cid, rec in latest_stats.items():
             assert docs[cid] == (rec["version"], rec), f"{cid}: not the latest CampaignStats"
-        dup = rdb.query("SELECT campaign_id, version, COUNT(*) FROM campaign_history GROUP BY campaign_id, version "
-                        "HAVING COUNT(*) > 1")
+        dup = rdb.query(
+            "SELECT campaign_id, version, COUNT(*) FROM campaign_history GROUP BY campaign_id, version "
+            "HAVING COUNT(*) > 1"
+        )
         assert dup == []
-        chist = {(cid, ver): json.loads(doc) for cid, ver, doc in rdb.query(
-            "SELECT campaign_id, version, doc FROM campaign_history")}
+        chist = {
+            (cid, ver): json.loads(doc)
+            for cid, ver, doc in rdb.query("SELECT campaign_id, version, doc FROM campaign_history")
+        }
         assert set(chist) == set(stats_versions)
         assert all(chist[k] == v for k, v in stats_versions.items())
 
-        got = {r[0]: dict(zip(REMOVAL_COLS, r)) for r in rdb.query(
-            f"SELECT {', '.join(REMOVAL_COLS)} FROM removals")}
-        assert got == removals, f"{len(set(removals) - set(got))} removals missing, " \
-                                f"{len(set(got) - set(removals))} unexpected"
+        got = {r[0]: dict(zip(REMOVAL_COLS, r)) for r in rdb.query(f"SELECT {', '.join(REMOVAL_COLS)} FROM removals")}
+        assert got == removals, (
+            f"{len(set(removals) - set(got))} removals missing, {len(set(got) - set(removals))} unexpected"
+        )
         status, body = rs.get_json("/api/removals?limit=1000")
         assert status == 200 and len(body["items"]) == len(removals) and body["next_cursor"] is None
 
         assert kills >= KILLS + 1 and wiped >= WIPES
-        print(f"[{db}] seed {seed}: {kills} kills ({wiped} on a deleted database), {observations} observations of "
-              f"/api/campaigns, {len(status_recs)} status / {len(stats_recs)} stats / {len(removal_recs)} removal "
-              f"records; resumed at stored offsets: {resumed}; read model caught up {caught_up:.1f}s after the "
-              f"worker; {time.monotonic() - t0:.1f}s in all")
+        print(
+            f"[{db}] seed {seed}: {kills} kills ({wiped} on a deleted database), {observations} observations of "
+            f"/api/campaigns, {len(status_recs)} status / {len(stats_recs)} stats / {len(removal_recs)} removal "
+            f"records; resumed at stored offsets: {resumed}; read model caught up {caught_up:.1f}s after the "
+            f"worker; {time.monotonic() - t0:.1f}s in all"
+        )
     finally:
         if rs is not None:
             rs.close()

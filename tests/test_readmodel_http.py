@@ -3,6 +3,7 @@ SQLite read model filled with ReadModelWriter: contract §10's access rules, pho
 CSV safety, log scrubbing, and hostile text shown as text. No Kafka: the projector is built
 but never started (so /health/ready answers 503 "not caught up", which is fine here).
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,54 +45,132 @@ ROUND_TRIP_CONTACTS = ['he said "hi", then left', "a,b,c", "line1\nline2", "cr\r
 
 
 def stats(cid: str, name, text=None, *, kind="BATCH", v=1, sent=10, launched_at=T0) -> dict:
-    return {"campaign_id": cid, "name": name, "kind": kind, "text": text, "sender_id": "ACME", "sms_type": "marketing",
-            "created_at": T0 - 1000, "launched_at": launched_at, "launch_list_size": 20, "version": v,
-            "updated_at": T0 + v, "sent": sent, "not_sent": 2, "not_sent_by_reason": {"OPTED_OUT": 1, "OTHER": 1},
-            "status_counts": {"DELIVERED": 5, "PENDING": 2, "HARD_BOUNCE": 1, "SOFT_BOUNCE": 1, "UNKNOWN": 1,
-                              "NOT_SENT": 2},
-            "unsubscribed": 1, "credits": 10.0,
-            "rates": {"receipt": 0.5, "delivery": 0.5, "waiting": 0.2, "temporary_error": 0.1,
-                      "permanent_error": 0.1, "unknown": 0.1, "unsubscribe": 0.1},
-            "first_sent_at": T0, "last_event_at": T0 + 5000}
+    return {
+        "campaign_id": cid,
+        "name": name,
+        "kind": kind,
+        "text": text,
+        "sender_id": "ACME",
+        "sms_type": "marketing",
+        "created_at": T0 - 1000,
+        "launched_at": launched_at,
+        "launch_list_size": 20,
+        "version": v,
+        "updated_at": T0 + v,
+        "sent": sent,
+        "not_sent": 2,
+        "not_sent_by_reason": {"OPTED_OUT": 1, "OTHER": 1},
+        "status_counts": {
+            "DELIVERED": 5,
+            "PENDING": 2,
+            "HARD_BOUNCE": 1,
+            "SOFT_BOUNCE": 1,
+            "UNKNOWN": 1,
+            "NOT_SENT": 2,
+        },
+        "unsubscribed": 1,
+        "credits": 10.0,
+        "rates": {
+            "receipt": 0.5,
+            "delivery": 0.5,
+            "waiting": 0.2,
+            "temporary_error": 0.1,
+            "permanent_error": 0.1,
+            "unknown": 0.1,
+            "unsubscribe": 0.1,
+        },
+        "first_sent_at": T0,
+        "last_event_at": T0 + 5000,
+    }
 
 
-CATEGORY = {"PENDING": "waiting", "PROVIDER_ACCEPTED": "receipt", "DELIVERED": "receipt",
-            "SOFT_BOUNCE": "temporary_error", "PROVIDER_ERROR": "temporary_error",
-            "HARD_BOUNCE": "permanent_error", "UNKNOWN": "unknown", "NOT_SENT": "not_sent"}
+CATEGORY = {
+    "PENDING": "waiting",
+    "PROVIDER_ACCEPTED": "receipt",
+    "DELIVERED": "receipt",
+    "SOFT_BOUNCE": "temporary_error",
+    "PROVIDER_ERROR": "temporary_error",
+    "HARD_BOUNCE": "permanent_error",
+    "UNKNOWN": "unknown",
+    "NOT_SENT": "not_sent",
+}
 
 
-def status(mid: str, cid: str, st_: str, *, phone=PHONE_FR, contact=None, v=1, reason=None, error_code=None,
-           provider="prov", valid=True) -> dict:
-    return {"message_id": mid, "campaign_id": cid, "contact_id": contact if contact is not None else f"ct-{mid}",
-            "phone": phone, "status": st_, "category": CATEGORY[st_], "error_code": error_code, "provider": provider,
-            "sent_at": T0 + 10, "status_at": T0 + 100 * v, "version": v, "not_sent_reason": reason,
-            "phone_valid": valid}
+def status(
+    mid: str,
+    cid: str,
+    st_: str,
+    *,
+    phone=PHONE_FR,
+    contact=None,
+    v=1,
+    reason=None,
+    error_code=None,
+    provider="prov",
+    valid=True,
+) -> dict:
+    return {
+        "message_id": mid,
+        "campaign_id": cid,
+        "contact_id": contact if contact is not None else f"ct-{mid}",
+        "phone": phone,
+        "status": st_,
+        "category": CATEGORY[st_],
+        "error_code": error_code,
+        "provider": provider,
+        "sent_at": T0 + 10,
+        "status_at": T0 + 100 * v,
+        "version": v,
+        "not_sent_reason": reason,
+        "phone_valid": valid,
+    }
 
 
 def fill(sv, extra_messages=()) -> None:
     b = Batch()
     off = iter(range(10_000))
-    for rec in (stats("c1", XSS, BOLD), stats("c2", BOLD, XSS, kind="AUTOMATED", sent=5),
-                stats(ATTR_XSS, ATTR_XSS, ATTR_XSS, launched_at=T0 + 1), stats("plain", "Plain campaign", "Hello")):
+    for rec in (
+        stats("c1", XSS, BOLD),
+        stats("c2", BOLD, XSS, kind="AUTOMATED", sent=5),
+        stats(ATTR_XSS, ATTR_XSS, ATTR_XSS, launched_at=T0 + 1),
+        stats("plain", "Plain campaign", "Hello"),
+    ):
         b.add_stats(rec)
         b.advance("sms.campaign-stats", 0, next(off))
-    msgs = [status("m1", "c1", "PENDING", v=1), status("m1", "c1", "PROVIDER_ACCEPTED", v=2),
-            status("m1", "c1", "DELIVERED", v=3),
-            status("m2", "c1", "HARD_BOUNCE", phone=PHONE_UK, error_code="=cmd|' /C calc'!A0", provider="@SUM(1)"),
-            status("m3", "c1", "NOT_SENT", phone=PHONE_BAD, valid=False),
-            status("m4", "c1", "NOT_SENT", reason="OPTED_OUT", contact=XSS),
-            status("m5", "c1", "SOFT_BOUNCE", contact=BOLD), status("m6", "c1", "UNKNOWN"),
-            status("m7", "c1", "PROVIDER_ERROR"), status("x1", ATTR_XSS, "DELIVERED", contact=ATTR_XSS)]
+    msgs = [
+        status("m1", "c1", "PENDING", v=1),
+        status("m1", "c1", "PROVIDER_ACCEPTED", v=2),
+        status("m1", "c1", "DELIVERED", v=3),
+        status("m2", "c1", "HARD_BOUNCE", phone=PHONE_UK, error_code="=cmd|' /C calc'!A0", provider="@SUM(1)"),
+        status("m3", "c1", "NOT_SENT", phone=PHONE_BAD, valid=False),
+        status("m4", "c1", "NOT_SENT", reason="OPTED_OUT", contact=XSS),
+        status("m5", "c1", "SOFT_BOUNCE", contact=BOLD),
+        status("m6", "c1", "UNKNOWN"),
+        status("m7", "c1", "PROVIDER_ERROR"),
+        status("x1", ATTR_XSS, "DELIVERED", contact=ATTR_XSS),
+    ]
     msgs += list(extra_messages)
     for rec in msgs:
         b.add_status(rec)
         b.advance("sms.message-status", 0, next(off))
-    for i, (phone, reason) in enumerate([(PHONE_UK, "PERMANENT_ERROR"), (PHONE_FR, "BLACKLISTED"),
-                                         (PHONE_BAD, "OTHER")]):
-        b.add_removal({"event_id": f"ev{i}", "phone": phone, "reason": reason, "contact_id": f"ct-{i}",
-                       "campaign_id": "c1", "message_id": "m2", "status": "HARD_BOUNCE" if i == 0 else None,
-                       "error_code": None, "provider": "prov", "channel": "STOP_KEYWORD" if i == 1 else None,
-                       "at": T0 + i})
+    for i, (phone, reason) in enumerate(
+        [(PHONE_UK, "PERMANENT_ERROR"), (PHONE_FR, "BLACKLISTED"), (PHONE_BAD, "OTHER")]
+    ):
+        b.add_removal(
+            {
+                "event_id": f"ev{i}",
+                "phone": phone,
+                "reason": reason,
+                "contact_id": f"ct-{i}",
+                "campaign_id": "c1",
+                "message_id": "m2",
+                "status": "HARD_BOUNCE" if i == 0 else None,
+                "error_code": None,
+                "provider": "prov",
+                "channel": "STOP_KEYWORD" if i == 1 else None,
+                "at": T0 + i,
+            }
+        )
         b.advance("sms.address-book-removals", 0, next(off))
     ReadModelWriter(sv.db).apply(b)
 
@@ -117,13 +196,30 @@ def client(app) -> TestClient:
     return TestClient(app, follow_redirects=False)
 
 
-API_ROUTES = ["/api/campaigns", "/api/campaigns?q=c&sort=name&limit=2", "/api/campaigns/c1",
-              "/api/campaigns/c1/messages", "/api/campaigns/c1/messages?status=DELIVERED",
-              "/api/campaigns/c1/messages.csv", "/api/campaigns/c1/messages.csv?not_sent_reason=OTHER",
-              "/api/messages/m1", "/api/removals", "/api/removals?reason=BLACKLISTED"]
+API_ROUTES = [
+    "/api/campaigns",
+    "/api/campaigns?q=c&sort=name&limit=2",
+    "/api/campaigns/c1",
+    "/api/campaigns/c1/messages",
+    "/api/campaigns/c1/messages?status=DELIVERED",
+    "/api/campaigns/c1/messages.csv",
+    "/api/campaigns/c1/messages.csv?not_sent_reason=OTHER",
+    "/api/messages/m1",
+    "/api/removals",
+    "/api/removals?reason=BLACKLISTED",
+]
 EVENTS = "/api/events"
-PAGES = ["/", "/?kind=BATCH", "/campaigns/c1", "/campaigns/c1?wording=emarsys", "/campaigns/c1/contacts",
-         "/campaigns/c1/contacts?status=DELIVERED", "/campaigns/c1/chart.svg", "/messages/m1", "/removals"]
+PAGES = [
+    "/",
+    "/?kind=BATCH",
+    "/campaigns/c1",
+    "/campaigns/c1?wording=emarsys",
+    "/campaigns/c1/contacts",
+    "/campaigns/c1/contacts?status=DELIVERED",
+    "/campaigns/c1/chart.svg",
+    "/messages/m1",
+    "/removals",
+]
 OPEN = ["/health/live", "/health/ready", "/metrics"]
 
 
@@ -131,8 +227,9 @@ OPEN = ["/health/live", "/health/ready", "/metrics"]
 def test_with_a_token_every_api_route_and_page_is_401_without_it(make_app):
     app, _ = make_app(TOKEN)
     c = client(app)
-    for path in API_ROUTES + [EVENTS, "/api/campaigns/nope", "/api/messages/nope", "/campaigns/nope",
-                              "/messages/nope"] + PAGES:
+    for path in (
+        API_ROUTES + [EVENTS, "/api/campaigns/nope", "/api/messages/nope", "/campaigns/nope", "/messages/nope"] + PAGES
+    ):
         r = c.get(path)
         assert r.status_code == 401, (path, r.status_code, r.text[:200])
         if path.startswith("/api/"):
@@ -146,8 +243,10 @@ def test_with_a_token_every_api_route_and_page_is_401_without_it(make_app):
     assert "smstally_api_ready" in c.get("/metrics").text
 
 
-@pytest.mark.parametrize("header", [f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", "Bearer", f"Basic {TOKEN}",
-                                    TOKEN, f"Token {TOKEN}", "Bearer  "])
+@pytest.mark.parametrize(
+    "header",
+    [f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", "Bearer", f"Basic {TOKEN}", TOKEN, f"Token {TOKEN}", "Bearer  "],
+)
 def test_a_wrong_token_is_401(make_app, header):
     app, _ = make_app(TOKEN)
     c = client(app)
@@ -181,8 +280,7 @@ def test_login_form_sets_an_httponly_samesite_strict_cookie_that_opens_pages_and
     r = c.post("/login", data={"token": TOKEN, "next": "/campaigns/c1"})
     assert r.status_code == 303 and r.headers["location"] == "/campaigns/c1"
     cookie = r.headers["set-cookie"]
-    attrs = {a.strip().split("=")[0].lower(): (a.strip().split("=", 1) + [""])[1]
-             for a in cookie.split(";")[1:]}
+    attrs = {a.strip().split("=")[0].lower(): (a.strip().split("=", 1) + [""])[1] for a in cookie.split(";")[1:]}
     assert cookie.startswith(f"{COOKIE}="), cookie
     assert "httponly" in attrs, cookie
     assert attrs.get("samesite", "").lower() == "strict", cookie
@@ -209,8 +307,15 @@ def test_login_with_a_wrong_token_is_401_and_sets_no_cookie(make_app):
     assert c.get("/").status_code == 401
 
 
-@pytest.mark.parametrize("nxt, where", [("//evil.example/x", "/"), ("https://evil.example/", "/"),
-                                        ("/\\evil.example", "/"), ("/removals?reason=OTHER", "/removals?reason=OTHER")])
+@pytest.mark.parametrize(
+    "nxt, where",
+    [
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("/removals?reason=OTHER", "/removals?reason=OTHER"),
+    ],
+)
 def test_login_redirects_only_within_the_site(make_app, nxt, where):
     app, _ = make_app(TOKEN)
     r = client(app).post("/login", data={"token": TOKEN, "next": nxt})
@@ -220,9 +325,16 @@ def test_login_redirects_only_within_the_site(make_app, nxt, where):
 def test_without_the_token_an_unknown_query_parameter_is_still_401(make_app):
     app, _ = make_app(TOKEN)
     c = client(app)
-    wrong = [f"{c.get(p).status_code} {p}" for p in ("/api/campaigns?colour=red", "/api/campaigns/c1?x=1",
-                                                      "/api/campaigns/c1/messages?page=2", "/api/removals?x=1")
-             if c.get(p).status_code != 401]
+    wrong = [
+        f"{c.get(p).status_code} {p}"
+        for p in (
+            "/api/campaigns?colour=red",
+            "/api/campaigns/c1?x=1",
+            "/api/campaigns/c1/messages?page=2",
+            "/api/removals?x=1",
+        )
+        if c.get(p).status_code != 401
+    ]
     assert wrong == []
 
 
@@ -243,11 +355,24 @@ def leaks(text: str) -> list[str]:
     return [s for secrets in SECRETS.values() for s in secrets if s in text]
 
 
-MASKED_VIEWS = ["/api/campaigns/c1/messages", "/api/campaigns/c1/messages?limit=1",
-                "/api/campaigns/c1/messages?status=NOT_SENT", "/api/messages/m1", "/api/messages/m2",
-                "/api/messages/m3", "/api/removals", f"/api/removals?phone={PHONE_UK.replace('+', '%2B')}",
-                "/api/campaigns/c1/messages.csv", "/campaigns/c1/contacts", "/campaigns/c1/contacts?status=NOT_SENT",
-                "/messages/m1", "/messages/m2", "/messages/m3", "/removals", "/removals?reason=OTHER"]
+MASKED_VIEWS = [
+    "/api/campaigns/c1/messages",
+    "/api/campaigns/c1/messages?limit=1",
+    "/api/campaigns/c1/messages?status=NOT_SENT",
+    "/api/messages/m1",
+    "/api/messages/m2",
+    "/api/messages/m3",
+    "/api/removals",
+    f"/api/removals?phone={PHONE_UK.replace('+', '%2B')}",
+    "/api/campaigns/c1/messages.csv",
+    "/campaigns/c1/contacts",
+    "/campaigns/c1/contacts?status=NOT_SENT",
+    "/messages/m1",
+    "/messages/m2",
+    "/messages/m3",
+    "/removals",
+    "/removals?reason=OTHER",
+]
 
 
 def test_without_a_token_phones_are_masked_everywhere(make_app):
@@ -297,14 +422,25 @@ def csv_rows(c: TestClient, path: str) -> list[list[str]]:
 
 
 def test_csv_neutralizes_formula_cells_but_not_an_e164_phone(make_app):
-    extra = [status(f"h{i}", "cx", "DELIVERED", phone="+33612345678", contact=cid) for i, cid in
-             enumerate(HOSTILE_CONTACTS)]
+    extra = [
+        status(f"h{i}", "cx", "DELIVERED", phone="+33612345678", contact=cid) for i, cid in enumerate(HOSTILE_CONTACTS)
+    ]
     app, _ = make_app(TOKEN, extra)
     c = client(app)
     c.headers["Authorization"] = f"Bearer {TOKEN}"
     rows = csv_rows(c, "/api/campaigns/cx/messages.csv")
-    assert rows[0] == ["message_id", "contact_id", "phone", "status", "category", "error_code", "provider",
-                       "not_sent_reason", "sent_at", "status_at"]
+    assert rows[0] == [
+        "message_id",
+        "contact_id",
+        "phone",
+        "status",
+        "category",
+        "error_code",
+        "provider",
+        "not_sent_reason",
+        "sent_at",
+        "status_at",
+    ]
     got = {r[0]: r for r in rows[1:]}
     for i, cid in enumerate(HOSTILE_CONTACTS):
         assert got[f"h{i}"][1] == "'" + cid, (cid, got[f"h{i}"][1])
@@ -315,12 +451,27 @@ def test_csv_neutralizes_formula_cells_but_not_an_e164_phone(make_app):
     assert row[5] == "'=cmd|' /C calc'!A0" and row[6] == "'@SUM(1)"
 
 
-@pytest.mark.parametrize("value, cell", [
-    ('=HYPERLINK("x")', '\'=HYPERLINK("x")'), ("+1", "'+1"), ("-1", "'-1"), ("@x", "'@x"), ("\tx", "'\tx"),
-    ("\rx", "'\rx"), ("+33612345678", "+33612345678"), ("+447700900123", "+447700900123"),
-    ("+33 6 12", "'+33 6 12"), ("+33*****5678", "'+33*****5678"), ("+0612345678", "'+0612345678"),
-    ("+1234567890123456", "'+1234567890123456"), ("+6834002", "+6834002"), ("plain", "plain"), ("", ""), ("x=1", "x=1"),
-])
+@pytest.mark.parametrize(
+    "value, cell",
+    [
+        ('=HYPERLINK("x")', '\'=HYPERLINK("x")'),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@x", "'@x"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("+33612345678", "+33612345678"),
+        ("+447700900123", "+447700900123"),
+        ("+33 6 12", "'+33 6 12"),
+        ("+33*****5678", "'+33*****5678"),
+        ("+0612345678", "'+0612345678"),
+        ("+1234567890123456", "'+1234567890123456"),
+        ("+6834002", "+6834002"),
+        ("plain", "plain"),
+        ("", ""),
+        ("x=1", "x=1"),
+    ],
+)
 def test_neutralize_cell(value, cell):
     assert neutralize_cell(value) == cell
 
@@ -344,8 +495,14 @@ def test_csv_filters_match_the_json_listing(make_app):
     app, _ = make_app(TOKEN)
     c = client(app)
     c.headers["Authorization"] = f"Bearer {TOKEN}"
-    for q in ("", "?status=DELIVERED", "?not_sent_reason=OTHER", "?category=temporary_error",
-              "?not_sent_reason=OPTED_OUT", "?error_code=nope"):
+    for q in (
+        "",
+        "?status=DELIVERED",
+        "?not_sent_reason=OTHER",
+        "?category=temporary_error",
+        "?not_sent_reason=OPTED_OUT",
+        "?error_code=nope",
+    ):
         listed = [m["message_id"] for m in c.get("/api/campaigns/c1/messages" + q).json()["items"]]
         exported = [r[0] for r in csv_rows(c, "/api/campaigns/c1/messages.csv" + q)[1:]]
         assert listed == exported, q
@@ -357,8 +514,11 @@ def test_csv_over_http_is_the_python_formatter_byte_for_byte(make_app, token):
     """The route streams the SQL-formatted export (masked without a token); it must be what
     formatting each row in Python gives (tests/test_csv_fast_path.py holds the details)."""
     from readmodel.web.csv_export import reference_chunks
-    extra = [status(f"h{i}", "c1", "DELIVERED", contact=v, error_code=v) for i, v in
-             enumerate(HOSTILE_CONTACTS + ROUND_TRIP_CONTACTS)]
+
+    extra = [
+        status(f"h{i}", "c1", "DELIVERED", contact=v, error_code=v)
+        for i, v in enumerate(HOSTILE_CONTACTS + ROUND_TRIP_CONTACTS)
+    ]
     app, sv = make_app(token, extra)
     c = client(app)
     if token:
@@ -385,14 +545,27 @@ def phone_like(draw):
         return "%2B" + cc + sub
     digits = "0" + draw(st.text(alphabet="0123456789", min_size=8, max_size=10))
     sep = draw(st.sampled_from([" ", ".", "-", "  ", " - ", "%20"]))
-    groups = [digits[:2]] + [digits[i:i + 2] for i in range(2, len(digits), 2)]
+    groups = [digits[:2]] + [digits[i : i + 2] for i in range(2, len(digits), 2)]
     if style == "e164_spaced":
         return "+" + cc + sep + sep.join(groups)[1:]
     return sep.join(groups)
 
 
-PREFIXES = ["", "to ", "phone=", "tel:", '{"phone": "', "GET /api/removals?phone=", "(", "[", "sms for ",
-            "msisdn: ", "recipients=a,", "/removals?phone=", "x&phone="]
+PREFIXES = [
+    "",
+    "to ",
+    "phone=",
+    "tel:",
+    '{"phone": "',
+    "GET /api/removals?phone=",
+    "(",
+    "[",
+    "sms for ",
+    "msisdn: ",
+    "recipients=a,",
+    "/removals?phone=",
+    "x&phone=",
+]
 SUFFIXES = ["", " ok", '"', ")", ",", ";", "&limit=10", ".", " at 12:00", " (retry 3)"]
 
 
@@ -411,19 +584,21 @@ def test_scrub_leaves_no_seven_digits_of_a_phone(prefix, phone, suffix):
     out = scrub(prefix + phone + suffix)
     assert no_long_digit_runs(out), (prefix + phone + suffix, out)
     assert out.startswith(prefix.rstrip("0123456789")) and len(out) == len(prefix + phone + suffix)
-    assert out[-len(suffix):] == suffix if suffix else True
+    assert out[-len(suffix) :] == suffix if suffix else True
 
 
-@pytest.mark.parametrize("line", ["message abc123 sent", "retry 3 of 5", "port 8080", "batch of 5000 rows",
-                                  "offset 123456", "22:13:20,010"])
+@pytest.mark.parametrize(
+    "line", ["message abc123 sent", "retry 3 of 5", "port 8080", "batch of 5000 rows", "offset 123456", "22:13:20,010"]
+)
 def test_scrub_leaves_short_numbers_alone(line):
     """Under 7 digits: not a phone. (7 digits and more are masked whatever they are, e.g. an
     epoch-ms timestamp or a dashed date in a message: the price of never printing a phone.)"""
     assert scrub(line) == line
 
 
-@pytest.mark.parametrize("line", ["GET /login?next=%2Fremovals%3Fphone%3D%2B33612345678",
-                                  "msisdn_33612345678", "phone:a0612345678"])
+@pytest.mark.parametrize(
+    "line", ["GET /login?next=%2Fremovals%3Fphone%3D%2B33612345678", "msisdn_33612345678", "phone:a0612345678"]
+)
 def test_scrub_masks_a_phone_glued_to_a_word_character(line):
     assert no_long_digit_runs(scrub(line)), scrub(line)
 
@@ -477,11 +652,21 @@ def test_install_log_scrubbing_covers_the_root_handlers_and_uvicorn():
 
 
 # -- mask_phone -----------------------------------------------------------------------------
-@pytest.mark.parametrize("phone, masked", [("+33612345678", "+33*****5678"), ("+12025550123", "+1******0123"),
-                                           ("+447700900123", "+44******0123"), ("+79161234567", "+7******4567"),
-                                           ("+35212345678", "+352****5678"), ("0612345678", "******5678"),
-                                           ("06 12 34 56 78", "** ** ** 56 78"), ("123", "123"), ("", ""),
-                                           (None, None)])
+@pytest.mark.parametrize(
+    "phone, masked",
+    [
+        ("+33612345678", "+33*****5678"),
+        ("+12025550123", "+1******0123"),
+        ("+447700900123", "+44******0123"),
+        ("+79161234567", "+7******4567"),
+        ("+35212345678", "+352****5678"),
+        ("0612345678", "******5678"),
+        ("06 12 34 56 78", "** ** ** 56 78"),
+        ("123", "123"),
+        ("", ""),
+        (None, None),
+    ],
+)
 def test_mask_phone(phone, masked):
     assert mask_phone(phone) == masked
 
@@ -493,7 +678,7 @@ def test_mask_phone_keeps_plus_country_code_and_last_four_digits_only(cc, sub):
     m = mask_phone(phone)
     assert len(m) == len(phone)
     assert m.startswith("+" + cc) and m.endswith(phone[-4:])
-    assert m[1 + len(cc):-4] == "*" * (len(phone) - len(cc) - 5)
+    assert m[1 + len(cc) : -4] == "*" * (len(phone) - len(cc) - 5)
 
 
 # -- hostile text is shown as text ------------------------------------------------------------
@@ -502,10 +687,19 @@ def test_hostile_names_and_texts_are_escaped_in_pages(make_app):
     c = client(app)
     c.headers["Authorization"] = f"Bearer {TOKEN}"
     from urllib.parse import quote
-    pages = {"/": (XSS, BOLD, ATTR_XSS), "/campaigns/c1": (XSS, BOLD), "/campaigns/c2": (BOLD, XSS),
-             f"/campaigns/{quote(ATTR_XSS, safe='')}": (ATTR_XSS,), "/campaigns/c1/contacts": (XSS, BOLD),
-             f"/campaigns/{quote(ATTR_XSS, safe='')}/contacts": (ATTR_XSS,), "/messages/m4": (XSS,),
-             "/messages/m5": (BOLD,), "/?q=" + quote(XSS): (XSS,), "/removals?phone=" + quote(XSS): (XSS,)}
+
+    pages = {
+        "/": (XSS, BOLD, ATTR_XSS),
+        "/campaigns/c1": (XSS, BOLD),
+        "/campaigns/c2": (BOLD, XSS),
+        f"/campaigns/{quote(ATTR_XSS, safe='')}": (ATTR_XSS,),
+        "/campaigns/c1/contacts": (XSS, BOLD),
+        f"/campaigns/{quote(ATTR_XSS, safe='')}/contacts": (ATTR_XSS,),
+        "/messages/m4": (XSS,),
+        "/messages/m5": (BOLD,),
+        "/?q=" + quote(XSS): (XSS,),
+        "/removals?phone=" + quote(XSS): (XSS,),
+    }
     for path, values in pages.items():
         r = c.get(path)
         assert r.status_code == 200, (path, r.status_code, r.text[:300])
@@ -534,8 +728,17 @@ def test_ids_with_a_slash_are_reachable(make_app):
     b.advance("sms.campaign-stats", 1, 0)
     ReadModelWriter(app.state.services.db).apply(b)
     assert 'href="/campaigns/2024%2Fblack-friday"' in c.get("/").text
-    wrong = [f"{c.get(p).status_code} {p}" for p in (
-        "/api/campaigns/2024%2Fblack-friday", "/api/campaigns/2024%2Fblack-friday/messages",
-        "/api/campaigns/2024%2Fblack-friday/messages.csv", "/api/messages/m%2F1", "/campaigns/2024%2Fblack-friday",
-        "/campaigns/2024%2Fblack-friday/contacts", "/messages/m%2F1") if c.get(p).status_code != 200]
+    wrong = [
+        f"{c.get(p).status_code} {p}"
+        for p in (
+            "/api/campaigns/2024%2Fblack-friday",
+            "/api/campaigns/2024%2Fblack-friday/messages",
+            "/api/campaigns/2024%2Fblack-friday/messages.csv",
+            "/api/messages/m%2F1",
+            "/campaigns/2024%2Fblack-friday",
+            "/campaigns/2024%2Fblack-friday/contacts",
+            "/messages/m%2F1",
+        )
+        if c.get(p).status_code != 200
+    ]
     assert wrong == []

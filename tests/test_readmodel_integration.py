@@ -8,6 +8,7 @@ started after the day, so ``/health/ready`` means it holds everything on the top
 SQLite API runs without a token (phones masked), the PostgreSQL one with a token (phones in
 full, 401 without it).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 import phonenumbers
@@ -39,9 +40,19 @@ PAGE = 137  # an odd page size, so that pages end anywhere
 STATUSES = tuple(catalog.STATUSES)
 CATEGORIES = tuple(sorted({s.category for s in catalog.STATUSES.values()}))
 REASONS = tuple(catalog.NOT_SENT_REASONS)
-CSV_HEADER = ["message_id", "contact_id", "phone", "status", "category", "error_code", "provider",
-              "not_sent_reason", "sent_at", "status_at"]
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+CSV_HEADER = [
+    "message_id",
+    "contact_id",
+    "phone",
+    "status",
+    "category",
+    "error_code",
+    "provider",
+    "not_sent_reason",
+    "sent_at",
+    "status_at",
+]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # -------------------------------------------------------------------------------- helpers
@@ -116,20 +127,31 @@ def day(tmp_path_factory):
             removals = topics.topic_records(t.removals)
             stats = latest(topics.topic_records(t.campaign_stats), "campaign_id")
             msgs = latest(statuses, "message_id")
-            if ({m: v["status"] for m, v in msgs.items()} == scenario.expected.message_status
-                    and {r["event_id"] for r in removals} == want_removals
-                    and mismatches(scenario.expected.stats, stats) == []):
+            if (
+                {m: v["status"] for m, v in msgs.items()} == scenario.expected.message_status
+                and {r["event_id"] for r in removals} == want_removals
+                and mismatches(scenario.expected.stats, stats) == []
+            ):
                 break
             assert time.monotonic() < deadline, "the worker's outputs are not what the day implies"
         versions: dict[str, dict[int, dict]] = {}
         for v in statuses:
             versions.setdefault(v["message_id"], {})[v["version"]] = v
         sends = [e.value for e in scenario.phase1 if e.topic == TOPIC_MESSAGE_SENT]
-        print(f"\nday: {len(scenario.phase1) + len(scenario.phase2)} events processed in "
-              f"{time.monotonic() - t0:.1f}s; {len(statuses)} status records, {len(removals)} removal records")
-        yield Day(cluster, scenario, stats, msgs, versions, {r["event_id"]: r for r in removals},
-                  {v["message_id"]: v["campaign_id"] for v in sends},
-                  {v["message_id"]: v["not_sent_reason"] for v in sends})
+        print(
+            f"\nday: {len(scenario.phase1) + len(scenario.phase2)} events processed in "
+            f"{time.monotonic() - t0:.1f}s; {len(statuses)} status records, {len(removals)} removal records"
+        )
+        yield Day(
+            cluster,
+            scenario,
+            stats,
+            msgs,
+            versions,
+            {r["event_id"]: r for r in removals},
+            {v["message_id"]: v["campaign_id"] for v in sends},
+            {v["message_id"]: v["not_sent_reason"] for v in sends},
+        )
     finally:
         cluster.close()
 
@@ -214,10 +236,11 @@ def test_campaigns_equal_expected_stats_and_the_topic(read, day):
 
 
 def _order(items: list[dict], sort: str) -> list[str]:
-    key = {"launched_at": lambda c: (c.get("launched_at") if c.get("launched_at") is not None else -1,
-                                     c["campaign_id"]),
-           "name": lambda c: ((c.get("name") or "").lower(), c["campaign_id"]),
-           "sent": lambda c: (c["sent"], c["campaign_id"])}[sort.lstrip("-")]
+    key = {
+        "launched_at": lambda c: (c.get("launched_at") if c.get("launched_at") is not None else -1, c["campaign_id"]),
+        "name": lambda c: ((c.get("name") or "").lower(), c["campaign_id"]),
+        "sent": lambda c: (c["sent"], c["campaign_id"]),
+    }[sort.lstrip("-")]
     return [c["campaign_id"] for c in sorted(items, key=key, reverse=sort.startswith("-"))]
 
 
@@ -253,8 +276,21 @@ def test_campaign_filters(read, day):
         assert ids(kind=kind) == where(lambda c: c["kind"] == kind)
     # q: a case-insensitive substring of the name or of the id, with LIKE's own characters literal
     names = [c["name"] for c in everything]
-    probes = ["", "CMP-", f"cmp-{SEED}-0{CAMPAIGNS}", f"-{SEED}-01".upper(), "zzz-nothing", "%", "_", "\\",
-              "'", "-30%", "é", "É", "(CORRIGÉ)"]
+    probes = [
+        "",
+        "CMP-",
+        f"cmp-{SEED}-0{CAMPAIGNS}",
+        f"-{SEED}-01".upper(),
+        "zzz-nothing",
+        "%",
+        "_",
+        "\\",
+        "'",
+        "-30%",
+        "é",
+        "É",
+        "(CORRIGÉ)",
+    ]
     for n in names:
         probes += [n.upper(), n[2:7].swapcase(), n[-4:]]
     for probe in probes:
@@ -270,12 +306,19 @@ def test_campaign_filters(read, day):
         assert ids(launched_from=at) == where(lambda x: x["launched_at"] >= at)
         assert ids(launched_to=at) == where(lambda x: x["launched_at"] <= at)
         assert ids(launched_from=at, launched_to=at) == where(lambda x: x["launched_at"] == at)
-        assert ids(launched_from=at + 1, kind="BATCH") == where(lambda x: x["launched_at"] > at and x["kind"] == "BATCH")
+        assert ids(launched_from=at + 1, kind="BATCH") == where(
+            lambda x: x["launched_at"] > at and x["kind"] == "BATCH"
+        )
     assert ids(launched_from=0, launched_to=0) == set()
     # all filters at once
     c = max(everything, key=lambda x: x["sent"])
-    assert ids(q=c["campaign_id"].upper(), kind=c["kind"], launched_from=c["launched_at"],
-               launched_to=c["launched_at"], sort="-sent") == {c["campaign_id"]}
+    assert ids(
+        q=c["campaign_id"].upper(),
+        kind=c["kind"],
+        launched_from=c["launched_at"],
+        launched_to=c["launched_at"],
+        sort="-sent",
+    ) == {c["campaign_id"]}
 
 
 # ----------------------------------------------------------------------------- messages
@@ -291,14 +334,18 @@ def _expected_sets(day: Day):
     return want
 
 
-FILTERS = [("status", s) for s in STATUSES] + [("category", c) for c in CATEGORIES] + \
-          [("not_sent_reason", r) for r in REASONS]
+FILTERS = (
+    [("status", s) for s in STATUSES]
+    + [("category", c) for c in CATEGORIES]
+    + [("not_sent_reason", r) for r in REASONS]
+)
 
 
 def test_message_listings_by_status_category_and_reason_equal_expected(read, day):
     want = _expected_sets(day)
-    assert any(day.reason_of[m] is None and st == catalog.NOT_SENT
-               for m, st in day.scenario.expected.message_status.items()), "the day should have a reasonless NOT_SENT"
+    assert any(
+        day.reason_of[m] is None and st == catalog.NOT_SENT for m, st in day.scenario.expected.message_status.items()
+    ), "the day should have a reasonless NOT_SENT"
     checked = 0
     for cid in day.stats:
         for field, value in FILTERS:
@@ -309,8 +356,9 @@ def test_message_listings_by_status_category_and_reason_equal_expected(read, day
             assert set(got) == want.get((cid, field, value), set()), f"{cid} {field}={value}"
             assert all(m["campaign_id"] == cid for m in items)
             checked += len(got)
-    assert checked == 2 * MESSAGES + sum(1 for s in day.scenario.expected.message_status.values()
-                                         if s == catalog.NOT_SENT)
+    assert checked == 2 * MESSAGES + sum(
+        1 for s in day.scenario.expected.message_status.values() if s == catalog.NOT_SENT
+    )
 
 
 def test_message_rows_are_the_latest_status_on_the_topic(read, day):
@@ -326,10 +374,17 @@ def test_message_rows_are_the_latest_status_on_the_topic(read, day):
     for cid, code in sorted(codes)[:12]:
         got = {m["message_id"] for m in listing(read, f"/api/campaigns/{quote(cid)}/messages" + q(error_code=code))}
         assert got == {m for m, v in day.messages.items() if v["campaign_id"] == cid and v["error_code"] == code}
-        got = {m["message_id"] for m in listing(
-            read, f"/api/campaigns/{quote(cid)}/messages" + q(error_code=code, category="permanent_error"))}
-        assert got == {m for m, v in day.messages.items() if v["campaign_id"] == cid and v["error_code"] == code
-                       and v["category"] == "permanent_error"}
+        got = {
+            m["message_id"]
+            for m in listing(
+                read, f"/api/campaigns/{quote(cid)}/messages" + q(error_code=code, category="permanent_error")
+            )
+        }
+        assert got == {
+            m
+            for m, v in day.messages.items()
+            if v["campaign_id"] == cid and v["error_code"] == code and v["category"] == "permanent_error"
+        }
 
 
 def test_csv_has_the_same_rows_as_the_json_listing(read, day):
@@ -407,14 +462,15 @@ def test_removals_by_phone_in_any_format(read, day):
     fr = sorted(p for p in removed if p.startswith("+336") or p.startswith("+337"))
     assert fr, "the day should remove French mobiles"
     several = [p for p in fr if len(removed[p]) > 1]
-    for phone in (several[:3] + fr[:5]):
+    for phone in several[:3] + fr[:5]:
         for written in (_national(phone, 0), _national(phone, 1), _national(phone, 2), phone):
             got = listing(read, "/api/removals" + q(phone=written), limit=1)
             assert {r["event_id"] for r in got} == removed[phone], f"phone={written!r} for {phone}"
             assert all(r["phone"] == phone_out(read, phone) for r in got)
         got = listing(read, "/api/removals" + q(phone=_national(phone, 0), reason=PERMANENT_ERROR))
-        assert {r["event_id"] for r in got} == {e for e in removed[phone]
-                                                if day.removals[e]["reason"] == PERMANENT_ERROR}
+        assert {r["event_id"] for r in got} == {
+            e for e in removed[phone] if day.removals[e]["reason"] == PERMANENT_ERROR
+        }
     assert listing(read, "/api/removals" + q(phone="06 00 00 00 01")) == []
     for phone in removed:
         if not phone.startswith("+"):  # kept as given (unparseable): matched as given
@@ -439,14 +495,22 @@ def test_phones_masked_without_a_token_in_full_with_one(read, day):
         return
     # with a token: nothing under /api/ without it, or with a wrong one
     mid = next(iter(day.messages))
-    for path in ("/api/campaigns", f"/api/campaigns/{cid}", f"/api/campaigns/{cid}/messages",
-                 f"/api/campaigns/{cid}/messages.csv", f"/api/messages/{mid}", "/api/removals",
-                 "/api/campaigns?kind=BOTH", "/api/nothing-here"):
+    for path in (
+        "/api/campaigns",
+        f"/api/campaigns/{cid}",
+        f"/api/campaigns/{cid}/messages",
+        f"/api/campaigns/{cid}/messages.csv",
+        f"/api/messages/{mid}",
+        "/api/removals",
+        "/api/campaigns?kind=BOTH",
+        "/api/nothing-here",
+    ):
         status, headers, body = read.request(path, auth=False)
         assert status in (401, 404) if path == "/api/nothing-here" else status == 401, (path, status, body)
         if status == 401:
             assert json.loads(body)["detail"] and headers.get("www-authenticate", "").startswith("Bearer")
     import urllib.request
+
     req = urllib.request.Request(f"{read.api.url}/api/campaigns", headers={"Authorization": "Bearer wrong"})
     try:
         urllib.request.urlopen(req, timeout=10)
@@ -459,8 +523,13 @@ def test_phones_masked_without_a_token_in_full_with_one(read, day):
 
 # ------------------------------------------------------------------------------- errors
 def test_unknown_campaign_or_message_is_404(read, day):
-    for path in ("/api/campaigns/cmp-none", "/api/campaigns/cmp-none/messages", "/api/campaigns/cmp-none/messages.csv",
-                 "/api/messages/msg-none", "/api/campaigns/cmp-none/messages?status=PENDING"):
+    for path in (
+        "/api/campaigns/cmp-none",
+        "/api/campaigns/cmp-none/messages",
+        "/api/campaigns/cmp-none/messages.csv",
+        "/api/messages/msg-none",
+        "/api/campaigns/cmp-none/messages?status=PENDING",
+    ):
         status, _, body = read.request(path)
         assert status == 404, (path, status, body)
         assert "none" in json.loads(body)["detail"]
@@ -468,6 +537,7 @@ def test_unknown_campaign_or_message_is_404(read, day):
 
 def _cursor(*parts) -> str:
     import base64
+
     return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
 
 
@@ -516,8 +586,12 @@ def test_bad_requests_are_400_with_a_readable_detail(read, day):
         detail = json.loads(body)["detail"]
         assert isinstance(detail, str) and what in detail, (path, detail)
     # the good ones next to them still answer
-    for path in ("/api/campaigns?limit=1", "/api/campaigns?limit=1000", f"/api/campaigns/{cid}/messages?limit=1000",
-                 "/api/removals?limit=1"):
+    for path in (
+        "/api/campaigns?limit=1",
+        "/api/campaigns?limit=1000",
+        f"/api/campaigns/{cid}/messages?limit=1000",
+        "/api/removals?limit=1",
+    ):
         assert read.request(path)[0] == 200, path
 
 
@@ -545,8 +619,12 @@ def test_missing_token_is_401_before_any_query_check(read, day):
     cid = quote(next(iter(day.stats)))
     wrong = []
     want = 401 if read.token is not None else 400  # without a token configured there is nothing to miss
-    for path in ("/api/campaigns?colour=red", f"/api/campaigns/{cid}?verbose=1",
-                 f"/api/campaigns/{cid}/messages?page=2", "/api/removals?campaign_id=x"):
+    for path in (
+        "/api/campaigns?colour=red",
+        f"/api/campaigns/{cid}?verbose=1",
+        f"/api/campaigns/{cid}/messages?page=2",
+        "/api/removals?campaign_id=x",
+    ):
         status, _, body = read.request(path, auth=False)
         if status != want:
             wrong.append(f"{status} for {path}: {body[:100]!r}")
@@ -567,8 +645,14 @@ def test_smstally_export_writes_the_api_csv(read, day, tmp_path):
         env["SMSTALLY_API_TOKEN"] = read.token
     for args, query in ((["--status", "HARD_BOUNCE"], q(status="HARD_BOUNCE")), ([], "")):
         out = tmp_path / f"export{len(args)}.csv"
-        proc = subprocess.run([sys.executable, "-m", "streams.cli", "export", cid, *args, "-o", str(out)],
-                              env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "export", cid, *args, "-o", str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         assert proc.returncode == 0, proc.stderr
         status, _, body = read.request(f"/api/campaigns/{quote(cid)}/messages.csv{query}", timeout=30)
         assert status == 200
@@ -577,8 +661,14 @@ def test_smstally_export_writes_the_api_csv(read, day, tmp_path):
     if read.token:  # a wrong token: a clear error, exit 1, no file left
         env["SMSTALLY_API_TOKEN"] = "wrong"
         bad = tmp_path / "bad.csv"
-        proc = subprocess.run([sys.executable, "-m", "streams.cli", "export", cid, "-o", str(bad)], env=env,
-                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "export", cid, "-o", str(bad)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         assert proc.returncode == 1 and "401" in proc.stderr and not bad.exists(), proc.stderr
         assert not (tmp_path / "bad.csv.part").exists()
 

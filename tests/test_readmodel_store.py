@@ -11,6 +11,7 @@ SQLite file and a real PostgreSQL database (tests/pgcluster.py): no Kafka, no mo
 * Queries: keyset paging in every sort, with rows arriving between pages; ``q`` is a
   literal substring; ``not_sent_reason=OTHER``; cursors checked when they come back.
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,18 +25,35 @@ from readmodel.db import Database
 from readmodel.queries import SORTS, BadRequest, ReadModel, encode_cursor
 from readmodel.store import Batch, ReadModelWriter
 
-PROPS = settings(max_examples=40, deadline=None,
-                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                        HealthCheck.data_too_large])
+PROPS = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 FEW = settings(PROPS, max_examples=25)
 
 TABLES = ("offsets", "campaigns", "campaign_history", "messages", "message_history", "removals")
 TOPICS = {"stats": "sms.campaign-stats", "status": "sms.message-status", "removal": "sms.address-book-removals"}
-STATUSES = ("PENDING", "PROVIDER_ACCEPTED", "DELIVERED", "SOFT_BOUNCE", "PROVIDER_ERROR", "HARD_BOUNCE",
-            "UNKNOWN", "NOT_SENT")
-CATEGORY = {"PENDING": "waiting", "PROVIDER_ACCEPTED": "receipt", "DELIVERED": "receipt",
-            "SOFT_BOUNCE": "temporary_error", "PROVIDER_ERROR": "temporary_error",
-            "HARD_BOUNCE": "permanent_error", "UNKNOWN": "unknown", "NOT_SENT": "not_sent"}
+STATUSES = (
+    "PENDING",
+    "PROVIDER_ACCEPTED",
+    "DELIVERED",
+    "SOFT_BOUNCE",
+    "PROVIDER_ERROR",
+    "HARD_BOUNCE",
+    "UNKNOWN",
+    "NOT_SENT",
+)
+CATEGORY = {
+    "PENDING": "waiting",
+    "PROVIDER_ACCEPTED": "receipt",
+    "DELIVERED": "receipt",
+    "SOFT_BOUNCE": "temporary_error",
+    "PROVIDER_ERROR": "temporary_error",
+    "HARD_BOUNCE": "permanent_error",
+    "UNKNOWN": "unknown",
+    "NOT_SENT": "not_sent",
+}
 
 
 # -- the database ---------------------------------------------------------------------------
@@ -74,14 +92,28 @@ def snapshot(db: Database) -> dict[str, list[tuple]]:
 
 # -- records: the content is a function of (key, version), as the contract promises ---------
 def stats_rec(cid: str, v: int) -> dict:
-    return {"campaign_id": cid, "name": None if v % 5 == 0 else f"Campaign {cid.upper()} v{v}",
-            "kind": ("BATCH", "AUTOMATED", None)[v % 3], "text": f"text {v}", "sender_id": "ACME",
-            "sms_type": "marketing", "created_at": 1_700_000_000_000,
-            "launched_at": None if v % 4 == 0 else 1_700_000_000_000 + v, "launch_list_size": 10 * v,
-            "version": v, "updated_at": 1_700_000_000_000 + 1000 * v, "sent": 10 * v, "not_sent": v,
-            "not_sent_by_reason": {"OTHER": v}, "status_counts": {"DELIVERED": 7 * v, "PENDING": 3 * v},
-            "unsubscribed": v // 2, "credits": 1.5 * v, "rates": {"delivery": 0.7, "receipt": 0.7},
-            "first_sent_at": 1_700_000_000_000, "last_event_at": 1_700_000_000_000 + v}
+    return {
+        "campaign_id": cid,
+        "name": None if v % 5 == 0 else f"Campaign {cid.upper()} v{v}",
+        "kind": ("BATCH", "AUTOMATED", None)[v % 3],
+        "text": f"text {v}",
+        "sender_id": "ACME",
+        "sms_type": "marketing",
+        "created_at": 1_700_000_000_000,
+        "launched_at": None if v % 4 == 0 else 1_700_000_000_000 + v,
+        "launch_list_size": 10 * v,
+        "version": v,
+        "updated_at": 1_700_000_000_000 + 1000 * v,
+        "sent": 10 * v,
+        "not_sent": v,
+        "not_sent_by_reason": {"OTHER": v},
+        "status_counts": {"DELIVERED": 7 * v, "PENDING": 3 * v},
+        "unsubscribed": v // 2,
+        "credits": 1.5 * v,
+        "rates": {"delivery": 0.7, "receipt": 0.7},
+        "first_sent_at": 1_700_000_000_000,
+        "last_event_at": 1_700_000_000_000 + v,
+    }
 
 
 def status_rec(mid: str, v: int) -> dict:
@@ -89,25 +121,46 @@ def status_rec(mid: str, v: int) -> dict:
     reason = None
     if status == "NOT_SENT":
         reason = (None, "OPTED_OUT", "INVALID_NUMBER")[int(mid[1:]) % 3]
-    return {"message_id": mid, "campaign_id": f"camp-{int(mid[1:]) % 2}", "contact_id": None if v == 3 else f"ct-{mid}",
-            "phone": f"+3361234{int(mid[1:]):04d}", "status": status, "category": CATEGORY[status],
-            "error_code": "E42" if status in ("HARD_BOUNCE", "SOFT_BOUNCE") else None,
-            "provider": None if v % 2 else "prov", "sent_at": 1_700_000_000_000 + int(mid[1:]),
-            "status_at": 1_700_000_000_000 + 100 * v, "version": v, "not_sent_reason": reason,
-            "phone_valid": v % 7 != 6}
+    return {
+        "message_id": mid,
+        "campaign_id": f"camp-{int(mid[1:]) % 2}",
+        "contact_id": None if v == 3 else f"ct-{mid}",
+        "phone": f"+3361234{int(mid[1:]):04d}",
+        "status": status,
+        "category": CATEGORY[status],
+        "error_code": "E42" if status in ("HARD_BOUNCE", "SOFT_BOUNCE") else None,
+        "provider": None if v % 2 else "prov",
+        "sent_at": 1_700_000_000_000 + int(mid[1:]),
+        "status_at": 1_700_000_000_000 + 100 * v,
+        "version": v,
+        "not_sent_reason": reason,
+        "phone_valid": v % 7 != 6,
+    }
 
 
 def removal_rec(eid: str) -> dict:
     n = int(eid[1:])
-    return {"event_id": eid, "phone": f"+3361234{n:04d}", "reason": ("PERMANENT_ERROR", "BLACKLISTED", "OTHER")[n % 3],
-            "contact_id": f"ct-{n}", "campaign_id": f"camp-{n % 2}" if n % 2 else None,
-            "message_id": f"m{n}", "status": "HARD_BOUNCE" if n % 3 == 0 else None, "error_code": None,
-            "provider": "prov", "channel": "STOP_KEYWORD" if n % 3 == 1 else None, "at": 1_700_000_000_000 + n}
+    return {
+        "event_id": eid,
+        "phone": f"+3361234{n:04d}",
+        "reason": ("PERMANENT_ERROR", "BLACKLISTED", "OTHER")[n % 3],
+        "contact_id": f"ct-{n}",
+        "campaign_id": f"camp-{n % 2}" if n % 2 else None,
+        "message_id": f"m{n}",
+        "status": "HARD_BOUNCE" if n % 3 == 0 else None,
+        "error_code": None,
+        "provider": "prov",
+        "channel": "STOP_KEYWORD" if n % 3 == 1 else None,
+        "at": 1_700_000_000_000 + n,
+    }
 
 
 def make(kind: str, key: str, v: int) -> dict:
-    return {"stats": lambda: stats_rec(key, v), "status": lambda: status_rec(key, v),
-            "removal": lambda: removal_rec(key)}[kind]()
+    return {
+        "stats": lambda: stats_rec(key, v),
+        "status": lambda: status_rec(key, v),
+        "removal": lambda: removal_rec(key),
+    }[kind]()
 
 
 record_refs = st.one_of(
@@ -148,19 +201,35 @@ def read_tables(db: Database) -> dict:
     """The tables by column name (not by position), decoded."""
     q = db.query
     return {
-        "campaigns": {r[0]: (r[1], r[2], r[3], r[4], r[5], r[6], orjson.loads(r[7])) for r in q(
-            "SELECT campaign_id, version, id_lc, name_lc, kind, launched_at, sent, doc FROM campaigns")},
-        "campaign_history": {(r[0], r[1]): (r[2], orjson.loads(r[3])) for r in q(
-            "SELECT campaign_id, version, updated_at, doc FROM campaign_history")},
-        "messages": {r[0]: tuple(r[1:]) for r in q(
-            "SELECT message_id, campaign_id, version, contact_id, phone, status, category, error_code, provider, "
-            "not_sent_reason, reason_key, sent_at, status_at, phone_valid FROM messages")},
-        "message_history": {(r[0], r[1]): tuple(r[2:]) for r in q(
-            "SELECT message_id, version, campaign_id, contact_id, phone, status, category, error_code, provider, "
-            "not_sent_reason, sent_at, status_at, phone_valid FROM message_history")},
-        "removals": {r[0]: tuple(r) for r in q(
-            "SELECT event_id, phone, reason, contact_id, campaign_id, message_id, status, error_code, provider, "
-            "channel, at FROM removals")},
+        "campaigns": {
+            r[0]: (r[1], r[2], r[3], r[4], r[5], r[6], orjson.loads(r[7]))
+            for r in q("SELECT campaign_id, version, id_lc, name_lc, kind, launched_at, sent, doc FROM campaigns")
+        },
+        "campaign_history": {
+            (r[0], r[1]): (r[2], orjson.loads(r[3]))
+            for r in q("SELECT campaign_id, version, updated_at, doc FROM campaign_history")
+        },
+        "messages": {
+            r[0]: tuple(r[1:])
+            for r in q(
+                "SELECT message_id, campaign_id, version, contact_id, phone, status, category, error_code, provider, "
+                "not_sent_reason, reason_key, sent_at, status_at, phone_valid FROM messages"
+            )
+        },
+        "message_history": {
+            (r[0], r[1]): tuple(r[2:])
+            for r in q(
+                "SELECT message_id, version, campaign_id, contact_id, phone, status, category, error_code, provider, "
+                "not_sent_reason, sent_at, status_at, phone_valid FROM message_history"
+            )
+        },
+        "removals": {
+            r[0]: tuple(r)
+            for r in q(
+                "SELECT event_id, phone, reason, contact_id, campaign_id, message_id, status, error_code, provider, "
+                "channel, at FROM removals"
+            )
+        },
         "offsets": {(r[0], r[1]): r[2] for r in q("SELECT topic, part, next_offset FROM offsets")},
     }
 
@@ -174,17 +243,42 @@ def expected_tables(items: list[tuple]) -> dict:
         latest[(kind, key)] = max(v, latest.get((kind, key), v))
         seen.add((kind, key, v))
         offsets[(topic, part)] = max(off + 1, offsets.get((topic, part), 0))
-    out: dict = {"campaigns": {}, "campaign_history": {}, "messages": {}, "message_history": {}, "removals": {},
-                 "offsets": offsets}
+    out: dict = {
+        "campaigns": {},
+        "campaign_history": {},
+        "messages": {},
+        "message_history": {},
+        "removals": {},
+        "offsets": offsets,
+    }
     for (kind, key), v in latest.items():
         r = make(kind, key, v)
         if kind == "stats":
-            out["campaigns"][key] = (v, key.lower(), (r["name"] or "").lower(), r["kind"], r["launched_at"],
-                                     r["sent"], r)
+            out["campaigns"][key] = (
+                v,
+                key.lower(),
+                (r["name"] or "").lower(),
+                r["kind"],
+                r["launched_at"],
+                r["sent"],
+                r,
+            )
         elif kind == "status":
-            out["messages"][key] = (r["campaign_id"], v, r["contact_id"], r["phone"], r["status"], r["category"],
-                                    r["error_code"], r["provider"], r["not_sent_reason"], reason_key(r),
-                                    r["sent_at"], r["status_at"], int(r["phone_valid"]))
+            out["messages"][key] = (
+                r["campaign_id"],
+                v,
+                r["contact_id"],
+                r["phone"],
+                r["status"],
+                r["category"],
+                r["error_code"],
+                r["provider"],
+                r["not_sent_reason"],
+                reason_key(r),
+                r["sent_at"],
+                r["status_at"],
+                int(r["phone_valid"]),
+            )
         else:
             out["removals"][key] = tuple(r.values())
     for kind, key, v in seen:
@@ -192,10 +286,19 @@ def expected_tables(items: list[tuple]) -> dict:
         if kind == "stats":
             out["campaign_history"][(key, v)] = (r["updated_at"], r)
         elif kind == "status":
-            out["message_history"][(key, v)] = (r["campaign_id"], r["contact_id"], r["phone"], r["status"],
-                                                r["category"], r["error_code"], r["provider"],
-                                                r["not_sent_reason"], r["sent_at"], r["status_at"],
-                                                int(r["phone_valid"]))
+            out["message_history"][(key, v)] = (
+                r["campaign_id"],
+                r["contact_id"],
+                r["phone"],
+                r["status"],
+                r["category"],
+                r["error_code"],
+                r["provider"],
+                r["not_sent_reason"],
+                r["sent_at"],
+                r["status_at"],
+                int(r["phone_valid"]),
+            )
     return out
 
 
@@ -269,12 +372,18 @@ WRITTEN_TABLES = ("campaigns", "campaign_history", "messages", "message_history"
 def add_failing_trigger(db: Database, table: str, kill: bool = False) -> None:
     c = db.conn()
     if db.pg:
-        body = ("PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5);" if kill
-                else "RAISE EXCEPTION 'injected failure on %', TG_TABLE_NAME;")
-        c.execute(f"CREATE OR REPLACE FUNCTION test_fail() RETURNS trigger AS $$ BEGIN {body} RETURN NEW; END $$ "
-                  "LANGUAGE plpgsql")
-        c.execute(f"CREATE TRIGGER test_fail BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW "
-                  "EXECUTE FUNCTION test_fail()")
+        body = (
+            "PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5);"
+            if kill
+            else "RAISE EXCEPTION 'injected failure on %', TG_TABLE_NAME;"
+        )
+        c.execute(
+            f"CREATE OR REPLACE FUNCTION test_fail() RETURNS trigger AS $$ BEGIN {body} RETURN NEW; END $$ "
+            "LANGUAGE plpgsql"
+        )
+        c.execute(
+            f"CREATE TRIGGER test_fail BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION test_fail()"
+        )
     else:
         c.execute(f"CREATE TRIGGER test_fail BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'injected'); END")
 
@@ -288,9 +397,17 @@ def drop_failing_trigger(db: Database, table: str) -> None:
 #: trigger: the database raises on one table; killed (PostgreSQL): the server closes the
 #: connection from a trigger on one table; interrupt (SQLite): a statement aborted after N VM
 #: steps (PostgreSQL: a trigger raises on one of three tables).
-failures = st.sampled_from(["invalid_row", "trigger", "killed", "interrupt"]).flatmap(lambda mode: st.tuples(
-    st.just(mode), {"invalid_row": st.just(""), "trigger": st.sampled_from(WRITTEN_TABLES),
-                    "killed": st.sampled_from(WRITTEN_TABLES), "interrupt": st.integers(1, 150)}[mode]))
+failures = st.sampled_from(["invalid_row", "trigger", "killed", "interrupt"]).flatmap(
+    lambda mode: st.tuples(
+        st.just(mode),
+        {
+            "invalid_row": st.just(""),
+            "trigger": st.sampled_from(WRITTEN_TABLES),
+            "killed": st.sampled_from(WRITTEN_TABLES),
+            "interrupt": st.integers(1, 150),
+        }[mode],
+    )
+)
 
 
 @FEW
@@ -303,9 +420,13 @@ def test_a_batch_that_fails_mid_transaction_leaves_neither_rows_nor_offsets(db, 
         w.apply(to_batch(batches[i]))
     # The second batch touches every table: new rows and newer versions of existing ones.
     base = max([off for *_, off in items] + [0]) + 1
-    second_items = [("stats", "c1", 20, TOPICS["stats"], 0, base), ("stats", "c9", 1, TOPICS["stats"], 1, base),
-                    ("status", "m1", 20, TOPICS["status"], 0, base), ("status", "m8", 2, TOPICS["status"], 2, base),
-                    ("removal", "e9", 0, TOPICS["removal"], 0, base)]
+    second_items = [
+        ("stats", "c1", 20, TOPICS["stats"], 0, base),
+        ("stats", "c9", 1, TOPICS["stats"], 1, base),
+        ("status", "m1", 20, TOPICS["status"], 0, base),
+        ("status", "m8", 2, TOPICS["status"], 2, base),
+        ("removal", "e9", 0, TOPICS["removal"], 0, base),
+    ]
     second = to_batch(second_items)
     mode, where = failure
     if mode == "invalid_row":
@@ -334,6 +455,7 @@ def test_a_batch_that_fails_mid_transaction_leaves_neither_rows_nor_offsets(db, 
                         interrupted.append(True)
                         return 1
                     return 0
+
                 db.conn().set_progress_handler(handler, where)
         try:
             w.apply(second)
@@ -468,15 +590,21 @@ def put_campaigns(db: Database, recs: list[dict], offset: int = 0) -> None:
 
 ids = st.text(alphabet="abAB_%-9é", min_size=1, max_size=4)
 campaign_specs = st.lists(
-    st.tuples(ids, st.one_of(st.none(), st.text(alphabet="aAbB %_", max_size=3)),
-              st.one_of(st.none(), st.integers(0, 3)), st.integers(0, 3)),
-    min_size=0, max_size=25, unique_by=lambda t: t[0])
+    st.tuples(
+        ids,
+        st.one_of(st.none(), st.text(alphabet="aAbB %_", max_size=3)),
+        st.one_of(st.none(), st.integers(0, 3)),
+        st.integers(0, 3),
+    ),
+    min_size=0,
+    max_size=25,
+    unique_by=lambda t: t[0],
+)
 
 
 @PROPS
 @given(specs=campaign_specs, sort=st.sampled_from(SORTS), data=st.data())
-def test_keyset_paging_returns_every_campaign_once_and_in_order_with_inserts_between_pages(db, specs, sort,
-                                                                                          data):
+def test_keyset_paging_returns_every_campaign_once_and_in_order_with_inserts_between_pages(db, specs, sort, data):
     reset(db)
     originals = [campaign(*s) for s in specs]
     put_campaigns(db, originals)
@@ -494,9 +622,18 @@ def test_keyset_paging_returns_every_campaign_once_and_in_order_with_inserts_bet
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
-        new = data.draw(st.lists(st.tuples(ids, st.one_of(st.none(), st.text(alphabet="aAbB %_", max_size=3)),
-                                           st.one_of(st.none(), st.integers(0, 3)), st.integers(0, 3)),
-                                 max_size=3), label="inserted between pages")
+        new = data.draw(
+            st.lists(
+                st.tuples(
+                    ids,
+                    st.one_of(st.none(), st.text(alphabet="aAbB %_", max_size=3)),
+                    st.one_of(st.none(), st.integers(0, 3)),
+                    st.integers(0, 3),
+                ),
+                max_size=3,
+            ),
+            label="inserted between pages",
+        )
         fresh = [campaign(*s) for s in new if s[0] not in taken]
         for c in fresh:
             taken.add(c["campaign_id"])
@@ -515,8 +652,10 @@ def test_keyset_paging_returns_every_campaign_once_and_in_order_with_inserts_bet
 
 
 def test_campaign_filters_kind_and_launch_window(db):
-    put_campaigns(db, [campaign("a", "A", 10, 1), campaign("b", "B", 20, 2), campaign("c", "C", None, 3),
-                       campaign("d", "D", 30, 5)])
+    put_campaigns(
+        db,
+        [campaign("a", "A", 10, 1), campaign("b", "B", 20, 2), campaign("c", "C", None, 3), campaign("d", "D", 30, 5)],
+    )
     m = ReadModel(db)
     assert {c["campaign_id"] for c in m.campaigns(kind="BATCH").items} == {"a", "c", "d"}
     assert {c["campaign_id"] for c in m.campaigns(launched_from=15, launched_to=30).items} == {"b", "d"}
@@ -529,10 +668,17 @@ NAME_ALPHABET = "aB%_\\x"
 
 
 @PROPS
-@given(specs=st.lists(st.tuples(st.text(alphabet=NAME_ALPHABET, min_size=1, max_size=4),
-                                st.one_of(st.none(), st.text(alphabet=NAME_ALPHABET, max_size=6))),
-                      max_size=15, unique_by=lambda t: t[0]),
-       q=st.text(alphabet=NAME_ALPHABET, min_size=1, max_size=3))
+@given(
+    specs=st.lists(
+        st.tuples(
+            st.text(alphabet=NAME_ALPHABET, min_size=1, max_size=4),
+            st.one_of(st.none(), st.text(alphabet=NAME_ALPHABET, max_size=6)),
+        ),
+        max_size=15,
+        unique_by=lambda t: t[0],
+    ),
+    q=st.text(alphabet=NAME_ALPHABET, min_size=1, max_size=3),
+)
 def test_q_is_a_literal_case_insensitive_substring_of_name_or_id(db, specs, q):
     reset(db)
     put_campaigns(db, [campaign(cid, name, 1, 1) for cid, name in specs])
@@ -541,13 +687,32 @@ def test_q_is_a_literal_case_insensitive_substring_of_name_or_id(db, specs, q):
     assert got == want
 
 
-@pytest.mark.parametrize("q, want", [
-    ("%", {"pct"}), ("_", {"under"}), ("\\", {"back"}), ("0% OFF", {"pct"}), ("a_b", {"under"}),
-    ("\\s", {"back"}), ("\\%", set()), ("%%", set()), ("__", set()), ("SUMMER", {"pct", "under", "back"}), ("summer s", set()),
-])
+@pytest.mark.parametrize(
+    "q, want",
+    [
+        ("%", {"pct"}),
+        ("_", {"under"}),
+        ("\\", {"back"}),
+        ("0% OFF", {"pct"}),
+        ("a_b", {"under"}),
+        ("\\s", {"back"}),
+        ("\\%", set()),
+        ("%%", set()),
+        ("__", set()),
+        ("SUMMER", {"pct", "under", "back"}),
+        ("summer s", set()),
+    ],
+)
 def test_q_with_like_metacharacters(db, q, want):
-    put_campaigns(db, [campaign("pct", "Summer 100% off", 1, 1), campaign("under", "summer a_b", 2, 1),
-                       campaign("back", "Summer back\\slash", 3, 1), campaign("plain", "winter", 4, 1)])
+    put_campaigns(
+        db,
+        [
+            campaign("pct", "Summer 100% off", 1, 1),
+            campaign("under", "summer a_b", 2, 1),
+            campaign("back", "Summer back\\slash", 3, 1),
+            campaign("plain", "winter", 4, 1),
+        ],
+    )
     assert {c["campaign_id"] for c in ReadModel(db).campaigns(q=q).items} == want
 
 
@@ -561,15 +726,36 @@ def put_messages(db: Database, recs: list[dict]) -> None:
 
 
 def msg(mid: str, status: str, reason: str | None = None, campaign_id: str = "K", error_code: str | None = None):
-    return {"message_id": mid, "campaign_id": campaign_id, "contact_id": f"ct-{mid}", "phone": "+33612340000",
-            "status": status, "category": CATEGORY[status], "error_code": error_code, "provider": "p",
-            "sent_at": 1, "status_at": 2, "version": 1, "not_sent_reason": reason, "phone_valid": True}
+    return {
+        "message_id": mid,
+        "campaign_id": campaign_id,
+        "contact_id": f"ct-{mid}",
+        "phone": "+33612340000",
+        "status": status,
+        "category": CATEGORY[status],
+        "error_code": error_code,
+        "provider": "p",
+        "sent_at": 1,
+        "status_at": 2,
+        "version": 1,
+        "not_sent_reason": reason,
+        "phone_valid": True,
+    }
 
 
 def test_not_sent_reason_other_matches_not_sent_without_a_reason(db):
-    put_messages(db, [msg("n1", "NOT_SENT"), msg("n2", "NOT_SENT", ""), msg("n3", "NOT_SENT", "OTHER"),
-                      msg("n4", "NOT_SENT", "OPTED_OUT"), msg("d1", "DELIVERED"), msg("h1", "HARD_BOUNCE"),
-                      msg("x1", "NOT_SENT", campaign_id="other-campaign")])
+    put_messages(
+        db,
+        [
+            msg("n1", "NOT_SENT"),
+            msg("n2", "NOT_SENT", ""),
+            msg("n3", "NOT_SENT", "OTHER"),
+            msg("n4", "NOT_SENT", "OPTED_OUT"),
+            msg("d1", "DELIVERED"),
+            msg("h1", "HARD_BOUNCE"),
+            msg("x1", "NOT_SENT", campaign_id="other-campaign"),
+        ],
+    )
     m = ReadModel(db)
     other = {x["message_id"] for x in m.messages("K", not_sent_reason="OTHER").items}
     assert other == {"n1", "n2", "n3"}
@@ -578,8 +764,11 @@ def test_not_sent_reason_other_matches_not_sent_without_a_reason(db):
     assert {x["message_id"] for x in m.messages("K", not_sent_reason="OPTED_OUT").items} == {"n4"}
     assert {x["message_id"] for x in m.messages("K", status="NOT_SENT").items} == {"n1", "n2", "n3", "n4"}
     # the row shows what was published, not the statistics' bucket
-    assert {x["message_id"]: x["not_sent_reason"] for x in m.messages("K", not_sent_reason="OTHER").items} == \
-        {"n1": None, "n2": "", "n3": "OTHER"}
+    assert {x["message_id"]: x["not_sent_reason"] for x in m.messages("K", not_sent_reason="OTHER").items} == {
+        "n1": None,
+        "n2": "",
+        "n3": "OTHER",
+    }
 
 
 @FEW
@@ -654,11 +843,27 @@ def test_cursors_from_one_sort_or_listing_are_rejected_by_another(db):
                     use(other_listing, other_sort, cursor)
 
 
-@pytest.mark.parametrize("garbage", ["", "!", "not base64 at all", "%%%", "AAAA", "e30", "W10", "bnVsbA",
-                                     base64.urlsafe_b64encode(b"\xff\xfe").decode(), "a" * 2048,
-                                     encode_cursor("c-sent", [1]), encode_cursor("c-sent", [1, "x", 3]),
-                                     encode_cursor("c-sent", [True, "x"]), encode_cursor("c-sent", [1.5, "x"]),
-                                     encode_cursor("c-sent", [None, "x"]), encode_cursor("c-sent", [[1], "x"])])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "",
+        "!",
+        "not base64 at all",
+        "%%%",
+        "AAAA",
+        "e30",
+        "W10",
+        "bnVsbA",
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+        "a" * 2048,
+        encode_cursor("c-sent", [1]),
+        encode_cursor("c-sent", [1, "x", 3]),
+        encode_cursor("c-sent", [True, "x"]),
+        encode_cursor("c-sent", [1.5, "x"]),
+        encode_cursor("c-sent", [None, "x"]),
+        encode_cursor("c-sent", [[1], "x"]),
+    ],
+)
 def test_garbage_cursors_are_a_bad_request(db, garbage):
     fill_for_cursors(db)
     m = ReadModel(db)
@@ -669,8 +874,16 @@ def test_garbage_cursors_are_a_bad_request(db, garbage):
         m.campaigns(sort="-sent", cursor=garbage)
 
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.integers(-3, 3),
-                         st.floats(allow_nan=False), st.text(max_size=5), st.just(2**63), st.just(-2**63 - 1))
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.integers(-3, 3),
+    st.floats(allow_nan=False),
+    st.text(max_size=5),
+    st.just(2**63),
+    st.just(-(2**63) - 1),
+)
 
 
 LISTINGS = [("c", s) for s in SORTS] + [("m", None), ("r", None)]
@@ -683,8 +896,7 @@ def forged_cursors(draw):
     own = "c" + sort if listing == "c" else listing
     kind = draw(st.one_of(st.just(own), st.just(own), st.just(own), st.sampled_from([k for k, _ in LISTINGS])))
     arity = 1 if listing == "m" else 2
-    values = draw(st.one_of(st.lists(json_scalars, min_size=arity, max_size=arity),
-                            st.lists(json_scalars, max_size=3)))
+    values = draw(st.one_of(st.lists(json_scalars, min_size=arity, max_size=arity), st.lists(json_scalars, max_size=3)))
     return listing, sort, [kind, *values]
 
 
@@ -705,6 +917,7 @@ def test_a_forged_cursor_is_a_bad_request_or_a_page_never_a_database_error(db, f
         raw = orjson.dumps(value)
     except orjson.JSONEncodeError:  # past 64 bits: orjson does not write it; a client can
         import json
+
         raw = json.dumps(value).encode()
     cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
     try:
@@ -718,25 +931,32 @@ def test_a_forged_cursor_is_a_bad_request_or_a_page_never_a_database_error(db, f
         pass
     except Exception as exc:  # noqa: BLE001 - any other error is an HTTP 500
         db.reset_thread()
-        pytest.fail(f"cursor {raw!r} on listing {listing} sort {sort}: {type(exc).__name__}: {exc} "
-                    "(an HTTP 500, not a 400)")
+        pytest.fail(
+            f"cursor {raw!r} on listing {listing} sort {sort}: {type(exc).__name__}: {exc} (an HTTP 500, not a 400)"
+        )
 
 
-@pytest.mark.parametrize("listing, sort, value", [
-    ("c", "-sent", ["c-sent", "abc", "c1"]),  # PostgreSQL: invalid input syntax for type bigint
-    ("c", "name", ["cname", 5, "c1"]),  # PostgreSQL: operator does not exist: text > smallint
-    ("c", "-launched_at", ["c-launched_at", 1, 7]),  # an int where the campaign_id goes
-    ("m", None, ["m", 5]),  # PostgreSQL: text > smallint
-    ("r", None, ["r", "late", "e1"]),
-    ("c", "-sent", ["c-sent", 2**63, "c1"]),  # SQLite: OverflowError (past a 64-bit signed integer)
-    ("r", None, ["r", 2**64 - 1, "e1"]),
-])
+@pytest.mark.parametrize(
+    "listing, sort, value",
+    [
+        ("c", "-sent", ["c-sent", "abc", "c1"]),  # PostgreSQL: invalid input syntax for type bigint
+        ("c", "name", ["cname", 5, "c1"]),  # PostgreSQL: operator does not exist: text > smallint
+        ("c", "-launched_at", ["c-launched_at", 1, 7]),  # an int where the campaign_id goes
+        ("m", None, ["m", 5]),  # PostgreSQL: text > smallint
+        ("r", None, ["r", "late", "e1"]),
+        ("c", "-sent", ["c-sent", 2**63, "c1"]),  # SQLite: OverflowError (past a 64-bit signed integer)
+        ("r", None, ["r", 2**64 - 1, "e1"]),
+    ],
+)
 def test_well_formed_cursors_with_values_of_the_wrong_type_are_a_bad_request(db, listing, sort, value):
     fill_for_cursors(db)
     m = ReadModel(db)
     cursor = base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
-    call = {"c": lambda: m.campaigns(sort=sort, cursor=cursor), "m": lambda: m.messages("K", cursor=cursor),
-            "r": lambda: m.removals(cursor=cursor)}[listing]
+    call = {
+        "c": lambda: m.campaigns(sort=sort, cursor=cursor),
+        "m": lambda: m.messages("K", cursor=cursor),
+        "r": lambda: m.removals(cursor=cursor),
+    }[listing]
     try:
         call()
     except BadRequest:

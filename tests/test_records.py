@@ -1,6 +1,7 @@
 """The internal records and their one codec (processors/records.py, processors/state_codec.py):
 every record type round-trips, the format-version byte is checked, and the stages output
 the typed records (not dicts) for the internal topics."""
+
 from __future__ import annotations
 
 import pytest
@@ -36,31 +37,67 @@ ms = st.integers(0, 2**62)  # timestamps, offsets, counts: any int64 the stages 
 opt_ms = st.none() | ms
 counts = st.dictionaries(text, st.integers(-(2**40), 2**40), max_size=10)
 
-message_sent = st.builds(MessageSent, ids, ids, ids, opt_text, text, st.booleans(), ms, text, opt_text,
-                         st.integers(0, 100), st.floats(0, 1e9, allow_nan=False), opt_text, opt_text, opt_text)
+message_sent = st.builds(
+    MessageSent,
+    ids,
+    ids,
+    ids,
+    opt_text,
+    text,
+    st.booleans(),
+    ms,
+    text,
+    opt_text,
+    st.integers(0, 100),
+    st.floats(0, 1e9, allow_nan=False),
+    opt_text,
+    opt_text,
+    opt_text,
+)
 unsubscribe = st.builds(Unsubscribe, ids, text, st.booleans(), opt_text, opt_text, text, text, opt_text, ms)
 send_indexed = st.builds(SendIndexed, text, ids, ids, ms)
 launch = st.builds(Launch, ms, text, text, text, text, text, ms, ms, st.integers(0, 2**40))
 message_partial = st.builds(
-    MessagePartial, ids, st.integers(0, 1000), st.builds(MessageVersion, ms, ms, ms),
-    st.builds(MessageCounts, ms, ms, counts, counts, st.integers(-(2**62), 2**62), opt_ms, opt_ms), ms)
-unsubscribe_partial = st.builds(UnsubscribePartial, ids, st.integers(0, 1000), st.builds(UnsubscribeVersion, ms), ms,
-                                opt_ms, ms)
+    MessagePartial,
+    ids,
+    st.integers(0, 1000),
+    st.builds(MessageVersion, ms, ms, ms),
+    st.builds(MessageCounts, ms, ms, counts, counts, st.integers(-(2**62), 2**62), opt_ms, opt_ms),
+    ms,
+)
+unsubscribe_partial = st.builds(
+    UnsubscribePartial, ids, st.integers(0, 1000), st.builds(UnsubscribeVersion, ms), ms, opt_ms, ms
+)
 final = st.builds(FinalReceipt, ms, st.integers(0, 20), ids, text, opt_text, opt_text)
-message_state = st.builds(MessageState, ids, st.integers(0, 1000), st.none() | message_sent,
-                          st.frozensets(ids, max_size=4), st.frozensets(ids, max_size=6), st.none() | final, opt_ms, ms,
-                          st.booleans())
+message_state = st.builds(
+    MessageState,
+    ids,
+    st.integers(0, 1000),
+    st.none() | message_sent,
+    st.frozensets(ids, max_size=4),
+    st.frozensets(ids, max_size=6),
+    st.none() | final,
+    opt_ms,
+    ms,
+    st.booleans(),
+)
 phone_state = st.builds(
-    PhoneState, text, st.integers(0, 1000), st.lists(st.builds(IndexedSend, ms, ids, ids), max_size=5).map(tuple),
+    PhoneState,
+    text,
+    st.integers(0, 1000),
+    st.lists(st.builds(IndexedSend, ms, ids, ids), max_size=5).map(tuple),
     st.lists(st.tuples(ids, st.builds(Handled, opt_text, st.booleans(), ms)), max_size=5).map(tuple),
-    st.none() | st.tuples(ms, ids, st.sampled_from(["UNSUBSCRIBE", "RESUBSCRIBE"])), opt_text)
+    st.none() | st.tuples(ms, ids, st.sampled_from(["UNSUBSCRIBE", "RESUBSCRIBE"])),
+    opt_text,
+)
 
 
 @st.composite
 def campaign_state(draw: st.DrawFn) -> CampaignState:
     parts = draw(st.lists(message_partial | unsubscribe_partial, max_size=8))
-    return CampaignState(draw(ids), draw(st.integers(-1, 2**62)), draw(ms), draw(st.none() | launch),
-                         {p.slot: p for p in parts})
+    return CampaignState(
+        draw(ids), draw(st.integers(-1, 2**62)), draw(ms), draw(st.none() | launch), {p.slot: p for p in parts}
+    )
 
 
 @given(send_indexed | unsubscribe)
@@ -99,15 +136,23 @@ def test_campaign_states_round_trip(s):
     assert campaign_stage.stats(back) == campaign_stage.stats(s)
 
 
-CODECS = [records.PHONE_EVENTS, records.CAMPAIGN_EVENTS, state_codec.MESSAGES, state_codec.PHONES,
-          state_codec.CAMPAIGNS]
+CODECS = [
+    records.PHONE_EVENTS,
+    records.CAMPAIGN_EVENTS,
+    state_codec.MESSAGES,
+    state_codec.PHONES,
+    state_codec.CAMPAIGNS,
+]
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.what)
 @pytest.mark.parametrize("version", [0, 2, 255])
 def test_an_unknown_format_version_is_a_clear_error_naming_it(codec, version):
-    with pytest.raises(FormatVersionError, match=f"{codec.what} record in format version {version}, which this "
-                                                 r"code cannot read \(it reads 1\)"):
+    with pytest.raises(
+        FormatVersionError,
+        match=f"{codec.what} record in format version {version}, which this "
+        r"code cannot read \(it reads 1\)",
+    ):
         codec.decode(bytes([version]) + b"\x90")
 
 
@@ -152,21 +197,32 @@ PHONE = "+33612345678"
 
 def test_the_stages_outputs_for_the_internal_topics_are_typed_records():
     ms_ = MessageStage(2, {}, StatusMapper())
-    send = MessageSent.from_record({"event_id": "s1", "campaign_id": "c1", "message_id": "m1", "phone": PHONE,
-                                    "sent_at": T0, "outcome": "SUBMITTED", "credits": 0.5})
+    send = MessageSent.from_record(
+        {
+            "event_id": "s1",
+            "campaign_id": "c1",
+            "message_id": "m1",
+            "phone": PHONE,
+            "sent_at": T0,
+            "outcome": "SUBMITTED",
+            "credits": 0.5,
+        }
+    )
     outs = ms_.process(send) + ms_.flush_partials(99)
     internal = [o for o in outs if o.kind in (PHONE_EVENT, CAMPAIGN_EVENT)]
     assert [type(o.value) for o in internal] == [SendIndexed, MessagePartial]
     assert internal[0].value == SendIndexed(PHONE, "m1", "c1", T0)
     partial = internal[1].value
-    assert partial == MessagePartial("c1", 2, MessageVersion(1, 0, T0),
-                                     MessageCounts(1, 0, {}, {"PENDING": 1}, 500_000, T0, T0), 99)
+    assert partial == MessagePartial(
+        "c1", 2, MessageVersion(1, 0, T0), MessageCounts(1, 0, {}, {"PENDING": 1}, 500_000, T0, T0), 99
+    )
     assert all(isinstance(o.value, dict) for o in outs if o not in internal)  # Avro outputs stay dicts
 
     ps = PhoneStage(1, {})
     ps.index_send(PHONE, "c1", "m1", T0)
-    u = Unsubscribe.from_record({"event_id": "u1", "phone": PHONE, "action": "UNSUBSCRIBE",
-                                 "channel": "STOP_KEYWORD", "at": T0 + 1})
+    u = Unsubscribe.from_record(
+        {"event_id": "u1", "phone": PHONE, "action": "UNSUBSCRIBE", "channel": "STOP_KEYWORD", "at": T0 + 1}
+    )
     ps.process_unsubscribe(u)
     unsub_partials = [o.value for o in ps.flush_partials(100)]
     assert unsub_partials == [UnsubscribePartial("c1", 1, UnsubscribeVersion(1), 1, T0 + 1, 100)]

@@ -11,6 +11,7 @@ The extreme case is reproduced for real: the worker's local state is wiped *and*
 changelogs are deleted, while the group's commits stay at the end of the input. The next
 worker finds no mark, replays every input from the start, and the day's figures are exact.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from simulator.check import sends_counted
 from simulator.scenario import generate
-from streams.ops.clients import StatsView
 from streams.devtools.simulate import wait_for_expected, wait_quiescent
+from streams.ops.clients import StatsView
 
 pytestmark = pytest.mark.integration
 

@@ -139,18 +139,35 @@ def test_removed_field_is_fine():
     assert ok(rec(field("a", "string")), rec(field("a", "string"), field("b", "int")))
 
 
-@pytest.mark.parametrize(("writer", "reader"), [
-    ("int", "long"), ("int", "float"), ("int", "double"), ("long", "float"), ("long", "double"),
-    ("float", "double"), ("string", "bytes"), ("bytes", "string"), ("int", "int"),
-])
+@pytest.mark.parametrize(
+    ("writer", "reader"),
+    [
+        ("int", "long"),
+        ("int", "float"),
+        ("int", "double"),
+        ("long", "float"),
+        ("long", "double"),
+        ("float", "double"),
+        ("string", "bytes"),
+        ("bytes", "string"),
+        ("int", "int"),
+    ],
+)
 def test_promotions_allowed(writer, reader):
     assert ok(rec(field("x", reader)), rec(field("x", writer)))
 
 
-@pytest.mark.parametrize(("writer", "reader"), [
-    ("long", "int"), ("double", "float"), ("float", "long"), ("string", "int"), ("boolean", "int"),
-    ("null", "string"),
-])
+@pytest.mark.parametrize(
+    ("writer", "reader"),
+    [
+        ("long", "int"),
+        ("double", "float"),
+        ("float", "long"),
+        ("string", "int"),
+        ("boolean", "int"),
+        ("null", "string"),
+    ],
+)
 def test_narrowing_reported(writer, reader):
     problems = backward_compatible(rec(field("x", reader)), rec(field("x", writer)))
     assert len(problems) == 1 and "R.x" in problems[0] and writer in problems[0]
@@ -188,8 +205,9 @@ def test_maps_arrays_and_kind_changes():
 def test_nested_and_named_records():
     inner_old = rec(field("x", "long"), name="Inner")
     inner_new = rec(field("x", "int"), name="Inner")
-    problems = backward_compatible(rec(field("i", inner_new), field("j", "Inner")),
-                                   rec(field("i", inner_old), field("j", "t.Inner")))
+    problems = backward_compatible(
+        rec(field("i", inner_new), field("j", "Inner")), rec(field("i", inner_old), field("j", "t.Inner"))
+    )
     assert len(problems) == 2 and problems[0].startswith("R.i.x") and problems[1].startswith("R.j.x")
     assert ok(rec(field("i", inner_old), field("j", "Inner")), rec(field("i", inner_new), field("j", "Inner")))
     renamed = rec(field("x", "long"), name="Renamed")

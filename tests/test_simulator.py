@@ -1,23 +1,34 @@
 """The traffic simulator: deterministic, schema-valid, messy, and right about what it expects."""
+
 from __future__ import annotations
 
 import io
 import json
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import fastavro
 import phonenumbers
 import pytest
 from fastavro.validation import validate
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator import reference
-from simulator.scenario import (DEFAULT_BASE_MS, HOUR, TOPIC_CAMPAIGNS, TOPIC_DLR, TOPIC_MESSAGE_SENT,
-                                TOPIC_UNSUBSCRIBES, Emit, Scenario, generate)
+from simulator.scenario import (
+    DEFAULT_BASE_MS,
+    HOUR,
+    TOPIC_CAMPAIGNS,
+    TOPIC_DLR,
+    TOPIC_MESSAGE_SENT,
+    TOPIC_UNSUBSCRIBES,
+    Emit,
+    Scenario,
+    generate,
+)
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 RECORD_OF_TOPIC = {
     TOPIC_CAMPAIGNS: "smstally.CampaignLaunched",
@@ -25,8 +36,12 @@ RECORD_OF_TOPIC = {
     TOPIC_DLR: "smstally.DeliveryReceipt",
     TOPIC_UNSUBSCRIBES: "smstally.Unsubscribe",
 }
-KEY_FIELD = {TOPIC_CAMPAIGNS: "campaign_id", TOPIC_MESSAGE_SENT: "message_id", TOPIC_DLR: "message_id",
-             TOPIC_UNSUBSCRIBES: "phone"}
+KEY_FIELD = {
+    TOPIC_CAMPAIGNS: "campaign_id",
+    TOPIC_MESSAGE_SENT: "message_id",
+    TOPIC_DLR: "message_id",
+    TOPIC_UNSUBSCRIBES: "phone",
+}
 FINAL = {"PROVIDER_ACCEPTED", "DELIVERED", "SOFT_BOUNCE", "PROVIDER_ERROR", "HARD_BOUNCE", "UNKNOWN"}
 
 
@@ -82,8 +97,9 @@ def test_default_base_time_is_fixed():
     sc = generate(messages=50)
     assert sc.params["base_time_ms"] == DEFAULT_BASE_MS == 1795420800000  # 2026-11-23T08:00Z
     shifted = generate(messages=50, base_time_ms=DEFAULT_BASE_MS + HOUR)
-    assert [e.value.get("sent_at") for e in shifted.phase1 if e.topic == TOPIC_MESSAGE_SENT] == \
-        [e.value["sent_at"] + HOUR for e in sc.phase1 if e.topic == TOPIC_MESSAGE_SENT]
+    assert [e.value.get("sent_at") for e in shifted.phase1 if e.topic == TOPIC_MESSAGE_SENT] == [
+        e.value["sent_at"] + HOUR for e in sc.phase1 if e.topic == TOPIC_MESSAGE_SENT
+    ]
 
 
 # ------------------------------------------------------------------ records
@@ -249,8 +265,7 @@ def test_folding_cases_present(default):
     status = default.expected.message_status
     later_wins = tie = stray = pe_overridden = soft_then_delivered = 0
     for mid, rs in rec.items():
-        finals = [(carrier(r), reference.map_status(r["provider"], r["status"], r["error_code"]))
-                  for r in rs.values()]
+        finals = [(carrier(r), reference.map_status(r["provider"], r["status"], r["error_code"])) for r in rs.values()]
         finals = [f for f in finals if f[1] in FINAL]
         outcome = sent[mid]["outcome"]
         if outcome == "NOT_SENT":
@@ -275,8 +290,16 @@ def test_folding_cases_present(default):
 
 def test_all_statuses_occur(default):
     counts = Counter(default.expected.message_status.values())
-    assert set(counts) == {"PENDING", "PROVIDER_ACCEPTED", "DELIVERED", "SOFT_BOUNCE", "PROVIDER_ERROR",
-                           "HARD_BOUNCE", "UNKNOWN", "NOT_SENT"}
+    assert set(counts) == {
+        "PENDING",
+        "PROVIDER_ACCEPTED",
+        "DELIVERED",
+        "SOFT_BOUNCE",
+        "PROVIDER_ERROR",
+        "HARD_BOUNCE",
+        "UNKNOWN",
+        "NOT_SENT",
+    }
     assert counts["DELIVERED"] > 0.6 * sum(counts.values())
 
 
@@ -296,13 +319,20 @@ def test_unsubscribes_are_messy(default):
     for phone, us in history.items():
         ats = [u["at"] for u in us]
         assert ats == sorted(ats), phone
-    again = [us for us in history.values()
-             if "RESUBSCRIBE" in [u["action"] for u in us]
-             and [u["action"] for u in us][-1] == "UNSUBSCRIBE"
-             and [u["action"] for u in us].index("RESUBSCRIBE") < len(us) - 1]
+    again = [
+        us
+        for us in history.values()
+        if "RESUBSCRIBE" in [u["action"] for u in us]
+        and [u["action"] for u in us][-1] == "UNSUBSCRIBE"
+        and [u["action"] for u in us].index("RESUBSCRIBE") < len(us) - 1
+    ]
     assert again  # unsubscribes again after resubscribing
-    repeated = [us for us in history.values() if len({u["event_id"] for u in us if u["action"] == "UNSUBSCRIBE"}) > 1
-                and "RESUBSCRIBE" not in [u["action"] for u in us]]
+    repeated = [
+        us
+        for us in history.values()
+        if len({u["event_id"] for u in us if u["action"] == "UNSUBSCRIBE"}) > 1
+        and "RESUBSCRIBE" not in [u["action"] for u in us]
+    ]
     assert repeated  # unsubscribes again while blacklisted
     t = default.traffic
     assert t["stop_replies_unattributed"] and t["stop_from_never_messaged_phone"] >= 2
@@ -375,8 +405,9 @@ def test_expected_is_consistent(default):
     assert {r[0] for r in ex.removals} == {"PERMANENT_ERROR", "BLACKLISTED"}
 
 
-@pytest.mark.parametrize("seed,messages,campaigns", [(1, 2000, 5), (2, 2000, 5), (3, 3000, 8), (4, 40, 1),
-                                                      (5, 0, 2), (6, 500, 12)])
+@pytest.mark.parametrize(
+    "seed,messages,campaigns", [(1, 2000, 5), (2, 2000, 5), (3, 3000, 8), (4, 40, 1), (5, 0, 2), (6, 500, 12)]
+)
 def test_expected_matches_a_literal_reading_of_the_contract(seed, messages, campaigns):
     sc = generate(seed=seed, messages=messages, campaigns=campaigns)
     ref = reference.fold(sc.phase1, sc.phase2)
@@ -387,13 +418,16 @@ def test_expected_matches_a_literal_reading_of_the_contract(seed, messages, camp
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(min_value=0, max_value=2**32), messages=st.integers(0, 400),
-       campaigns=st.integers(1, 7))
+@given(seed=st.integers(min_value=0, max_value=2**32), messages=st.integers(0, 400), campaigns=st.integers(1, 7))
 def test_expected_matches_reference_for_any_seed(seed, messages, campaigns):
     sc = generate(seed=seed, messages=messages, campaigns=campaigns)
     ref = reference.fold(sc.phase1, sc.phase2)
-    assert (ref.stats, ref.removals, ref.message_status, ref.blacklisted) == \
-        (sc.expected.stats, sc.expected.removals, sc.expected.message_status, sc.expected.blacklisted)
+    assert (ref.stats, ref.removals, ref.message_status, ref.blacklisted) == (
+        sc.expected.stats,
+        sc.expected.removals,
+        sc.expected.message_status,
+        sc.expected.blacklisted,
+    )
     assert len({v["message_id"] for v in by_topic(sc.phase1, TOPIC_MESSAGE_SENT)}) == messages
 
 

@@ -1,5 +1,6 @@
 """The three stages one by one: message stage (§5, §7 PERMANENT_ERROR), phone stage (§6
 attribution, §7 BLACKLISTED) and campaign stage (partials, versions, §6 stats)."""
+
 from __future__ import annotations
 
 import random
@@ -35,18 +36,38 @@ PHONE = "+33612345678"
 
 
 def send(mid="m1", outcome="SUBMITTED", at=T0, cid="c1", phone=PHONE, eid=None, credits=1.0, **kw):
-    return MessageSent.from_record({"event_id": eid or f"s-{mid}", "campaign_id": cid, "message_id": mid,
-                                    "phone": phone, "sent_at": at, "outcome": outcome, "credits": credits, **kw})
+    return MessageSent.from_record(
+        {
+            "event_id": eid or f"s-{mid}",
+            "campaign_id": cid,
+            "message_id": mid,
+            "phone": phone,
+            "sent_at": at,
+            "outcome": outcome,
+            "credits": credits,
+            **kw,
+        }
+    )
 
 
 def dlr(mid, status, at, eid, code=None, done_at=None, provider="smpp"):
-    return DeliveryReceipt.from_record({"event_id": eid, "message_id": mid, "provider": provider, "status": status,
-                                        "error_code": code, "done_at": done_at, "received_at": at})
+    return DeliveryReceipt.from_record(
+        {
+            "event_id": eid,
+            "message_id": mid,
+            "provider": provider,
+            "status": status,
+            "error_code": code,
+            "done_at": done_at,
+            "received_at": at,
+        }
+    )
 
 
 def unsub(eid, at, action="UNSUBSCRIBE", channel="STOP_KEYWORD", cid=None, phone=PHONE):
-    return Unsubscribe.from_record({"event_id": eid, "phone": phone, "campaign_id": cid, "action": action,
-                                    "channel": channel, "at": at})
+    return Unsubscribe.from_record(
+        {"event_id": eid, "phone": phone, "campaign_id": cid, "action": action, "channel": channel, "at": at}
+    )
 
 
 def kinds(outs):
@@ -91,8 +112,15 @@ def test_hard_bounce_emits_one_permanent_error_removal_with_a_stable_id():
     rem = out[1].value
     assert out[1].key == PHONE
     assert rem["event_id"] == removal_id(PERMANENT_ERROR, "m1")
-    assert (rem["reason"], rem["phone"], rem["contact_id"], rem["campaign_id"], rem["message_id"], rem["status"],
-            rem["error_code"]) == ("PERMANENT_ERROR", PHONE, "k9", "c1", "m1", "HARD_BOUNCE", "001")
+    assert (
+        rem["reason"],
+        rem["phone"],
+        rem["contact_id"],
+        rem["campaign_id"],
+        rem["message_id"],
+        rem["status"],
+        rem["error_code"],
+    ) == ("PERMANENT_ERROR", PHONE, "k9", "c1", "m1", "HARD_BOUNCE", "001")
     # another hard bounce, later: the status record changes (its code), the removal is the same one
     out2 = st_.process(dlr("m1", "REJECTD", T0 + 9, "r2", code="9"))
     assert kinds(out2) == [MESSAGE_STATUS]
@@ -101,8 +129,17 @@ def test_hard_bounce_emits_one_permanent_error_removal_with_a_stable_id():
     assert [o.value["event_id"] for o in again if o.kind == REMOVAL] == [rem["event_id"]]
 
 
-@pytest.mark.parametrize("raw,code", [("ENROUTE", None), ("EXPIRED", None), ("UNDELIV", "2"), ("UNKNOWN", None),
-                                      ("DELIVRD", None), ("PROVIDER_ERROR", None)])
+@pytest.mark.parametrize(
+    "raw,code",
+    [
+        ("ENROUTE", None),
+        ("EXPIRED", None),
+        ("UNDELIV", "2"),
+        ("UNKNOWN", None),
+        ("DELIVRD", None),
+        ("PROVIDER_ERROR", None),
+    ],
+)
 def test_other_statuses_never_remove(raw, code):
     st_ = stage()
     out = st_.process(send()) + st_.process(dlr("m1", raw, T0 + 5, "r1", code=code))
@@ -204,7 +241,12 @@ def test_unsubscribe_with_campaign_id_is_attributed_to_it():
     assert kinds(out) == [REMOVAL]
     rem = out[0].value
     assert (rem["event_id"], rem["reason"], rem["campaign_id"], rem["channel"], out[0].key) == (
-        removal_id(BLACKLISTED, "u1"), "BLACKLISTED", "c1", "LINK", PHONE)
+        removal_id(BLACKLISTED, "u1"),
+        "BLACKLISTED",
+        "c1",
+        "LINK",
+        PHONE,
+    )
 
 
 def test_stop_is_attributed_to_the_latest_submitted_send_within_the_window():
@@ -300,7 +342,8 @@ def test_redelivered_unsubscribe_re_emits_the_same_removal_and_counts_nothing():
     assert ps.process_unsubscribe(unsub("u2", T0 + 1)) == []
     assert (ps.unsubscribed, ps.attributions) == ({"c1": 1}, {"c1": 1})
     assert [o.value for o in ps.flush_partials(1)] == [
-        UnsubscribePartial("c1", 0, UnsubscribeVersion(attributions=1), unsubscribed=1, last_event_at=T0, at=1)]
+        UnsubscribePartial("c1", 0, UnsubscribeVersion(attributions=1), unsubscribed=1, last_event_at=T0, at=1)
+    ]
 
 
 def test_phone_stage_rebuild_reproduces_its_counts():
@@ -311,7 +354,10 @@ def test_phone_stage_rebuild_reproduces_its_counts():
     fresh = PhoneStage(0, ps.store)
     fresh.rebuild(ps.store.values())
     assert (fresh.unsubscribed, fresh.attributions, fresh.last_event_at) == (
-        ps.unsubscribed, ps.attributions, ps.last_event_at)
+        ps.unsubscribed,
+        ps.attributions,
+        ps.last_event_at,
+    )
     assert ps.unsubscribed == {"c1": 1, "c2": 2}
 
 
@@ -319,12 +365,22 @@ def test_phone_stage_rebuild_reproduces_its_counts():
 def test_rates_are_fractions_of_sent_and_zero_without_sends():
     assert rates(0, {"NOT_SENT": 3}, 2) == {n: 0.0 for n in catalog.RATE_NAMES}
     r = rates(4, {"DELIVERED": 1, "PROVIDER_ACCEPTED": 1, "PENDING": 1, "HARD_BOUNCE": 1, "NOT_SENT": 5}, 1)
-    assert r == {"receipt": 0.5, "delivery": 0.25, "waiting": 0.25, "temporary_error": 0.0,
-                 "permanent_error": 0.25, "unknown": 0.0, "unsubscribe": 0.25}
+    assert r == {
+        "receipt": 0.5,
+        "delivery": 0.25,
+        "waiting": 0.25,
+        "temporary_error": 0.0,
+        "permanent_error": 0.25,
+        "unknown": 0.0,
+        "unsubscribe": 0.25,
+    }
 
 
-@given(st.dictionaries(st.sampled_from([s for s in catalog.STATUSES if s != "NOT_SENT"]), st.integers(1, 50)),
-       st.integers(0, 10), st.integers(0, 20))
+@given(
+    st.dictionaries(st.sampled_from([s for s in catalog.STATUSES if s != "NOT_SENT"]), st.integers(1, 50)),
+    st.integers(0, 10),
+    st.integers(0, 20),
+)
 def test_rates_partition_the_sent_messages(counts, not_sent, unsub_):
     sent = sum(counts.values())
     r = rates(sent, {**counts, "NOT_SENT": not_sent} if not_sent else counts, unsub_)
@@ -341,15 +397,25 @@ def test_counter_contributions_cancel_out():
     c.apply(b, 1)
     c.apply(a, -1)
     assert (c.sent, c.not_sent, c.not_sent_by_reason, c.status_counts, c.credits_micro) == (
-        0, 1, {"OPTED_OUT": 1}, {"NOT_SENT": 1}, 0)
+        0,
+        1,
+        {"OPTED_OUT": 1},
+        {"NOT_SENT": 1},
+        0,
+    )
 
 
 _contributions = st.builds(
-    lambda sent, reason, status, cr, ns, nr: Contribution("c1", sent, None if sent else reason, status,
-                                                           cr if sent else 0, ns, nr),
-    st.integers(0, 1), st.sampled_from(["OPTED_OUT", "INVALID_NUMBER", "OTHER"]),
+    lambda sent, reason, status, cr, ns, nr: Contribution(
+        "c1", sent, None if sent else reason, status, cr if sent else 0, ns, nr
+    ),
+    st.integers(0, 1),
+    st.sampled_from(["OPTED_OUT", "INVALID_NUMBER", "OTHER"]),
     st.sampled_from(["PENDING", "DELIVERED", "HARD_BOUNCE", "NOT_SENT", "UNKNOWN"]),
-    st.integers(0, 5_000_000), st.integers(0, 3), st.integers(0, 5))
+    st.integers(0, 5_000_000),
+    st.integers(0, 3),
+    st.integers(0, 5),
+)
 
 
 @given(st.lists(_contributions, min_size=1, max_size=6), _contributions, _contributions)
@@ -367,8 +433,9 @@ def test_moving_a_contribution_is_removing_the_old_and_adding_the_new(others, ol
 
 # --- campaign stage ---------------------------------------------------------------------------------
 def m_part(p, v, sent, sc=None, le=None, at=0, cr=0, fs=None):
-    return MessagePartial("c1", p, MessageVersion(*v), MessageCounts(sent, 0, {}, sc or {"PENDING": sent}, cr, fs, le),
-                          at)
+    return MessagePartial(
+        "c1", p, MessageVersion(*v), MessageCounts(sent, 0, {}, sc or {"PENDING": sent}, cr, fs, le), at
+    )
 
 
 def u_part(p, v, n, le=None, at=0):
@@ -376,17 +443,25 @@ def u_part(p, v, n, le=None, at=0):
 
 
 def fold_log(log, state=None, offsets=None):
-    for off, rec in (zip(offsets, (log[o] for o in offsets)) if offsets is not None else enumerate(log)):
+    for off, rec in zip(offsets, (log[o] for o in offsets)) if offsets is not None else enumerate(log):
         state = campaign_stage.fold(state, "c1", rec, off)
     return state
 
 
 def test_campaign_stats_sum_the_latest_partial_of_each_partition():
-    log = [m_part(0, [1, 0, 5], 1, cr=2_000_000, fs=5, le=5), m_part(1, [2, 0, 7], 2, fs=3, le=7),
-           u_part(0, [1], 1, le=9), m_part(0, [1, 1, 8], 1, sc={"DELIVERED": 1}, cr=2_000_000, fs=5, le=8)]
+    log = [
+        m_part(0, [1, 0, 5], 1, cr=2_000_000, fs=5, le=5),
+        m_part(1, [2, 0, 7], 2, fs=3, le=7),
+        u_part(0, [1], 1, le=9),
+        m_part(0, [1, 1, 8], 1, sc={"DELIVERED": 1}, cr=2_000_000, fs=5, le=8),
+    ]
     s = campaign_stage.stats(fold_log(log))
     assert (s["sent"], s["status_counts"], s["unsubscribed"], s["credits"]) == (
-        3, {"DELIVERED": 1, "PENDING": 2}, 1, 2.0)
+        3,
+        {"DELIVERED": 1, "PENDING": 2},
+        1,
+        2.0,
+    )
     assert (s["first_sent_at"], s["last_event_at"], s["version"]) == (3, 9, 4)
     assert s["rates"]["unsubscribe"] == pytest.approx(1 / 3)
     assert s["name"] is None  # optional until the launch is seen
@@ -410,11 +485,21 @@ def test_a_replayed_offset_is_ignored():
 
 
 def test_the_launch_sets_the_summary():
-    launch = Launch(at=77, name="N", kind="BATCH", text="T", sender_id="S", sms_type="marketing", created_at=1,
-                    launched_at=77, launch_list_size=10)
+    launch = Launch(
+        at=77,
+        name="N",
+        kind="BATCH",
+        text="T",
+        sender_id="S",
+        sms_type="marketing",
+        created_at=1,
+        launched_at=77,
+        launch_list_size=10,
+    )
     s = campaign_stage.stats(fold_log([m_part(0, [1, 0, 5], 1), launch]))
     assert {k: s[k] for k in campaign_stage.SUMMARY_FIELDS} == {
-        k: getattr(launch, k) for k in campaign_stage.SUMMARY_FIELDS}
+        k: getattr(launch, k) for k in campaign_stage.SUMMARY_FIELDS
+    }
     assert s["sent"] == 1 and s["updated_at"] == 77
 
 
@@ -491,7 +576,9 @@ def test_receipts_without_a_send_are_reported_once_after_the_window_and_still_fo
     assert [(o.key, o.value["error_kind"], o.value["receipts"]) for o in out] == [("m1", "orphan_receipt", 2)]
     assert "m1" in out[0].value["reason"]
     # reported once: neither later events nor redeliveries report it again
-    assert dead(st_.process(dlr("m1", "ENROUTE", T0 + 40 * HOUR, "r3")) + st_.process(send("m4", at=T0 + 99 * HOUR))) == []
+    assert (
+        dead(st_.process(dlr("m1", "ENROUTE", T0 + 40 * HOUR, "r3")) + st_.process(send("m4", at=T0 + 99 * HOUR))) == []
+    )
     assert st_.process(dlr("m1", "DELIVRD", T0, "r1")) == []
     # the send still arrives: the message is counted, in its folded status
     out = st_.process(send("m1", at=T0 - HOUR))
@@ -535,7 +622,9 @@ def test_state_codec_round_trips_every_stage_state():
         assert state_codec.decode_phone(state_codec.encode_phone(s)) == s
     cs = fold_log([m_part(0, [1, 0, 5], 1, sc={"DELIVERED": 1}, cr=70_000, fs=5, le=5), u_part(0, [1], 1, le=9)])
     assert state_codec.decode_campaign(state_codec.encode_campaign(cs)) == cs
-    assert campaign_stage.stats(state_codec.decode_campaign(state_codec.encode_campaign(cs))) == campaign_stage.stats(cs)
+    assert campaign_stage.stats(state_codec.decode_campaign(state_codec.encode_campaign(cs))) == campaign_stage.stats(
+        cs
+    )
 
 
 def test_state_codec_refuses_unknown_format_versions_naming_them():
@@ -552,8 +641,17 @@ def test_state_codec_refuses_unknown_format_versions_naming_them():
 
 def test_updated_at_never_goes_back():
     """Log records carry the clocks of the workers that wrote them; the stats' time only moves on."""
-    launch = Launch(at=50, name="N", kind="BATCH", text="T", sender_id="S", sms_type="marketing", created_at=1,
-                    launched_at=1, launch_list_size=10)
+    launch = Launch(
+        at=50,
+        name="N",
+        kind="BATCH",
+        text="T",
+        sender_id="S",
+        sms_type="marketing",
+        created_at=1,
+        launched_at=1,
+        launch_list_size=10,
+    )
     late = m_part(0, [1, 0, 5], 1, at=100)
     s = campaign_stage.stats(fold_log([late, launch]))
     assert s["updated_at"] == 100

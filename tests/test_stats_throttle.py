@@ -1,4 +1,5 @@
 """Contract §6: CampaignStats throttled per campaign, and always published after the last change."""
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -37,8 +38,12 @@ def test_a_failed_send_is_retried_at_once():
     assert t.take_due(0.1) == ["c1"]
 
 
-@given(st.lists(st.tuples(st.sampled_from(["mark", "take", "fail"]), st.sampled_from(["a", "b", "c"]),
-                          st.floats(0, 2)), max_size=60))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["mark", "take", "fail"]), st.sampled_from(["a", "b", "c"]), st.floats(0, 2)),
+        max_size=60,
+    )
+)
 def test_every_change_is_followed_by_a_publication(program):
     """Whatever the interleaving of changes, sends in flight and failed sends, once the
     changes stop the figures of every campaign's last change go out. A send carries the

@@ -1,29 +1,43 @@
 """Contract §4: raw receipts -> canonical statuses, and the status catalog itself."""
+
 from __future__ import annotations
 
 import json
 
+import oracle
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import error_codes, providers, raw_statuses
 
-import oracle
 from processors import catalog
 from processors.status_mapping import StatusMapper, parse_code
-from strategies import error_codes, providers, raw_statuses
 
 M = StatusMapper()
 
 # --- the first table, row by row ----------------------------------------------------------
-PENDING_ROW = [("smpp", s) for s in ("ENROUTE", "ACCEPTD", "SCHEDULED", "BUFFRED")] + \
-              [("twilio", s) for s in ("queued", "accepted", "scheduled", "sending", "sent")] + \
-              [("vonage", s) for s in ("accepted", "buffered")] + [("infobip", "PENDING")]
-DELIVERED_ROW = [("smpp", "DELIVRD"), ("twilio", "delivered"), ("twilio", "read"), ("vonage", "delivered"),
-                 ("infobip", "DELIVERED")]
+PENDING_ROW = (
+    [("smpp", s) for s in ("ENROUTE", "ACCEPTD", "SCHEDULED", "BUFFRED")]
+    + [("twilio", s) for s in ("queued", "accepted", "scheduled", "sending", "sent")]
+    + [("vonage", s) for s in ("accepted", "buffered")]
+    + [("infobip", "PENDING")]
+)
+DELIVERED_ROW = [
+    ("smpp", "DELIVRD"),
+    ("twilio", "delivered"),
+    ("twilio", "read"),
+    ("vonage", "delivered"),
+    ("infobip", "DELIVERED"),
+]
 SOFT_ROW = [("smpp", "EXPIRED"), ("vonage", "expired"), ("infobip", "EXPIRED")]
-FAILURE_ROW = [("smpp", s) for s in ("UNDELIV", "REJECTD", "DELETED", "FAILED")] + \
-              [("twilio", "undelivered"), ("twilio", "failed"), ("vonage", "failed"), ("vonage", "rejected"),
-               ("infobip", "UNDELIVERABLE"), ("infobip", "REJECTED")]
+FAILURE_ROW = [("smpp", s) for s in ("UNDELIV", "REJECTD", "DELETED", "FAILED")] + [
+    ("twilio", "undelivered"),
+    ("twilio", "failed"),
+    ("vonage", "failed"),
+    ("vonage", "rejected"),
+    ("infobip", "UNDELIVERABLE"),
+    ("infobip", "REJECTED"),
+]
 UNKNOWN_ROW = [("smpp", "UNKNOWN"), ("vonage", "unknown")]
 
 
@@ -72,8 +86,15 @@ PERMANENT = {
     "vonage": [3, 4],
     "smsmode": list(range(3520, 3530)),
 }
-FAILURE_WORD = {"smpp": "UNDELIV", None: "UNDELIV", "infobip": "UNDELIVERABLE", "acme": "FAILED",
-                "twilio": "failed", "vonage": "rejected", "smsmode": "REJECTD"}
+FAILURE_WORD = {
+    "smpp": "UNDELIV",
+    None: "UNDELIV",
+    "infobip": "UNDELIVERABLE",
+    "acme": "FAILED",
+    "twilio": "failed",
+    "vonage": "rejected",
+    "smsmode": "REJECTD",
+}
 
 
 @pytest.mark.parametrize("provider", list(PERMANENT))
@@ -119,12 +140,19 @@ def test_code_is_a_decimal_integer_whatever_its_zero_padding(code, pad):
 
 
 # --- case, canonical names, provider names ---------------------------------------------------
-@pytest.mark.parametrize("provider,raw,expected", [
-    ("smpp", "delivrd", catalog.DELIVERED), ("smpp", "Delivrd", catalog.DELIVERED),
-    ("twilio", "DELIVERED", catalog.DELIVERED), ("twilio", "Queued", catalog.PENDING),
-    ("infobip", "undeliverable", catalog.SOFT_BOUNCE), ("vonage", "EXPIRED", catalog.SOFT_BOUNCE),
-    ("TWILIO", "Failed", catalog.SOFT_BOUNCE), ("smpp", " DELIVRD ", catalog.DELIVERED),
-])
+@pytest.mark.parametrize(
+    "provider,raw,expected",
+    [
+        ("smpp", "delivrd", catalog.DELIVERED),
+        ("smpp", "Delivrd", catalog.DELIVERED),
+        ("twilio", "DELIVERED", catalog.DELIVERED),
+        ("twilio", "Queued", catalog.PENDING),
+        ("infobip", "undeliverable", catalog.SOFT_BOUNCE),
+        ("vonage", "EXPIRED", catalog.SOFT_BOUNCE),
+        ("TWILIO", "Failed", catalog.SOFT_BOUNCE),
+        ("smpp", " DELIVRD ", catalog.DELIVERED),
+    ],
+)
 def test_vocabularies_are_case_insensitive(provider, raw, expected):
     assert M.map(provider, raw, None) == expected
 
@@ -157,9 +185,14 @@ def test_mapper_agrees_with_the_contract_tables(provider, raw, code):
 # --- the catalog (§4's status table) ---------------------------------------------------------
 def test_catalog_is_the_contract_table():
     table = {
-        "PENDING": ("waiting", False), "PROVIDER_ACCEPTED": ("receipt", True), "DELIVERED": ("receipt", True),
-        "SOFT_BOUNCE": ("temporary_error", True), "PROVIDER_ERROR": ("temporary_error", True),
-        "HARD_BOUNCE": ("permanent_error", True), "UNKNOWN": ("unknown", True), "NOT_SENT": ("not_sent", True),
+        "PENDING": ("waiting", False),
+        "PROVIDER_ACCEPTED": ("receipt", True),
+        "DELIVERED": ("receipt", True),
+        "SOFT_BOUNCE": ("temporary_error", True),
+        "PROVIDER_ERROR": ("temporary_error", True),
+        "HARD_BOUNCE": ("permanent_error", True),
+        "UNKNOWN": ("unknown", True),
+        "NOT_SENT": ("not_sent", True),
     }
     assert {s: (catalog.category(s), catalog.is_final(s)) for s in catalog.STATUSES} == table
     assert catalog.STATUSES["DELIVERED"].emarsys == "Delivery successful"
@@ -176,10 +209,13 @@ def _write(tmp_path, data) -> str:
 
 
 def test_extension_file_adds_a_provider_vocabulary_and_codes(tmp_path):
-    path = _write(tmp_path, {
-        "vocabularies": {"Acme": {"OK": "DELIVERED", "WAIT": "PENDING", "DEAD": "FAILURE", "GONE": "HARD_BOUNCE"}},
-        "permanent_codes": {"ACME": [42, [100, 102]]},
-    })
+    path = _write(
+        tmp_path,
+        {
+            "vocabularies": {"Acme": {"OK": "DELIVERED", "WAIT": "PENDING", "DEAD": "FAILURE", "GONE": "HARD_BOUNCE"}},
+            "permanent_codes": {"ACME": [42, [100, 102]]},
+        },
+    )
     before = StatusMapper.from_env({})
     assert before.map("acme", "ok", None) == catalog.UNKNOWN
     m = StatusMapper.from_env({"SMSTALLY_STATUS_MAP": path})

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.devtools.broker import EmbeddedBroker, free_port
 from streams.compat import tansu
+from streams.devtools.broker import EmbeddedBroker, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -274,9 +274,7 @@ def test_transactions_are_not_supported(broker):
     from aiokafka.errors import KafkaError
 
     async def scenario():
-        producer = AIOKafkaProducer(
-            bootstrap_servers=broker.bootstrap, transactional_id=f"tx-{_tag()}"
-        )
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id=f"tx-{_tag()}")
         try:
             with pytest.raises(KafkaError):
                 await asyncio.wait_for(producer.start(), 20)
@@ -433,8 +431,7 @@ class FaustRun:
                 return table
             time.sleep(0.1)
         raise AssertionError(
-            f"worker never reached the expected state; last table {table}\n"
-            + proc.log.read_text()[-3000:]
+            f"worker never reached the expected state; last table {table}\n" + proc.log.read_text()[-3000:]
         )
 
     @staticmethod

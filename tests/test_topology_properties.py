@@ -10,6 +10,7 @@ records arrive in any order, any number of times, with the driver draining at ra
 or roughly in event-time order (how production sees them, and the order in which rule 6's
 timeouts fire while messages are still pending).
 """
+
 from __future__ import annotations
 
 import random
@@ -267,8 +268,13 @@ def test_unsubscribes_in_time_order_blacklist_exactly_as_the_contract_says(world
 def test_resubscribe_then_a_later_unsubscribe_blacklists_again():
     t = driver(2)
     u = {"phone": "06 12 34 56 78", "channel": "LINK"}
-    for eid, at, action in [("u1", 1, "UNSUBSCRIBE"), ("u2", 2, "UNSUBSCRIBE"), ("r1", 3, "RESUBSCRIBE"),
-                            ("u3", 4, "UNSUBSCRIBE"), ("u1", 1, "UNSUBSCRIBE")]:
+    for eid, at, action in [
+        ("u1", 1, "UNSUBSCRIBE"),
+        ("u2", 2, "UNSUBSCRIBE"),
+        ("r1", 3, "RESUBSCRIBE"),
+        ("u3", 4, "UNSUBSCRIBE"),
+        ("u1", 1, "UNSUBSCRIBE"),
+    ]:
         feed(t, UNSUB, {**u, "event_id": eid, "action": action, "at": 1_700_000_000_000 + at})
         t.drain()
     rems = [rem["event_id"] for _, rem in removals(t)]
@@ -301,7 +307,10 @@ def _crash(t: Driver) -> None:
     for p, old in phones.items():
         fresh = topo.phone_stages[p]
         assert (fresh.unsubscribed, fresh.attributions, fresh.last_event_at) == (
-            old.unsubscribed, old.attributions, old.last_event_at)
+            old.unsubscribed,
+            old.attributions,
+            old.last_event_at,
+        )
 
 
 @HEAVY
@@ -363,8 +372,14 @@ def test_a_crash_that_loses_the_outputs_since_the_last_commit_loses_no_removal(w
 #: the schema lacks, which no Avro writer can write).
 UNDECODABLE = "undecodable"
 BREAKERS = {
-    "sms.message-sent": [{"event_id": ""}, {"sent_at": 1_700_000_000}, {"outcome": "UNKNOWN"},
-                         {"message_id": "m" * 300}, {"phone": " "}, UNDECODABLE],
+    "sms.message-sent": [
+        {"event_id": ""},
+        {"sent_at": 1_700_000_000},
+        {"outcome": "UNKNOWN"},
+        {"message_id": "m" * 300},
+        {"phone": " "},
+        UNDECODABLE,
+    ],
     "sms.dlr": [{"event_id": " "}, {"received_at": 0}, {"status": ""}, {"done_at": 32_503_680_000_000}],
     "sms.unsubscribes": [{"action": "UNKNOWN"}, {"at": 1_700_000_000}, UNDECODABLE, {"phone": ""}],
     "sms.campaigns": [UNDECODABLE, {"launched_at": 0}, {"campaign_id": ""}],
@@ -420,9 +435,14 @@ def test_orphan_receipts_are_reported_once_after_the_window(world, rng):
 def test_stages_over_serialized_stores_behave_identically(world, rng, data):
     schedule = in_time_order(world, rng) if data.draw(st.booleans(), label="time order") else shuffled(world, rng)
     ref = run(world, schedule)
-    t = driver(world.partitions, Stores(PartitionStore(state_codec.encode_message, state_codec.decode_message),
-                                        PartitionStore(state_codec.encode_phone, state_codec.decode_phone),
-                                        PartitionStore(state_codec.encode_campaign, state_codec.decode_campaign)))
+    t = driver(
+        world.partitions,
+        Stores(
+            PartitionStore(state_codec.encode_message, state_codec.decode_message),
+            PartitionStore(state_codec.encode_phone, state_codec.decode_phone),
+            PartitionStore(state_codec.encode_campaign, state_codec.decode_campaign),
+        ),
+    )
     k = data.draw(st.integers(0, len(schedule)), label="crash at")
     play(t, schedule[:k])
     _crash(t)  # rebuilt from decoded states

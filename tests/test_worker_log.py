@@ -5,6 +5,7 @@ that show the cursor again (``ESC[?25h``) whatever its output is; ``smstally wor
 turns the spinner off unless stdout and stderr are terminals (``streams.cli._plain_output``).
 A real worker process, on the real embedded broker, started and stopped, output to a file.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -6,21 +6,21 @@ in ``pages``. Handlers are plain functions: FastAPI runs them in its thread pool
 each thread has its own database connection, so a slow query never blocks the event loop
 that the projector and the live feed share.
 """
+
 from __future__ import annotations
 
 import asyncio
 import re
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPBearer
-from starlette.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from processors.phones import normalize
@@ -65,6 +65,7 @@ def _only(*names: str):
         if extra:
             takes = ", ".join(sorted(allowed)) or "no query parameters"
             raise HTTPException(400, f"unknown query parameter(s): {', '.join(extra)}; this route takes {takes}")
+
     return Depends(check)
 
 
@@ -75,13 +76,19 @@ class RefuseNul:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and ("\x00" in scope.get("path", "")
-                                        or b"%00" in scope.get("query_string", b"")
-                                        or b"%00" in scope.get("raw_path", b"")):
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "")
+            or b"%00" in scope.get("query_string", b"")
+            or b"%00" in scope.get("raw_path", b"")
+        ):
             body = b'{"detail":"a NUL character (%00) is not allowed in a path or query parameter"}'
-            await send({"type": "http.response.start", "status": 400,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
@@ -109,16 +116,24 @@ _bearer = HTTPBearer(auto_error=False, description="SMSTALLY_API_TOKEN, when one
 
 def create_app(sv: Services) -> FastAPI:
     s = sv.settings
-    app = FastAPI(title="smstally read API", version="1", docs_url=None, redoc_url=None,
-                  description="Live SMS campaign reception statistics (contract §10). Timestamps are epoch "
-                              "milliseconds; lists are paged with limit and an opaque cursor.")
+    app = FastAPI(
+        title="smstally read API",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        description="Live SMS campaign reception statistics (contract §10). Timestamps are epoch "
+        "milliseconds; lists are paged with limit and an opaque cursor.",
+    )
     app.state.services = sv
     app.add_middleware(RefuseNul)
 
     async def require_token(request: Request, _=Depends(_bearer)) -> None:
         if not authorized(request, s.token):
-            raise HTTPException(401, "a valid token is required: Authorization: Bearer <SMSTALLY_API_TOKEN>",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "a valid token is required: Authorization: Bearer <SMSTALLY_API_TOKEN>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     cache = ResponseCache()
 
@@ -151,11 +166,13 @@ def create_app(sv: Services) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        from .pages import wants_html, error_page
+        from .pages import error_page, wants_html
+
         if exc.status_code in (401, 404) and wants_html(request):
             return error_page(request, exc.status_code, str(exc.detail))
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"detail": str(exc.detail)}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     # -- open routes ------------------------------------------------------------------------
     @app.get("/health/live", response_model=models.Health, tags=["health"])
@@ -177,18 +194,36 @@ def create_app(sv: Services) -> FastAPI:
     auth = Depends(require_token)  # first in every route's dependencies: 401 before any 400
     text = dict(max_length=MAX_TEXT)
 
-    @app.get("/api/campaigns", response_model=models.CampaignPage, response_class=JSON, tags=["campaigns"],
-             dependencies=[auth,
-                           _only("q", "kind", "launched_from", "launched_to", "sort", "limit", "cursor")], responses=models.ERRORS)
-    async def campaigns(request: Request, q: Optional[str] = Query(None, **text), kind: Optional[models.Kind] = None,
-                        launched_from: Optional[int] = Query(None, ge=0, le=2**62, description="epoch ms"),
-                        launched_to: Optional[int] = Query(None, ge=0, le=2**62, description="epoch ms"),
-                        sort: models.Sort = "-launched_at", limit: int = Query(100, ge=1, le=1000),
-                        cursor: Optional[str] = Query(None, max_length=2048)):
+    @app.get(
+        "/api/campaigns",
+        response_model=models.CampaignPage,
+        response_class=JSON,
+        tags=["campaigns"],
+        dependencies=[auth, _only("q", "kind", "launched_from", "launched_to", "sort", "limit", "cursor")],
+        responses=models.ERRORS,
+    )
+    async def campaigns(
+        request: Request,
+        q: str | None = Query(None, **text),
+        kind: models.Kind | None = None,
+        launched_from: int | None = Query(None, ge=0, le=2**62, description="epoch ms"),
+        launched_to: int | None = Query(None, ge=0, le=2**62, description="epoch ms"),
+        sort: models.Sort = "-launched_at",
+        limit: int = Query(100, ge=1, le=1000),
+        cursor: str | None = Query(None, max_length=2048),
+    ):
         def answer() -> bytes:
-            page = sv.model.campaigns(q=q, kind=kind, launched_from=launched_from, launched_to=launched_to,
-                                      sort=sort, limit=limit, cursor=cursor)
+            page = sv.model.campaigns(
+                q=q,
+                kind=kind,
+                launched_from=launched_from,
+                launched_to=launched_to,
+                sort=sort,
+                limit=limit,
+                cursor=cursor,
+            )
             return orjson.dumps({"items": page.items, "next_cursor": page.next_cursor})
+
         return await cached(request, answer)
 
     def known_campaign(campaign_id: str) -> dict | None:
@@ -199,47 +234,90 @@ def create_app(sv: Services) -> FastAPI:
 
     message_filters = ("status", "category", "not_sent_reason", "error_code")
 
-    @app.get("/api/campaigns/{campaign_id:path}/messages", response_model=models.MessagePage, response_class=JSON,
-             tags=["messages"], dependencies=[auth, _only(*message_filters, "limit", "cursor")],
-             responses={**models.ERRORS, **models.NOT_FOUND})
-    def messages(campaign_id: str = Path(..., **text), status: Optional[models.Status] = None,
-                 category: Optional[models.Category] = None,
-                 not_sent_reason: Optional[models.NotSentReason] = None,
-                 error_code: Optional[str] = Query(None, **text), limit: int = Query(100, ge=1, le=1000),
-                 cursor: Optional[str] = Query(None, max_length=2048)):
+    @app.get(
+        "/api/campaigns/{campaign_id:path}/messages",
+        response_model=models.MessagePage,
+        response_class=JSON,
+        tags=["messages"],
+        dependencies=[auth, _only(*message_filters, "limit", "cursor")],
+        responses={**models.ERRORS, **models.NOT_FOUND},
+    )
+    def messages(
+        campaign_id: str = Path(..., **text),
+        status: models.Status | None = None,
+        category: models.Category | None = None,
+        not_sent_reason: models.NotSentReason | None = None,
+        error_code: str | None = Query(None, **text),
+        limit: int = Query(100, ge=1, le=1000),
+        cursor: str | None = Query(None, max_length=2048),
+    ):
         known_campaign(campaign_id)
-        page = sv.model.messages(campaign_id, status=status, category=category, not_sent_reason=not_sent_reason,
-                                 error_code=error_code, limit=limit, cursor=cursor)
+        page = sv.model.messages(
+            campaign_id,
+            status=status,
+            category=category,
+            not_sent_reason=not_sent_reason,
+            error_code=error_code,
+            limit=limit,
+            cursor=cursor,
+        )
         return JSON({"items": [out(m) for m in page.items], "next_cursor": page.next_cursor})
 
-    @app.get("/api/campaigns/{campaign_id:path}/messages.csv", tags=["messages"], response_class=StreamingResponse,
-             dependencies=[auth, _only(*message_filters)],
-             responses={**models.ERRORS, **models.NOT_FOUND,
-                        200: {"content": {"text/csv": {"schema": {"type": "string"}}},
-                              "description": "RFC 4180 CSV with a header row"}})
-    def messages_csv(campaign_id: str = Path(..., **text), status: Optional[models.Status] = None,
-                     category: Optional[models.Category] = None,
-                     not_sent_reason: Optional[models.NotSentReason] = None,
-                     error_code: Optional[str] = Query(None, **text)):
+    @app.get(
+        "/api/campaigns/{campaign_id:path}/messages.csv",
+        tags=["messages"],
+        response_class=StreamingResponse,
+        dependencies=[auth, _only(*message_filters)],
+        responses={
+            **models.ERRORS,
+            **models.NOT_FOUND,
+            200: {
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+                "description": "RFC 4180 CSV with a header row",
+            },
+        },
+    )
+    def messages_csv(
+        campaign_id: str = Path(..., **text),
+        status: models.Status | None = None,
+        category: models.Category | None = None,
+        not_sent_reason: models.NotSentReason | None = None,
+        error_code: str | None = Query(None, **text),
+    ):
         known_campaign(campaign_id)
-        chunks = sv.model.iter_messages(campaign_id, status=status, category=category,
-                                        not_sent_reason=not_sent_reason, error_code=error_code)
+        chunks = sv.model.iter_messages(
+            campaign_id, status=status, category=category, not_sent_reason=not_sent_reason, error_code=error_code
+        )
         name = re.sub(r"[^A-Za-z0-9._-]", "_", campaign_id)[:80] or "campaign"
-        return StreamingResponse(csv_chunks(chunks, s.masked), media_type="text/csv; charset=utf-8",
-                                 headers={"Content-Disposition": f'attachment; filename="{name}-messages.csv"'})
+        return StreamingResponse(
+            csv_chunks(chunks, s.masked),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}-messages.csv"'},
+        )
 
-    @app.get("/api/campaigns/{campaign_id:path}", response_model=models.CampaignStats, response_class=JSON,
-             tags=["campaigns"], dependencies=[auth, _only()],
-             responses={**models.ERRORS, **models.NOT_FOUND})
+    @app.get(
+        "/api/campaigns/{campaign_id:path}",
+        response_model=models.CampaignStats,
+        response_class=JSON,
+        tags=["campaigns"],
+        dependencies=[auth, _only()],
+        responses={**models.ERRORS, **models.NOT_FOUND},
+    )
     async def campaign(request: Request, campaign_id: str = Path(..., **text)):
         def answer() -> bytes | None:
             c = sv.model.campaign(campaign_id)
             return None if c is None else orjson.dumps(c)
+
         return await cached(request, answer, f"no campaign {campaign_id!r} in the read model")
 
-    @app.get("/api/messages/{message_id:path}", response_model=models.MessageWithHistory, response_class=JSON,
-             tags=["messages"], dependencies=[auth, _only()],
-             responses={**models.ERRORS, **models.NOT_FOUND})
+    @app.get(
+        "/api/messages/{message_id:path}",
+        response_model=models.MessageWithHistory,
+        response_class=JSON,
+        tags=["messages"],
+        dependencies=[auth, _only()],
+        responses={**models.ERRORS, **models.NOT_FOUND},
+    )
     def message(message_id: str = Path(..., **text)):
         m = sv.model.message(message_id)
         if m is None:
@@ -248,13 +326,26 @@ def create_app(sv: Services) -> FastAPI:
         m["history"] = [out(h) for h in m["history"]]
         return JSON(m)
 
-    @app.get("/api/removals", response_model=models.RemovalPage, response_class=JSON, tags=["removals"],
-             dependencies=[auth, _only("reason", "phone", "limit", "cursor")],
-             responses=models.ERRORS)
-    def removals(reason: Optional[models.RemovalReason] = None, phone: Optional[str] = Query(None, max_length=64),
-                 limit: int = Query(100, ge=1, le=1000), cursor: Optional[str] = Query(None, max_length=2048)):
-        page = sv.model.removals(reason=reason, phone=normalize(phone, s.stream.default_region)[0] if phone else None,
-                                 limit=limit, cursor=cursor)
+    @app.get(
+        "/api/removals",
+        response_model=models.RemovalPage,
+        response_class=JSON,
+        tags=["removals"],
+        dependencies=[auth, _only("reason", "phone", "limit", "cursor")],
+        responses=models.ERRORS,
+    )
+    def removals(
+        reason: models.RemovalReason | None = None,
+        phone: str | None = Query(None, max_length=64),
+        limit: int = Query(100, ge=1, le=1000),
+        cursor: str | None = Query(None, max_length=2048),
+    ):
+        page = sv.model.removals(
+            reason=reason,
+            phone=normalize(phone, s.stream.default_region)[0] if phone else None,
+            limit=limit,
+            cursor=cursor,
+        )
         return JSON({"items": [out(r) for r in page.items], "next_cursor": page.next_cursor})
 
     def all_campaigns() -> list[dict]:
@@ -265,11 +356,20 @@ def create_app(sv: Services) -> FastAPI:
             if not (cursor := page.next_cursor):
                 return items
 
-    @app.get("/api/events", tags=["live"], response_class=StreamingResponse,
-             dependencies=[auth, _only("campaign_id")],
-             responses={**models.ERRORS, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
-                                               "description": "event: campaign, data: CampaignStats JSON"}})
-    async def events(request: Request, campaign_id: Optional[str] = Query(None, **text)):
+    @app.get(
+        "/api/events",
+        tags=["live"],
+        response_class=StreamingResponse,
+        dependencies=[auth, _only("campaign_id")],
+        responses={
+            **models.ERRORS,
+            200: {
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "description": "event: campaign, data: CampaignStats JSON",
+            },
+        },
+    )
+    async def events(request: Request, campaign_id: str | None = Query(None, **text)):
         """The latest CampaignStats of every campaign (or of ``campaign_id``) at once, then every change."""
         listener = sv.hub.subscribe()
         if campaign_id is not None:
@@ -299,9 +399,11 @@ def create_app(sv: Services) -> FastAPI:
                 sv.hub.unsubscribe(listener)
                 sv.metrics.sse_clients.dec()
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
     from .pages import add_pages
+
     add_pages(app, sv)
     return app

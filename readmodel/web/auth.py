@@ -3,6 +3,7 @@
 The cookie holds an HMAC of the token, not the token, so a cookie leaked from a browser
 profile is not a bearer token for scripts; changing the token logs every browser out.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -5,11 +5,13 @@
 history always gives the same bytes, which makes it cacheable and testable. All
 text is escaped; the result is the only Markup the dashboard emits.
 """
+
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from markupsafe import Markup, escape
 
@@ -39,10 +41,30 @@ _HOUR = 60 * _MIN
 _DAY = 24 * _HOUR
 #: Candidate tick steps (ms), smallest first.
 _STEPS = (
-    1 * _SEC, 2 * _SEC, 5 * _SEC, 10 * _SEC, 15 * _SEC, 30 * _SEC,
-    1 * _MIN, 2 * _MIN, 5 * _MIN, 10 * _MIN, 15 * _MIN, 30 * _MIN,
-    1 * _HOUR, 2 * _HOUR, 3 * _HOUR, 6 * _HOUR, 12 * _HOUR,
-    1 * _DAY, 2 * _DAY, 7 * _DAY, 14 * _DAY, 30 * _DAY, 91 * _DAY, 365 * _DAY,
+    1 * _SEC,
+    2 * _SEC,
+    5 * _SEC,
+    10 * _SEC,
+    15 * _SEC,
+    30 * _SEC,
+    1 * _MIN,
+    2 * _MIN,
+    5 * _MIN,
+    10 * _MIN,
+    15 * _MIN,
+    30 * _MIN,
+    1 * _HOUR,
+    2 * _HOUR,
+    3 * _HOUR,
+    6 * _HOUR,
+    12 * _HOUR,
+    1 * _DAY,
+    2 * _DAY,
+    7 * _DAY,
+    14 * _DAY,
+    30 * _DAY,
+    91 * _DAY,
+    365 * _DAY,
 )
 
 
@@ -102,7 +124,7 @@ def _step(span: int, max_ticks: int) -> int:
 
 
 def _tick_label(ms: int, step: int, multi_day: bool) -> str:
-    d = datetime.fromtimestamp(ms // 1000, tz=timezone.utc)
+    d = datetime.fromtimestamp(ms // 1000, tz=UTC)
     if step >= _DAY:
         return d.strftime("%b %d").replace(" 0", " ")
     if step < _MIN:
@@ -238,13 +260,8 @@ def rates_chart(history: list[dict], width: int = 720, height: int = 240) -> Mar
         label = _tick_label(tick, step, multi_day) + (" UTC" if first else "")
         half = _text_width(label, 11) / 2
         xt_text = min(max(xt, half + 2), width - 2 - half)  # keep the label inside the image
-        out.append(
-            f'<line x1="{_f(xt)}" x2="{_f(xt)}" y1="{top + ph}" y2="{top + ph + 4}" stroke="{AXIS}"/>'
-        )
-        out.append(
-            f'<text x="{_f(xt_text)}" y="{top + ph + 17}" text-anchor="middle" fill="{MUTED}">'
-            f"{e(label)}</text>"
-        )
+        out.append(f'<line x1="{_f(xt)}" x2="{_f(xt)}" y1="{top + ph}" y2="{top + ph + 4}" stroke="{AXIS}"/>')
+        out.append(f'<text x="{_f(xt_text)}" y="{top + ph + 17}" text-anchor="middle" fill="{MUTED}">{e(label)}</text>')
         tick += step
         first = False
 

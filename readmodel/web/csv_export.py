@@ -10,14 +10,15 @@ SQL to it byte for byte). SQL takes the common shapes only (an ASCII E.164 phone
 between 1970 and 9999) and hands the rest back to Python: through SQLite functions, or on
 PostgreSQL, which cannot call Python, through a last column carrying the row's raw values.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import sys
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from functools import lru_cache, partial
-from typing import Callable, Iterable, Iterator
 
 import orjson
 
@@ -25,11 +26,20 @@ from ..queries import MessageRows
 from ..schema import MESSAGE_FIELDS
 from .privacy import _COUNTRY_CODES, mask_phone, neutralize_cell
 
-HEADER = ("message_id", "contact_id", "phone", "status", "category", "error_code", "provider",
-          "not_sent_reason", "sent_at", "status_at")
+HEADER = (
+    "message_id",
+    "contact_id",
+    "phone",
+    "status",
+    "category",
+    "error_code",
+    "provider",
+    "not_sent_reason",
+    "sent_at",
+    "status_at",
+)
 _IDX = {f: i for i, f in enumerate(MESSAGE_FIELDS)}
-_MID, _CONTACT, _PHONE, _STATUS, _CATEGORY, _CODE, _PROVIDER, _REASON, _SENT, _AT = (
-    _IDX[f] for f in HEADER)
+_MID, _CONTACT, _PHONE, _STATUS, _CATEGORY, _CODE, _PROVIDER, _REASON, _SENT, _AT = (_IDX[f] for f in HEADER)
 _RISKY_START = "=+-@\t\r"  # a first character that makes a spreadsheet evaluate the cell
 _RISKY = frozenset(_RISKY_START)
 _HEADER_LINE = (",".join(HEADER) + "\r\n").encode()
@@ -39,7 +49,7 @@ CHUNK_ROWS = 5000  # ~600 kB of CSV: few enough thread hops and sends, small aga
 def iso_utc(ms: int | None) -> str:
     if ms is None:
         return ""
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 class _IsoClock:
@@ -57,7 +67,7 @@ class _IsoClock:
         if head is None:
             if len(self.seconds) >= self.size:
                 self.seconds.clear()
-            head = self.seconds[sec] = datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+            head = self.seconds[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
         return f"{head}{frac:03d}Z"
 
 
@@ -76,8 +86,18 @@ def reference_cells(r: tuple, masked: bool, iso: Callable[[int | None], str] = i
     """The CSV cells of one row in ``MESSAGE_FIELDS`` order. status and category are enum
     symbols and not_sent_reason an enum key, so they are never neutralized."""
     reason = r[_REASON]
-    return (_cell(r[_MID]), _cell(r[_CONTACT]), phone_cell(r[_PHONE], masked), r[_STATUS], r[_CATEGORY],
-            _cell(r[_CODE]), _cell(r[_PROVIDER]), "" if reason is None else reason, iso(r[_SENT]), iso(r[_AT]))
+    return (
+        _cell(r[_MID]),
+        _cell(r[_CONTACT]),
+        phone_cell(r[_PHONE], masked),
+        r[_STATUS],
+        r[_CATEGORY],
+        _cell(r[_CODE]),
+        _cell(r[_PROVIDER]),
+        "" if reason is None else reason,
+        iso(r[_SENT]),
+        iso(r[_AT]),
+    )
 
 
 def reference_chunks(chunks: Iterable[list[tuple]], masked: bool) -> Iterator[bytes]:
@@ -132,13 +152,16 @@ class _Dialect:
 
 class _Sqlite(_Dialect):
     """Python functions are registered on the connection, so SQL only does the cheap cases."""
+
     RISKY = "(" + ", ".join(str(ord(c)) for c in _RISKY_START) + ")"  # unicode() of the characters
     STARS = "*" * 40
     MAX_MASKABLE = len(STARS) + 4  # the longest phone the star literal can mask
 
     @staticmethod
     def _plus_ascii_digits(col: str, first: str, lo: int, hi: int) -> str:
-        return f"length({col}) BETWEEN {lo} AND {hi} AND {col} GLOB '+{first}*' AND NOT substr({col}, 2) GLOB '*[^0-9]*'"
+        return (
+            f"length({col}) BETWEEN {lo} AND {hi} AND {col} GLOB '+{first}*' AND NOT substr({col}, 2) GLOB '*[^0-9]*'"
+        )
 
     def risky(self, col: str) -> str:
         return f"unicode({col}) IN {self.RISKY}"
@@ -188,6 +211,7 @@ def _decimal_class() -> str:
 class _Postgres(_Dialect):
     """Cannot call Python: a cell it does not take is NULL, and the row's raw values come in a
     last column (``leftover``) for ``_pg_line`` to finish."""
+
     RISKY = "(" + ", ".join(f"'{c}'" if c.isprintable() else f"chr({ord(c)})" for c in _RISKY_START) + ")"
 
     def risky(self, col: str) -> str:
@@ -211,8 +235,10 @@ class _Postgres(_Dialect):
     def iso(self, col: str) -> str:
         # seconds and milliseconds apart: interval * bigint goes through a double, exact only while
         # the product in microseconds has a 53-bit mantissa (seconds to 9999 do, milliseconds not)
-        at = f"timestamp '1970-01-01' + ({col} / 1000) * interval '1 second' + ({col} % 1000) * interval '1 millisecond'"
-        return f"to_char({at}, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+        at = (
+            f"timestamp '1970-01-01' + ({col} / 1000) * interval '1 second' + ({col} % 1000) * interval '1 millisecond'"
+        )
+        return f'to_char({at}, \'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\')'
 
     def leftover(self, fast: list[str]) -> tuple[str, ...]:
         slow = " OR ".join(f"NOT ({f})" for f in fast)
@@ -231,8 +257,11 @@ def _masked_e164(d: _Dialect) -> str:
     country code of 1 to 3 digits tried shortest first (``privacy._country_code``), at least
     one '*' follows, so the cell is never an E.164 number and always gets its "'"."""
     # substr(s, i, n) and substr(s, i) mean the same in both databases; only the stars differ
-    branches = " ".join(f"WHEN substr(phone, 2, {n}) IN ({_codes(n)}) THEN substr(phone, 1, {1 + n}) || {d.stars(f'length(phone) - {5 + n}')}"
-                        for n in (1, 2, 3))
+    branches = " ".join(
+        f"WHEN substr(phone, 2, {n}) IN ({_codes(n)}) "
+        f"THEN substr(phone, 1, {1 + n}) || {d.stars(f'length(phone) - {5 + n}')}"
+        for n in (1, 2, 3)
+    )
     return f"'''' || CASE {branches} ELSE '+' || {d.stars('length(phone) - 5')} END || substr(phone, length(phone) - 3)"
 
 
@@ -255,10 +284,21 @@ def _columns(d: _Dialect, masked: bool) -> str:
     # fast: what the cells test before they take a value, so that ``leftover`` hands back the
     # rows with a cell left to Python and no others
     fast = ([d.maskable("phone")] if masked else []) + [_in_range("sent_at"), _in_range("status_at")]
-    return ", ".join((_sql_cell(d, "message_id"), _sql_cell(d, "contact_id"), _sql_phone(d, masked),
-                      d.text("status"), d.text("category"), _sql_cell(d, "error_code"), _sql_cell(d, "provider"),
-                      d.text("not_sent_reason"), _sql_time(d, "sent_at"), _sql_time(d, "status_at"),
-                      *d.leftover(fast)))
+    return ", ".join(
+        (
+            _sql_cell(d, "message_id"),
+            _sql_cell(d, "contact_id"),
+            _sql_phone(d, masked),
+            d.text("status"),
+            d.text("category"),
+            _sql_cell(d, "error_code"),
+            _sql_cell(d, "provider"),
+            d.text("not_sent_reason"),
+            _sql_time(d, "sent_at"),
+            _sql_time(d, "status_at"),
+            *d.leftover(fast),
+        )
+    )
 
 
 _sqlite_columns = partial(_columns, _SQLITE)  # by these names the tests EXPLAIN the export

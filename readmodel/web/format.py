@@ -12,12 +12,14 @@ on the same IEEE doubles with the same integer rounding, so they agree exactly:
   ``dts`` with seconds
 - ``reltime``: epoch ms -> ``"3 min ago"`` / ``"in 2 h"`` / ``"just now"``
 """
+
 from __future__ import annotations
 
 import math
 import time
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from processors import catalog
@@ -29,9 +31,10 @@ DASH = "\u2014"
 
 # --------------------------------------------------------------------------- numbers
 
+
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and not (
-        isinstance(x, float) and not math.isfinite(x)
+    return (
+        isinstance(x, (int, float)) and not isinstance(x, bool) and not (isinstance(x, float) and not math.isfinite(x))
     )
 
 
@@ -100,11 +103,12 @@ def share(part: Any, whole: Any) -> float | None:
 
 # --------------------------------------------------------------------------- times
 
+
 def _utc(ms: Any) -> datetime | None:
     if not _is_number(ms):
         return None
     try:
-        return datetime.fromtimestamp(int(ms) // 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(int(ms) // 1000, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
 
@@ -158,6 +162,7 @@ def reltime(ms: Any, now_ms: Any = None) -> str:
 
 # --------------------------------------------------------------------------- urls
 
+
 def pathseg(value: Any) -> str:
     """One URL path segment: everything but unreserved characters percent-encoded."""
     return quote("" if value is None else str(value), safe="")
@@ -178,6 +183,7 @@ def qs(*maps: Mapping[str, Any] | None, **params: Any) -> str:
 
 
 # --------------------------------------------------------------------------- stats
+
 
 def _get(c: Any, key: str, default: Any = None) -> Any:
     if c is None:
@@ -255,10 +261,20 @@ def sorted_breakdown(m: Any) -> list[tuple[str, dict[str, int], int]]:
 
 #: Delivery-time buckets (contract §11) and the thresholds the dashboard shows.
 DELIVERY_BUCKETS: tuple[tuple[str, int | None], ...] = (
-    ("le_5", 5), ("le_10", 10), ("le_30", 30), ("le_60", 60), ("le_120", 120),
-    ("le_300", 300), ("le_600", 600), ("le_1800", 1800), ("le_3600", 3600),
-    ("le_7200", 7200), ("le_21600", 21600), ("le_86400", 86400),
-    ("le_259200", 259200), ("gt_259200", None),
+    ("le_5", 5),
+    ("le_10", 10),
+    ("le_30", 30),
+    ("le_60", 60),
+    ("le_120", 120),
+    ("le_300", 300),
+    ("le_600", 600),
+    ("le_1800", 1800),
+    ("le_3600", 3600),
+    ("le_7200", 7200),
+    ("le_21600", 21600),
+    ("le_86400", 86400),
+    ("le_259200", 259200),
+    ("gt_259200", None),
 )
 DELIVERY_THRESHOLDS: tuple[tuple[int, str], ...] = ((10, "10 s"), (60, "1 min"), (600, "10 min"), (3600, "1 h"))
 

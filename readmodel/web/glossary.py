@@ -5,6 +5,7 @@ dashboard can never disagree with the processor about what a status means. The
 explanations are the project's own words; the smsmode and Emarsys names are the
 ones those products show, so that users of either can find their bearings.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,16 +3,18 @@
 Responses are serialized straight from the read model's dicts (orjson); these models only
 describe them, and the schemathesis test checks that they describe them truthfully.
 """
+
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel
 
 from processors import catalog
 
-Status = Literal["PENDING", "PROVIDER_ACCEPTED", "DELIVERED", "SOFT_BOUNCE", "PROVIDER_ERROR", "HARD_BOUNCE",
-                 "UNKNOWN", "NOT_SENT"]
+Status = Literal[
+    "PENDING", "PROVIDER_ACCEPTED", "DELIVERED", "SOFT_BOUNCE", "PROVIDER_ERROR", "HARD_BOUNCE", "UNKNOWN", "NOT_SENT"
+]
 Category = Literal["receipt", "waiting", "temporary_error", "permanent_error", "unknown", "not_sent"]
 NotSentReason = Literal["HARD_BOUNCE", "OPTED_OUT", "INVALID_NUMBER", "INSUFFICIENT_CREDIT", "DUPLICATE", "OTHER"]
 Kind = Literal["BATCH", "AUTOMATED"]
@@ -26,14 +28,14 @@ assert set(NotSentReason.__args__) == set(catalog.NOT_SENT_REASONS)  # type: ign
 
 class CampaignStats(BaseModel):
     campaign_id: str
-    name: Optional[str] = None
-    kind: Optional[Literal["BATCH", "AUTOMATED", "OTHER"]] = None
-    text: Optional[str] = None
-    sender_id: Optional[str] = None
-    sms_type: Optional[str] = None
-    created_at: Optional[int] = None
-    launched_at: Optional[int] = None
-    launch_list_size: Optional[int] = None
+    name: str | None = None
+    kind: Literal["BATCH", "AUTOMATED", "OTHER"] | None = None
+    text: str | None = None
+    sender_id: str | None = None
+    sms_type: str | None = None
+    created_at: int | None = None
+    launched_at: int | None = None
+    launch_list_size: int | None = None
     version: int
     updated_at: int
     sent: int
@@ -43,23 +45,23 @@ class CampaignStats(BaseModel):
     unsubscribed: int
     credits: float
     rates: dict[str, float]
-    first_sent_at: Optional[int] = None
-    last_event_at: Optional[int] = None
+    first_sent_at: int | None = None
+    last_event_at: int | None = None
 
 
 class MessageStatus(BaseModel):
     message_id: str
     campaign_id: str
-    contact_id: Optional[str] = None
+    contact_id: str | None = None
     phone: str
     status: Status
     category: Category
-    error_code: Optional[str] = None
-    provider: Optional[str] = None
+    error_code: str | None = None
+    provider: str | None = None
     sent_at: int
     status_at: int
     version: int
-    not_sent_reason: Optional[str] = None
+    not_sent_reason: str | None = None
     phone_valid: bool
 
 
@@ -71,29 +73,29 @@ class Removal(BaseModel):
     event_id: str
     phone: str
     reason: RemovalReason
-    contact_id: Optional[str] = None
-    campaign_id: Optional[str] = None
-    message_id: Optional[str] = None
-    status: Optional[str] = None
-    error_code: Optional[str] = None
-    provider: Optional[str] = None
-    channel: Optional[str] = None
+    contact_id: str | None = None
+    campaign_id: str | None = None
+    message_id: str | None = None
+    status: str | None = None
+    error_code: str | None = None
+    provider: str | None = None
+    channel: str | None = None
     at: int
 
 
 class CampaignPage(BaseModel):
     items: list[CampaignStats]
-    next_cursor: Optional[str]
+    next_cursor: str | None
 
 
 class MessagePage(BaseModel):
     items: list[MessageStatus]
-    next_cursor: Optional[str]
+    next_cursor: str | None
 
 
 class RemovalPage(BaseModel):
     items: list[Removal]
-    next_cursor: Optional[str]
+    next_cursor: str | None
 
 
 class Problem(BaseModel):
@@ -104,6 +106,8 @@ class Health(BaseModel):
     alive: bool
 
 
-ERRORS = {400: {"model": Problem, "description": "a bad query parameter or cursor"},
-          401: {"model": Problem, "description": "a token is configured and the request lacks it"}}
+ERRORS = {
+    400: {"model": Problem, "description": "a bad query parameter or cursor"},
+    401: {"model": Problem, "description": "a token is configured and the request lacks it"},
+}
 NOT_FOUND = {404: {"model": Problem, "description": "no such campaign or message in the read model"}}

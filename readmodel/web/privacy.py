@@ -5,6 +5,7 @@ except that an E.164 number keeps its ``+`` and country calling code, as in the
 contract's example ``+33*******5678``: the country says where a campaign went without
 saying to whom.
 """
+
 from __future__ import annotations
 
 import logging
@@ -77,6 +78,7 @@ def scrub(text: str) -> str:
             return s
         keep = set(digits[-4:])
         return "".join("*" if (ch.isdigit() and i not in keep) else ch for i, ch in enumerate(s))
+
     return _PHONE_LIKE.sub(repl, text)
 
 

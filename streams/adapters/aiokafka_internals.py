@@ -19,6 +19,7 @@
   wrapper needs to send its correcting Fetch on the fetcher's own client with the fetcher's
   isolation (:func:`fetcher_client`, :func:`fetcher_isolation_level`).
 """
+
 from __future__ import annotations
 
 import asyncio

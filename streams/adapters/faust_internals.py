@@ -46,6 +46,7 @@ Private attributes and methods read or written (on the ``Consumer`` unless said)
   partition's database, read and written directly by ``streams.stores`` for a batch
   (:func:`partition_db`, :func:`partition_items`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -241,4 +242,3 @@ def partition_items(data: Any, partition: int) -> Iterator[tuple[bytes, bytes]]:
     """The (key, value) items of one partition of a Faust RocksDB store."""
     items: Iterator[tuple[bytes, bytes]] = data._visible_items(data._db_for_partition(partition))
     return items
-

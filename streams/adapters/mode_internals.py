@@ -8,6 +8,7 @@ mode-streaming 0.7.1 (see :mod:`streams.adapters.versions`); each is tested in
   ``Service.should_stop`` is not the same test: it is also true once the service crashed,
   and Faust's loop does not stop on that.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -9,6 +9,7 @@ starts it anyway (at one's own risk), with a warning; run ``tests/test_library_i
 against the new version before relying on it, and update :data:`TESTED` and the pins in
 ``pyproject.toml`` together.
 """
+
 from __future__ import annotations
 
 import logging
@@ -61,11 +62,16 @@ def check_versions(env: Mapping[str, str], installed: Mapping[str, str | None] |
         return
     text = "; ".join(lines)
     if _allowed(env):
-        log.warning("%s. Starting anyway (%s is set): smstally relies on private names of these "
-                    "libraries (streams/adapters/), which this version may have changed", text, OVERRIDE_VAR)
+        log.warning(
+            "%s. Starting anyway (%s is set): smstally relies on private names of these "
+            "libraries (streams/adapters/), which this version may have changed",
+            text,
+            OVERRIDE_VAR,
+        )
         return
     raise UntestedLibraries(
         f"{text}. smstally relies on private names of these libraries (streams/adapters/), "
         f"checked with the tested versions only: install those (pip install -e .), or set "
         f"{OVERRIDE_VAR}=1 to start anyway at your own risk (tests/test_library_internals.py "
-        f"tells whether the private names still fit)")
+        f"tells whether the private names still fit)"
+    )

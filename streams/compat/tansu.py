@@ -215,7 +215,9 @@ def install() -> bool:
             return offsets
         try:
             ends = await log_end_offsets(
-                aiokafka_internals.fetcher_client(self), node_id, latest,
+                aiokafka_internals.fetcher_client(self),
+                node_id,
+                latest,
                 isolation_level=aiokafka_internals.fetcher_isolation_level(self),
             )
         except asyncio.CancelledError:
@@ -386,9 +388,7 @@ async def _detect(servers: list[str]) -> str:
         if not answered:
             log.info("broker flavor: tansu (empty answer to a Fetch with max_wait_ms=0)")
             return "tansu"
-        listed_req = OffsetRequest(
-            -1, 0, [(t, [(p, _LATEST) for p, _, _ in parts]) for t, parts in by_topic.items()]
-        )
+        listed_req = OffsetRequest(-1, 0, [(t, [(p, _LATEST) for p, _, _ in parts]) for t, parts in by_topic.items()])
         listed_resp = await client.send(node_id, listed_req)
         listed = {}
         for topic, parts in listed_resp.topics:

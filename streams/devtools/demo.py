@@ -4,6 +4,7 @@ Starts the embedded broker and one worker (a subprocess, as in production), publ
 simulated day and shows the live report until the published statistics equal the
 simulator's expected totals. Whatever happens, both processes are stopped on the way out.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,9 @@ from .broker import EmbeddedBroker, free_port
 from .processes import ApiProcess, WorkerProcess
 
 
-def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: float = 600.0,
-             keep: bool = False) -> int:
+def run_demo(
+    messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: float = 600.0, keep: bool = False
+) -> int:
     from simulator.scenario import generate
 
     from .simulate import run_simulation, wait_for_expected
@@ -38,20 +40,32 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
     try:
         print(f"[demo] starting the embedded broker ({work}/broker.log)", flush=True)
         broker.start()
-        env = dict(os.environ, SMSTALLY_BROKER=broker.url, SMSTALLY_BROKER_FLAVOR="tansu",
-                   SMSTALLY_DATA_DIR=str(work / "data"), SMSTALLY_WEB_PORT=str(free_port()),
-                   SMSTALLY_PARTITIONS=os.environ.get("SMSTALLY_PARTITIONS", "4"))
+        env = dict(
+            os.environ,
+            SMSTALLY_BROKER=broker.url,
+            SMSTALLY_BROKER_FLAVOR="tansu",
+            SMSTALLY_DATA_DIR=str(work / "data"),
+            SMSTALLY_WEB_PORT=str(free_port()),
+            SMSTALLY_PARTITIONS=os.environ.get("SMSTALLY_PARTITIONS", "4"),
+        )
         s = from_env(env)
         print(f"[demo] starting a worker on {broker.url} ({work}/worker.log)", flush=True)
         worker = WorkerProcess(env, work / "worker.log").start()
         token = secrets.token_urlsafe(18)
-        api_env = dict(env, SMSTALLY_API_TOKEN=token, SMSTALLY_API_HOST="127.0.0.1",
-                       SMSTALLY_API_PORT=os.environ.get("SMSTALLY_API_PORT") or str(_api_port()),
-                       SMSTALLY_DATA_DIR=str(work / "api"))
+        api_env = dict(
+            env,
+            SMSTALLY_API_TOKEN=token,
+            SMSTALLY_API_HOST="127.0.0.1",
+            SMSTALLY_API_PORT=os.environ.get("SMSTALLY_API_PORT") or str(_api_port()),
+            SMSTALLY_DATA_DIR=str(work / "api"),
+        )
         api = ApiProcess(api_env, work / "api.log").start()
-        print(f"[demo] starting smstally api ({work}/api.log)\n"
-              f"[demo] dashboard: {api.url}/login?token={token}\n"
-              f"[demo]   (or open {api.url}/login and paste the token {token})", flush=True)
+        print(
+            f"[demo] starting smstally api ({work}/api.log)\n"
+            f"[demo] dashboard: {api.url}/login?token={token}\n"
+            f"[demo]   (or open {api.url}/login and paste the token {token})",
+            flush=True,
+        )
         scenario = generate(seed=seed, messages=messages, campaigns=campaigns)
         print(scenario.summary(), flush=True)
         n_events = len(scenario.phase1) + len(scenario.phase2)
@@ -64,8 +78,10 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
             last_draw[0] = now
             if not worker.running:
                 raise RuntimeError(f"the worker exited with code {worker.returncode}; see {worker.log_path}")
-            head = (f"[demo] {time.monotonic() - t0:6.1f}s  live CampaignStats from {s.topics.campaign_stats}"
-                    f"   dashboard: {api.url}/login?token={token}")
+            head = (
+                f"[demo] {time.monotonic() - t0:6.1f}s  live CampaignStats from {s.topics.campaign_stats}"
+                f"   dashboard: {api.url}/login?token={token}"
+            )
             tail = f"still different: {len(diff)} figure(s)" if diff else ""
             if tty:
                 print("\033[2J\033[H" + head + "\n" + render_brief(latest) + "\n" + tail, flush=True)
@@ -75,8 +91,7 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
         t0 = time.monotonic()
 
         async def go() -> tuple[bool, dict[str, dict[str, Any]], list[str]]:
-            ok = await run_simulation(s, scenario, wait=True, timeout=timeout,
-                                      on_progress=lambda latest: draw(latest))
+            ok = await run_simulation(s, scenario, wait=True, timeout=timeout, on_progress=lambda latest: draw(latest))
             if not ok:
                 return False, {}, ["phase 1 was not counted in time"]
             return await wait_for_expected(s, scenario.expected.stats, timeout, on_progress=draw)
@@ -89,21 +104,28 @@ def run_demo(messages: int = 10000, seed: int = 1, campaigns: int = 5, timeout: 
         elapsed = time.monotonic() - t0
         print("\n".join(render(latest[c]) + "\n" for c in sorted(latest)))
         if ok:
-            print(f"[demo] OK: the published statistics equal the simulator's expected totals for "
-                  f"{len(latest)} campaigns; {n_events} events in {elapsed:.1f}s end to end "
-                  f"({n_events / elapsed:,.0f} events/s, including the phase-2 wait); the API's "
-                  f"/api/campaigns equals them too", flush=True)
+            print(
+                f"[demo] OK: the published statistics equal the simulator's expected totals for "
+                f"{len(latest)} campaigns; {n_events} events in {elapsed:.1f}s end to end "
+                f"({n_events / elapsed:,.0f} events/s, including the phase-2 wait); the API's "
+                f"/api/campaigns equals them too",
+                flush=True,
+            )
             if tty and not keep_running_disabled():
-                print(f"[demo] the dashboard stays up: {api.url}/login?token={token}\n"
-                      "[demo] press Ctrl-C to stop everything", flush=True)
+                print(
+                    f"[demo] the dashboard stays up: {api.url}/login?token={token}\n"
+                    "[demo] press Ctrl-C to stop everything",
+                    flush=True,
+                )
                 try:
                     while worker.running and api.running:
                         time.sleep(0.5)
                 except KeyboardInterrupt:
                     print("\n[demo] stopping", flush=True)
             return 0
-        print("[demo] FAILED: the statistics did not reach the expected totals:\n  " + "\n  ".join(diff[:20]),
-              flush=True)
+        print(
+            "[demo] FAILED: the statistics did not reach the expected totals:\n  " + "\n  ".join(diff[:20]), flush=True
+        )
         return 1
     except KeyboardInterrupt:
         print("[demo] interrupted", flush=True)
@@ -150,8 +172,9 @@ def _wait_api(api: ApiProcess, token: str, expected: dict[str, dict[str, Any]], 
     while time.monotonic() < deadline:
         if not api.running:
             return [f"smstally api exited with code {api.returncode}; see {api.log_path}"]
-        req = urllib.request.Request(f"{api.url}/api/campaigns?limit=1000",
-                                     headers={"Authorization": f"Bearer {token}"})
+        req = urllib.request.Request(
+            f"{api.url}/api/campaigns?limit=1000", headers={"Authorization": f"Bearer {token}"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 items = json.loads(r.read())["items"]

@@ -4,6 +4,7 @@ A worker runs as a real ``smstally worker`` process (not in-process) so that kil
 as real as in production. It dies with its parent (PR_SET_PDEATHSIG on Linux) and is also
 stopped at interpreter exit, so a crashed test run cannot leave one behind.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -40,9 +41,14 @@ class WorkerProcess:
 
     def start(self) -> Self:
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", *self.module], env=self.env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", *self.module],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         return self
 
     @property
@@ -104,7 +110,7 @@ class WorkerProcess:
             return ""
         for i, line in enumerate(lines):
             if "Crashed reason=" in line or "Traceback (most recent call last)" in line:
-                return "\n".join(lines[max(0, i - 3):i + context])
+                return "\n".join(lines[max(0, i - 3) : i + context])
         return "\n".join(lines[-40:])
 
     def tail(self, n: int = 40) -> str:

@@ -1,4 +1,5 @@
 """Publishing a simulated day in two phases, and reading the stats back."""
+
 from __future__ import annotations
 
 import asyncio
@@ -55,8 +56,13 @@ async def wait_quiescent(s: Settings, timeout: float = 120.0) -> bool:
         await c.stop()
 
 
-async def run_simulation(s: Settings, scenario: Scenario, wait: bool = True, timeout: float = 300.0,
-                         on_progress: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> bool:
+async def run_simulation(
+    s: Settings,
+    scenario: Scenario,
+    wait: bool = True,
+    timeout: float = 300.0,
+    on_progress: Callable[[dict[str, dict[str, Any]]], None] | None = None,
+) -> bool:
     """Phase 1, then (once its sends are counted) phase 2: STOP replies come after sends."""
     await ensure_topics(s)
     n1 = await publish(s, scenario.phase1)
@@ -92,8 +98,10 @@ async def read_stats(s: Settings, idle_ms: int = 1500) -> dict[str, dict[str, An
 
 
 async def wait_for_expected(
-        s: Settings, expected: dict[str, dict[str, Any]], timeout: float,
-        on_progress: Callable[[dict[str, dict[str, Any]], list[str]], None] | None = None,
+    s: Settings,
+    expected: dict[str, dict[str, Any]],
+    timeout: float,
+    on_progress: Callable[[dict[str, dict[str, Any]], list[str]], None] | None = None,
 ) -> tuple[bool, dict[str, dict[str, Any]], list[str]]:
     async with StatsView(s) as view:
         deadline = time.monotonic() + timeout

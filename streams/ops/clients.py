@@ -3,6 +3,7 @@
 These are the tools of an upstream producer and a downstream consumer, not of the worker,
 so they use aiokafka directly (no consumer group: they read from the beginning).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,15 +24,18 @@ if TYPE_CHECKING:
 
 def topic_for(s: Settings, default_name: str) -> str:
     t = s.topics
-    return {"sms.campaigns": t.campaigns, "sms.message-sent": t.message_sent, "sms.dlr": t.dlr,
-            "sms.unsubscribes": t.unsubscribes}.get(default_name, default_name)
+    return {
+        "sms.campaigns": t.campaigns,
+        "sms.message-sent": t.message_sent,
+        "sms.dlr": t.dlr,
+        "sms.unsubscribes": t.unsubscribes,
+    }.get(default_name, default_name)
 
 
 async def publish(s: Settings, emits: Iterable[Emit], codec: AvroCodec | None = None) -> int:
     """Publish simulator ``Emit`` records in order; returns how many were sent."""
     codec = codec or AvroCodec(s.schema_registry_url)
-    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5,
-                                max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
     await producer.start()
     n = 0
     try:
@@ -53,6 +57,7 @@ async def publish(s: Settings, emits: Iterable[Emit], codec: AvroCodec | None = 
 
 class ReadRecord(NamedTuple):
     """One record read back: the value decoded, or its raw bytes when it is not Avro."""
+
     key: bytes | None
     value: dict[str, Any] | bytes
     partition: int
@@ -66,8 +71,14 @@ class TopicReader:
         tansu.apply(s.broker_flavor)
         self.s, self.topic = s, topic
         self.codec = codec or AvroCodec(s.schema_registry_url)
-        self.consumer = AIOKafkaConsumer(topic, bootstrap_servers=s.bootstrap, enable_auto_commit=False,
-                                         auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=100)
+        self.consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=s.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            group_id=None,
+            fetch_max_wait_ms=100,
+        )
 
     async def start(self) -> None:
         await self.consumer.start()

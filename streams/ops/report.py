@@ -1,4 +1,5 @@
 """The operator's terminal report of one campaign, from a CampaignStats record."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -51,12 +52,16 @@ def render(stats: dict[str, Any]) -> str:
 
 def render_brief(all_stats: dict[str, dict[str, Any]]) -> str:
     """One line per campaign, for the live view."""
-    out = [f"{'campaign':<14}{'sent':>7}{'n/sent':>7}{'recv%':>8}{'wait%':>8}{'temp%':>8}{'perm%':>8}{'unk%':>7}"
-           f"{'unsub':>7}{'credits':>10}  version"]
+    out = [
+        f"{'campaign':<14}{'sent':>7}{'n/sent':>7}{'recv%':>8}{'wait%':>8}{'temp%':>8}{'perm%':>8}{'unk%':>7}"
+        f"{'unsub':>7}{'credits':>10}  version"
+    ]
     for cid in sorted(all_stats):
         s = all_stats[cid]
         r = s["rates"]
-        out.append(f"{cid:<14}{s['sent']:>7}{s['not_sent']:>7}{100*r['receipt']:>8.1f}{100*r['waiting']:>8.1f}"
-                   f"{100*r['temporary_error']:>8.1f}{100*r['permanent_error']:>8.1f}{100*r['unknown']:>7.1f}"
-                   f"{s['unsubscribed']:>7}{s['credits']:>10.2f}  {s['version']}")
+        out.append(
+            f"{cid:<14}{s['sent']:>7}{s['not_sent']:>7}{100 * r['receipt']:>8.1f}{100 * r['waiting']:>8.1f}"
+            f"{100 * r['temporary_error']:>8.1f}{100 * r['permanent_error']:>8.1f}{100 * r['unknown']:>7.1f}"
+            f"{s['unsubscribed']:>7}{s['credits']:>10.2f}  {s['version']}"
+        )
     return "\n".join(out)
