@@ -301,11 +301,15 @@ class Topology:
     def _parse_unsubscribe(self, rec: Mapping[str, Any]) -> Unsubscribe:
         return Unsubscribe.from_record(rec, self.region)
 
+    def decode(self, topic: str, raw: bytes | None) -> dict[str, Any]:
+        """The Avro record a raw value of input ``topic`` holds; DecodeError if it holds none."""
+        _, value = self.codec.decode(raw, expected=self.expected_record[topic])  # type: ignore[arg-type]
+        return value
+
     def _decode(self, rec: Record, parse: Callable[[Mapping[str, Any]], Any], add: Add) -> Any:
         """The event of an input record, or None when it became a dead letter."""
         try:
-            _, value = self.codec.decode(rec.value, expected=self.expected_record[rec.topic])  # type: ignore[arg-type]
-            return parse(value)
+            return parse(self.decode(rec.topic, rec.value))
         except DecodeError as exc:
             self._dead_letter(rec, exc.kind, exc.reason, None, add)
         except InvalidEvent as exc:

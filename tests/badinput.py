@@ -118,18 +118,19 @@ class Outcome:
     record: dict | None = None  # the decoded record, when decoding succeeded
 
 
-def classify(topic: str, raw: bytes | None, codec: AvroCodec | None = None, region: str = "FR") -> Outcome:
-    """Decode ``raw`` as the record of ``topic`` and validate it, as the worker does.
+def classify(topic: str, raw: bytes | None, region: str = "FR") -> Outcome:
+    """Decode ``raw`` as the record of ``topic`` and validate it with the production
+    topology's own decode and parse (processors/topology.py), counting the outcomes.
 
     Returns the outcome; only DecodeError and InvalidEvent are turned into dead letters,
     anything else propagates (that is the bug the fuzzing looks for).
     """
     from processors.events import InvalidEvent
-    from tests.driving import parse
+    from tests.driving import decode, parse
 
     TALLY["tried"] += 1
     try:
-        _, rec = (codec or _CODEC).decode(raw, expected=RECORD_OF[topic])
+        rec = decode(topic, raw)
     except DecodeError as exc:
         TALLY[f"dead:{exc.kind}"] += 1
         return Outcome(DEAD_LETTER, exc.kind, exc.reason)

@@ -101,6 +101,11 @@ def _parser(region: str) -> Topology:
     return topology(1, region=region)
 
 
+def decode(topic: str, raw: bytes | None) -> dict:
+    """The topology's decode of a raw input value (DecodeError if it holds no record of the topic)."""
+    return _parser("FR").decode(topic, raw)
+
+
 def parse(topic: str, record: dict, region: str = "FR") -> Any:
     """The topology's parse of a decoded input record (InvalidEvent if it breaks the contract)."""
     return _parser(region).parse(topic, record)
