@@ -126,6 +126,10 @@ class BatchConsumer(BatchConsumerBase):
         if partition.topic in self.handlers:
             self.guard.sought(partition, offset)
 
+    async def fetch_committed(self, tp: TP) -> int | None:
+        """The committed offset of ``tp``, asked of the group coordinator (consumer thread)."""
+        return await self._committed(tp)
+
     async def _committed(self, tp: TP) -> int | None:
         ak = self.aiokafka_consumer()
         committed: int | None = await self.in_consumer_thread(ak.committed, tp)

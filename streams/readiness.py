@@ -6,6 +6,8 @@ Kept apart from the pipeline because it only reads the consumer's positions: it 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import cast
 
 import faust
@@ -28,9 +30,13 @@ class CatchUp:
     def __init__(self, app: faust.App):
         self.app = app
         self.targets: dict[TP, int | None] = {}
+        self.committed: dict[TP, int] = {}  # asked of the group coordinator (see lagging)
+        self.asked: dict[TP, float] = {}
 
     def reset(self) -> None:
         self.targets.clear()
+        self.committed.clear()
+        self.asked.clear()
 
     def track(self, *topics: str) -> None:
         for tp in self.app.consumer.assignment():
@@ -61,10 +67,34 @@ class CatchUp:
                 # worker of the thread's call queue, so no fetch or seek runs again.
                 pos = faust_internals.read_offset(consumer, tp)
                 if pos is None:
-                    pos = faust_internals.committed_offset(consumer, tp) or 0
+                    pos = faust_internals.committed_offset(consumer, tp)
+                if pos is None:
+                    # Neither known: the seek after recovery was cut short by another
+                    # rebalance before it reached this partition. Without new records the
+                    # partition would then lag for ever (seen in the crash test: "0/2" on a
+                    # partition whose two records an earlier owner had processed). The
+                    # committed offset, asked of the coordinator once, says how far that is.
+                    pos = await self._committed(consumer, tp)
             if pos < target:
                 out[f"{tp.topic}[{tp.partition}]"] = f"{pos}/{target}"
         return out
+
+    async def _committed(self, consumer: BatchConsumer, tp: TP) -> int:
+        held = self.committed.get(tp)
+        if held is not None:
+            return held
+        now = time.monotonic()
+        if now < self.asked.get(tp, 0.0) + 1.0:  # at most once a second per partition
+            return 0
+        self.asked[tp] = now
+        try:
+            offset = await asyncio.wait_for(consumer.fetch_committed(tp), 1.0)
+        except Exception:  # noqa: BLE001 - a rebalance or a slow coordinator: asked again next time
+            return 0
+        if offset is None or offset < 0:
+            return 0
+        self.committed[tp] = offset
+        return offset
 
     async def caught_up(self, topic: str | None = None) -> bool:
         return not await self.lagging(topic)
