@@ -126,9 +126,16 @@ class BatchConsumer(BatchConsumerBase):
         if partition.topic in self.handlers:
             self.guard.sought(partition, offset)
 
-    async def fetch_committed(self, tp: TP) -> int | None:
-        """The committed offset of ``tp``, asked of the group coordinator (consumer thread)."""
-        return await self._committed(tp)
+    async def learn_next_offset(self, tp: TP) -> int | None:
+        """The next offset to process on ``tp``; when neither a seek nor a batch has told it
+        yet (the seek after recovery was cut short by another rebalance), the committed
+        offset asked of the group coordinator, which then becomes the guard's. None while
+        nothing is committed."""
+        if self.guard.next_offset(tp) is None:
+            expected = await self._committed(tp)
+            if expected is not None and self.guard.next_offset(tp) is None:
+                self.guard.sought(tp, expected)
+        return self.guard.next_offset(tp)
 
     async def _committed(self, tp: TP) -> int | None:
         ak = self.aiokafka_consumer()
@@ -137,11 +144,8 @@ class BatchConsumer(BatchConsumerBase):
 
     async def _contiguous(self, tp: TP, records: Sequence[Any]) -> Sequence[Any]:
         """The records of ``records`` not processed yet, or none if some were skipped."""
-        if self.guard.next_offset(tp) is None:
-            expected = await self._committed(tp)
-            if expected is None:  # nothing committed: the fetcher started where auto_offset_reset says
-                return records
-            self.guard.sought(tp, expected)
+        if await self.learn_next_offset(tp) is None:
+            return records  # nothing committed: the fetcher started where auto_offset_reset says
         records, seek_to = self.guard.admit(tp, records)
         if seek_to is not None:
             await self.seek(tp, seek_to)

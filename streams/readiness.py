@@ -30,12 +30,10 @@ class CatchUp:
     def __init__(self, app: faust.App):
         self.app = app
         self.targets: dict[TP, int | None] = {}
-        self.committed: dict[TP, int] = {}  # asked of the group coordinator (see lagging)
-        self.asked: dict[TP, float] = {}
+        self.asked: dict[TP, float] = {}  # when the coordinator was last asked (see lagging)
 
     def reset(self) -> None:
         self.targets.clear()
-        self.committed.clear()
         self.asked.clear()
 
     def track(self, *topics: str) -> None:
@@ -73,28 +71,23 @@ class CatchUp:
                     # rebalance before it reached this partition. Without new records the
                     # partition would then lag for ever (seen in the crash test: "0/2" on a
                     # partition whose two records an earlier owner had processed). The
-                    # committed offset, asked of the coordinator once, says how far that is.
-                    pos = await self._committed(consumer, tp)
+                    # committed offset, which the consumer learns from the coordinator, says
+                    # how far that is.
+                    pos = await self._learn(consumer, tp)
             if pos < target:
                 out[f"{tp.topic}[{tp.partition}]"] = f"{pos}/{target}"
         return out
 
-    async def _committed(self, consumer: BatchConsumer, tp: TP) -> int:
-        held = self.committed.get(tp)
-        if held is not None:
-            return held
+    async def _learn(self, consumer: BatchConsumer, tp: TP) -> int:
         now = time.monotonic()
         if now < self.asked.get(tp, 0.0) + 1.0:  # at most once a second per partition
             return 0
         self.asked[tp] = now
         try:
-            offset = await asyncio.wait_for(consumer.fetch_committed(tp), 1.0)
-        except Exception:  # noqa: BLE001 - a rebalance or a slow coordinator: asked again next time
+            offset = await asyncio.wait_for(consumer.learn_next_offset(tp), 1.0)
+        except Exception:  # noqa: BLE001 - a rebalance or a slow coordinator: asked again later
             return 0
-        if offset is None or offset < 0:
-            return 0
-        self.committed[tp] = offset
-        return offset
+        return offset or 0
 
     async def caught_up(self, topic: str | None = None) -> bool:
         return not await self.lagging(topic)

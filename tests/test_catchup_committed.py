@@ -1,7 +1,7 @@
 """Readiness when the seek after recovery never reached a partition (crash test, 12-02:
 "sms.unsubscribes[1]": "0/2" for ever on a partition whose two records an earlier owner had
-processed). CatchUp then asks the coordinator for the committed offset, once it has one,
-and at most once a second while it has none. The consumer here is a stand-in for the one
+processed). CatchUp then has the consumer learn the committed offset from the coordinator
+(held as the partition's next offset once known), at most once a second while there is none. The consumer here is a stand-in for the one
 attribute set readiness reads; the integration side is the crash test."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class Consumer:
     def __init__(self, committed: int | None):
         self.answer = committed
         self.asked = 0
+        self.learned: dict = {}
         self._read_offset: dict = {}
         self._committed_offset: dict = {}
 
@@ -29,11 +30,13 @@ class Consumer:
     def highwater(self, tp: TP) -> int:
         return 2
 
-    def next_offset(self, tp: TP) -> None:
-        return None
+    def next_offset(self, tp: TP) -> int | None:
+        return self.learned.get(tp)
 
-    async def fetch_committed(self, tp: TP) -> int | None:
+    async def learn_next_offset(self, tp: TP) -> int | None:
         self.asked += 1
+        if self.answer is not None:
+            self.learned[tp] = self.answer
         return self.answer
 
 
