@@ -94,14 +94,30 @@ class BatchConsumer(BatchConsumerBase):
         A commit only follows the changelog writes of what it covers, so a state behind its
         commit means the restore missed part of the changelog: replaying from the state's own
         mark (folds skip what they already hold) is what keeps that from losing counts.
+
+        A partition of ours with nothing committed (or 0) is sought to the start of its log
+        explicitly: aiokafka seeks only to a committed offset above 0, so records fetched
+        before this seek (across a rebalance) and then dropped would otherwise stay behind
+        the fetch position, and nothing would say where processing must start (crash test,
+        12-02: "sms.unsubscribes[1]": "0/2" for ever). Its next offset is then known, so the
+        guard and the stall check cover it like any other.
         """
         committed = await self.seek_to_committed()
+        unsought = [tp for tp, offset in committed.items() if tp.topic in self.handlers and not (offset and offset > 0)]
+        starts = await self.log_starts(unsought) if unsought else {}
         for tp, offset in committed.items():
             known = offset is not None and offset >= 0
             self.set_read_offset(tp, offset if known else None)
             if offset:
                 self.set_committed_offset(tp, offset)
-            if known and tp.topic in self.handlers:
+            if tp.topic not in self.handlers:
+                continue
+            if tp in starts:
+                start = starts[tp] if not known else offset
+                restored = self.guard.committed(tp, start)
+                await self.seek(tp, start if restored is None else restored)
+                continue
+            if known:
                 restored = self.guard.committed(tp, offset)
                 if restored is not None:
                     log.warning(
@@ -115,6 +131,13 @@ class BatchConsumer(BatchConsumerBase):
                     )
                     await self.seek(tp, restored)
 
+    async def log_starts(self, tps: Sequence[TP]) -> dict[TP, int]:
+        """The first offset still in each partition's log: where ``auto_offset_reset``
+        ("earliest") starts a partition with nothing committed."""
+        ak = self.aiokafka_consumer()
+        starts: Mapping[Any, int] = await self.in_consumer_thread(ak.beginning_offsets, list(tps))
+        return {TP(tp.topic, tp.partition): offset for tp, offset in starts.items()}
+
     async def seek(self, partition: TP, offset: int) -> None:
         """Seek in the consumer thread. Faust's ``seek`` calls aiokafka's from the event loop
         thread, which wakes the fetcher's future of the other thread's loop unsafely: the
@@ -127,12 +150,14 @@ class BatchConsumer(BatchConsumerBase):
             self.guard.sought(partition, offset)
 
     async def learn_next_offset(self, tp: TP) -> int | None:
-        """The next offset to process on ``tp``; when neither a seek nor a batch has told it
+        """The next offset to process on ``tp``. When neither a seek nor a batch has told it
         yet (the seek after recovery was cut short by another rebalance), the committed
-        offset asked of the group coordinator, which then becomes the guard's. None while
-        nothing is committed."""
+        offset asked of the group coordinator, or the start of the log when nothing is
+        committed; it then becomes the guard's. None only while the broker cannot say."""
         if self.guard.next_offset(tp) is None:
             expected = await self._committed(tp)
+            if expected is None or expected < 0:
+                expected = (await self.log_starts([tp])).get(tp)
             if expected is not None and self.guard.next_offset(tp) is None:
                 self.guard.sought(tp, expected)
         return self.guard.next_offset(tp)
@@ -145,7 +170,7 @@ class BatchConsumer(BatchConsumerBase):
     async def _contiguous(self, tp: TP, records: Sequence[Any]) -> Sequence[Any]:
         """The records of ``records`` not processed yet, or none if some were skipped."""
         if await self.learn_next_offset(tp) is None:
-            return records  # nothing committed: the fetcher started where auto_offset_reset says
+            return records  # the broker could not say: the fetcher's position is all there is
         records, seek_to = self.guard.admit(tp, records)
         if seek_to is not None:
             await self.seek(tp, seek_to)

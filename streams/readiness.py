@@ -68,11 +68,10 @@ class CatchUp:
                     pos = faust_internals.committed_offset(consumer, tp)
                 if pos is None:
                     # Neither known: the seek after recovery was cut short by another
-                    # rebalance before it reached this partition. Without new records the
-                    # partition would then lag for ever (seen in the crash test: "0/2" on a
-                    # partition whose two records an earlier owner had processed). The
-                    # committed offset, which the consumer learns from the coordinator, says
-                    # how far that is.
+                    # rebalance before it reached this partition. The consumer then learns
+                    # the next offset (the committed one, or the log start when nothing is
+                    # committed) from the broker, and from then on its guard and stall check
+                    # keep the partition moving.
                     pos = await self._learn(consumer, tp)
             if pos < target:
                 out[f"{tp.topic}[{tp.partition}]"] = f"{pos}/{target}"

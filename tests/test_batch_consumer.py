@@ -16,7 +16,7 @@ from streams.offset_guard import OffsetGuard
 T = TP("sms.dlr", 0)
 
 
-def consumer(committed):
+def consumer(committed, log_start=0):
     c = object.__new__(BatchConsumer)
     c.guard, c.sought = OffsetGuard(), []
     c.handlers = {"sms.dlr": None}
@@ -24,11 +24,14 @@ def consumer(committed):
     async def _committed(tp):
         return committed
 
+    async def log_starts(tps):
+        return {tp: log_start for tp in tps}
+
     async def seek(tp, offset):
         c.sought.append(offset)
         c.guard.sought(tp, offset)
 
-    c._committed, c.seek = _committed, seek
+    c._committed, c.seek, c.log_starts = _committed, seek, log_starts
     return c
 
 
@@ -61,15 +64,24 @@ def test_records_already_processed_are_dropped():
     assert run(c, recs(8, 9)) == []
 
 
-def test_nothing_committed_means_the_reset_position_is_trusted():
-    c = consumer(committed=None)
-    assert run(c, recs(0, 1)) == [0, 1]
+def test_nothing_committed_means_processing_starts_at_the_log_start():
+    c = consumer(committed=None, log_start=3)
+    assert run(c, recs(3, 4)) == [3, 4]
     assert c.sought == []
 
 
-def seek_after_recovery(committed, restored):
-    """``perform_seek`` with the group's commits ``committed`` and the restored marks ``restored``."""
+def test_nothing_committed_and_a_fetch_past_the_log_start_seeks_back_to_it():
+    # Records fetched before a rebalance and dropped with it: the fetch position is past
+    # them, and nothing was committed. Before 12-02 the fetched batch was trusted: 0..1 lost.
     c = consumer(committed=None)
+    assert run(c, recs(2, 3)) == []
+    assert c.sought == [0]
+    assert run(c, recs(0, 1, 2, 3)) == [0, 1, 2, 3]
+
+
+def seek_after_recovery(committed, restored, log_start=0):
+    """``perform_seek`` with the group's commits ``committed`` and the restored marks ``restored``."""
+    c = consumer(committed=None, log_start=log_start)
     c._read_offset, c._committed_offset = {}, {}  # Faust's, written by perform_seek
     for tp, offset in restored.items():
         c.restored_up_to(tp, offset)
@@ -107,3 +119,29 @@ def test_a_state_with_no_mark_at_all_replays_from_the_start():
     # The pipeline tells 0 when the restored table holds nothing of a partition.
     c = seek_after_recovery({T: 120}, {T: 0})
     assert c.sought == [0] and c.next_offset(T) == 0
+
+
+def test_a_partition_with_nothing_committed_is_sought_to_its_log_start_and_its_next_offset_known():
+    # aiokafka seeks only to a committed offset above 0: without this seek, a fetch made
+    # across the rebalance leaves the position past records never processed, and with no
+    # next offset known neither the guard nor the stall check would ever bring them back
+    # (crash test, 12-02: "sms.unsubscribes[1]": "0/2" for ever).
+    for commit in (None, -1):
+        c = seek_after_recovery({T: commit}, {}, log_start=7)
+        assert c.sought == [7] and c.next_offset(T) == 7
+    c = seek_after_recovery({T: 0}, {}, log_start=0)
+    assert c.sought == [0] and c.next_offset(T) == 0
+
+
+def test_a_partition_with_nothing_committed_and_dropped_records_is_reported_stalled():
+    c = seek_after_recovery({T: None}, {})
+    highwater = {T: 2}.get
+    assert c.guard.stalls(0.0, {T}, highwater) == []
+    (stall,) = c.guard.stalls(c.guard.stall_s, {T}, highwater)
+    assert (stall.next_offset, stall.highwater) == (0, 2)
+
+
+def test_topics_not_handled_in_batches_are_left_to_faust():
+    other = TP("smstally-messages-changelog", 0)
+    c = seek_after_recovery({other: None}, {})
+    assert c.sought == [] and c.next_offset(other) is None
