@@ -60,6 +60,9 @@ class BatchConsumer(BatchConsumerBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.guard: OffsetGuard[TP] = OffsetGuard(self.stall_s)
+        #: From an assignment until its seek to the committed offsets has completed: until then
+        #: no position says how far the restored state is from the log (see ``readiness``).
+        self.seek_pending = True
 
     @classmethod
     def with_handlers(
@@ -80,6 +83,7 @@ class BatchConsumer(BatchConsumerBase):
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
         self.guard.assigned()
+        self.seek_pending = True
         await super().on_partitions_assigned(assigned, generation_id)
 
     def restored_up_to(self, tp: TP, next_offset: int) -> None:
@@ -101,7 +105,14 @@ class BatchConsumer(BatchConsumerBase):
         the fetch position, and nothing would say where processing must start (crash test,
         12-02: "sms.unsubscribes[1]": "0/2" for ever). Its next offset is then known, so the
         guard and the stall check cover it like any other.
+
+        Called by Faust's recovery once the tables are restored (and their marks told):
+        only then are the positions it sets meaningful for readiness (``seek_pending``).
         """
+        await self._seek_committed()
+        self.seek_pending = False
+
+    async def _seek_committed(self) -> None:
         committed = await self.seek_to_committed()
         unsought = [tp for tp, offset in committed.items() if tp.topic in self.handlers and not (offset and offset > 0)]
         starts = await self.log_starts(unsought) if unsought else {}
@@ -113,23 +124,25 @@ class BatchConsumer(BatchConsumerBase):
             if tp.topic not in self.handlers:
                 continue
             if tp in starts:
-                start = starts[tp] if not known else offset
-                restored = self.guard.committed(tp, start)
-                await self.seek(tp, start if restored is None else restored)
-                continue
-            if known:
-                restored = self.guard.committed(tp, offset)
-                if restored is not None:
-                    log.warning(
-                        "%s[%d]: the restored state reflects offsets before %d only, but %d is "
-                        "committed; replaying from %d",
-                        tp.topic,
-                        tp.partition,
-                        restored,
-                        offset,
-                        restored,
-                    )
-                    await self.seek(tp, restored)
+                offset = offset if known else starts[tp]
+                await self.seek(tp, offset)
+            if offset is not None and offset >= 0:
+                await self._resume(tp, offset)
+
+    async def _resume(self, tp: TP, offset: int) -> None:
+        """Processing of ``tp`` goes on from ``offset`` (its commit, or its log start), or from
+        where the restored state ends when that is earlier."""
+        restored = self.guard.committed(tp, offset)
+        if restored is not None:
+            log.warning(
+                "%s[%d]: the restored state reflects offsets before %d only, but %d is committed; replaying from %d",
+                tp.topic,
+                tp.partition,
+                restored,
+                offset,
+                restored,
+            )
+            await self.seek(tp, restored)
 
     async def log_starts(self, tps: Sequence[TP]) -> dict[TP, int]:
         """The first offset still in each partition's log: where ``auto_offset_reset``
@@ -151,15 +164,22 @@ class BatchConsumer(BatchConsumerBase):
 
     async def learn_next_offset(self, tp: TP) -> int | None:
         """The next offset to process on ``tp``. When neither a seek nor a batch has told it
-        yet (the seek after recovery was cut short by another rebalance), the committed
-        offset asked of the group coordinator, or the start of the log when nothing is
-        committed; it then becomes the guard's. None only while the broker cannot say."""
+        yet (the seek after recovery was cut short by another rebalance), it is found as that
+        seek would have: the committed offset asked of the group coordinator (the start of
+        the log when nothing is committed), or where the restored state ends when that is
+        earlier, and then sought to. None only while the broker cannot say.
+
+        Taking the committed offset alone once let a state restored behind its commit pass
+        for caught up: its stats went out with an older version than already published
+        (crash test, 12-02: "stats version went back from 322 to 230"), and the records
+        between would not have been folded again.
+        """
         if self.guard.next_offset(tp) is None:
             expected = await self._committed(tp)
             if expected is None or expected < 0:
                 expected = (await self.log_starts([tp])).get(tp)
             if expected is not None and self.guard.next_offset(tp) is None:
-                self.guard.sought(tp, expected)
+                await self._resume(tp, expected)
         return self.guard.next_offset(tp)
 
     async def _committed(self, tp: TP) -> int | None:
@@ -233,7 +253,7 @@ class BatchConsumer(BatchConsumerBase):
                     continue
                 if not self.flow_active:  # fetched across a rebalance: stale, re-read from committed
                     try:
-                        await self.perform_seek()
+                        await self._seek_committed()  # recovery's own seek follows
                     except Exception as exc:  # noqa: BLE001 - the next assignment seeks again
                         log.info("seek to committed offsets while paused failed: %r", exc)
                     continue

@@ -20,6 +20,7 @@ def consumer(committed, log_start=0):
     c = object.__new__(BatchConsumer)
     c.guard, c.sought = OffsetGuard(), []
     c.handlers = {"sms.dlr": None}
+    c.seek_pending = True  # as after an assignment
 
     async def _committed(tp):
         return committed
@@ -145,3 +146,19 @@ def test_topics_not_handled_in_batches_are_left_to_faust():
     other = TP("smstally-messages-changelog", 0)
     c = seek_after_recovery({other: None}, {})
     assert c.sought == [] and c.next_offset(other) is None
+
+
+def test_learning_the_next_offset_of_a_partition_nobody_sought_honours_the_restored_mark():
+    # Learned from the coordinator when the seek after recovery never reached the partition:
+    # a state restored behind the commit must be replayed from its mark, as perform_seek does.
+    c = consumer(committed=120)
+    c.restored_up_to(T, 40)
+    assert asyncio.run(c.learn_next_offset(T)) == 40
+    assert c.sought == [40]
+    c = consumer(committed=120)
+    assert asyncio.run(c.learn_next_offset(T)) == 120 and c.sought == []
+
+
+def test_a_seek_is_pending_from_an_assignment_until_perform_seek_completes():
+    c = seek_after_recovery({T: 120}, {})
+    assert c.seek_pending is False
