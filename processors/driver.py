@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, NamedTuple
 
-from .partitioner import partition_for
+from .partitioner import Partitioner, partition_for
 from .topology import Topology
 
 
@@ -106,10 +106,11 @@ class Driver:
             log = self.logs[topic] = [[] for _ in range(self.partitions.get(topic, self.default_partitions))]
         return log
 
-    def produce(self, topic: str, key: bytes | None, value: bytes) -> LogRecord:
-        """Append a record where Kafka's default partitioner puts it (no key: partition 0)."""
+    def produce(self, topic: str, key: bytes | None, value: bytes, place: Partitioner | None = None) -> LogRecord:
+        """Append a record where Kafka's default partitioner puts it (no key: partition 0),
+        or where ``place(key, partitions)`` does (a producer with another partitioner)."""
         log = self._log(topic)
-        p = 0 if key is None else partition_for(key, len(log))
+        p = 0 if key is None else (place or partition_for)(key, len(log))
         rec = LogRecord(topic, p, len(log[p]), key, value)
         log[p].append(rec)
         return rec
@@ -128,9 +129,9 @@ class Driver:
                 del part[end:]
 
     # -- the worker ----------------------------------------------------------------
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def send(self, topic: str, key: bytes | None, value: bytes, place: Partitioner | None = None) -> None:
         """A producer writes to an input topic, and the worker handles the record at once."""
-        rec = self.produce(topic, key, value)
+        rec = self.produce(topic, key, value, place)
         self._handle(topic, rec.partition, [rec])
         self.positions[(topic, rec.partition)] = rec.offset + 1
 

@@ -10,6 +10,8 @@ int arithmetic wraps. Same results, checked against aiokafka's in tests/test_par
 from __future__ import annotations
 
 import struct
+import zlib
+from collections.abc import Callable
 
 _M = 0x5BD1E995
 _SEED = 0x9747B28C
@@ -45,3 +47,45 @@ def murmur2(data: bytes) -> int:
 def partition_for(key: bytes, partitions: int) -> int:
     """Where Kafka's default partitioner (Java's, and aiokafka's) puts a keyed record."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def crc32_partition(key: bytes, partitions: int) -> int:
+    """librdkafka's ``consistent`` and ``consistent_random`` partitioners (its default, so
+    confluent-kafka-python's, node-rdkafka's and the Go confluent client's): CRC-32 of the
+    key modulo the count."""
+    return zlib.crc32(key) % partitions
+
+
+def fnv1a_partition(key: bytes, partitions: int) -> int:
+    """librdkafka's ``fnv1a`` partitioner, Sarama's (Go) default hash partitioner: FNV-1a
+    32-bit of the key read as a signed int, its absolute value modulo the count."""
+    h = 0x811C9DC5
+    for b in key:
+        h = ((h ^ b) * 0x01000193) & _MASK
+    if h & 0x80000000:
+        h = 0x100000000 - h  # abs() of the signed int; INT32_MIN stays 2**31, as in C and Go
+    return h % partitions
+
+
+#: A partitioner: where it puts a key among ``partitions``.
+Partitioner = Callable[[bytes, int], int]
+
+#: The usual partitioners of Kafka clients, by the name the log lines and reports give.
+PARTITIONERS: dict[str, Partitioner] = {
+    "murmur2": partition_for,
+    "crc32": crc32_partition,
+    "fnv1a": fnv1a_partition,
+}
+
+#: Who uses each (for the log line that names the one explaining a misplaced record).
+USED_BY = {
+    "murmur2": "Java clients' and aiokafka's default",
+    "crc32": "librdkafka's default consistent_random: confluent-kafka, node-rdkafka",
+    "fnv1a": "Sarama's default, librdkafka's fnv1a",
+}
+
+
+def explaining(key: bytes, partition: int, partitions: int) -> list[str]:
+    """The usual partitioners that put ``key`` on ``partition`` (by chance too, with few
+    partitions: the caller looks at several records before naming one)."""
+    return [name for name, place in PARTITIONERS.items() if place(key, partitions) == partition]

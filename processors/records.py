@@ -138,6 +138,19 @@ Partial = MessagePartial | UnsubscribePartial
 CampaignEvent = Launch | MessagePartial | UnsubscribePartial
 
 
+# --- rerouted messages (internal rerouted-messages topic, key message_id) -------------------
+class Rerouted(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A message input found on another partition than its message's (processors/placement),
+    forwarded to that partition as it was read: where it came from (dead letters and logs
+    name the original record) and its raw key and value (decoded where it is folded)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
 # --- the codec -----------------------------------------------------------------------------
 T = TypeVar("T")
 _encoder = msgspec.msgpack.Encoder()
@@ -196,6 +209,8 @@ class Codec(Generic[T]):
 
 PHONE_EVENTS: Codec[PhoneEvent] = Codec("phone event", PhoneEvent)
 CAMPAIGN_EVENTS: Codec[CampaignEvent] = Codec("campaign event", CampaignEvent)
+
+REROUTED: Codec[Rerouted] = Codec("rerouted message", Rerouted)
 
 encode_phone_event = PHONE_EVENTS.encode
 decode_phone_event = PHONE_EVENTS.decode

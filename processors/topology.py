@@ -8,14 +8,29 @@ configured topics. The sink places a keyed record where Kafka's default partitio
 it (``processors.partitioner``): the worker's outbox does, and so does the driver.
 
     input topic          route                     stage                 outputs
-    message-sent, dlr    decode + validate         MessageStage[p]       message-status, removals,
-                                                                         phone-events (sends), dead letters
+    message-sent, dlr    placement check           MessageStage[p]       message-status, removals,
+                         decode + validate                               phone-events (sends), dead letters
+                         (misplaced: forwarded)    (none)                rerouted-messages
+    rerouted-messages    decode + validate         MessageStage[p]       as message-sent and dlr
     unsubscribes         decode + validate         (none: re-keyed)      phone-events (unsubscribes)
     campaigns            decode + validate         (none: re-keyed)      campaign-events (launches)
+                         (every input: the placement check, processors/placement)
     phone-events         internal JSON             PhoneStage[p]         removals
     campaign-events      internal JSON             CampaignStage[p]      (stats, published by a timer)
     timers               flush_partials            Message/PhoneStage    campaign-events (partials)
                          take_due_stats            CampaignStage         campaign-stats
+
+Inputs on another partition than murmur2 places their key (contract §1) are counted and
+explained (``processors.placement``). A message input's partition decides which message
+stage folds it, so under ``partitioning="auto"`` a misplaced send or receipt is forwarded,
+as read, through the internal rerouted-messages topic, keyed by its message id and placed
+by murmur2 like every keyed output: it arrives on the partition of its message, whose
+stage folds it as if it had come in there (``repartition`` forwards every message input,
+``trust`` none). The rerouted-messages topic has the message inputs' partition count
+(streams.topics refuses another), so its partition p, the message inputs' partition p and
+the message store's partition p are one co-partitioned unit, assigned to one worker. The
+route may reorder a message's events and deliver one twice (a crash between forwarding
+and commit forwards it again): the message fold is order-independent and idempotent.
 
 What is not here is the runtime's: persisting what a batch wrote to the stores (the
 caller wraps ``Route.process`` in its store's batch), shipping what went to the sink,
@@ -40,8 +55,11 @@ from .outputs import DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
 from .partitioner import partition_for
 from .phone_stage import DEFAULT_ATTRIBUTION_WINDOW_MS, PhoneStage, PhoneState
 from .phones import mask
+from .placement import PARTITIONING, PlacementCheck
 from .records import (
+    REROUTED,
     Launch,
+    Rerouted,
     SendIndexed,
     decode_campaign_event,
     decode_phone_event,
@@ -97,6 +115,7 @@ class Names:
     dead_letter: str
     phone_events: str
     campaign_events: str
+    rerouted_messages: str
 
 
 class Stores:
@@ -172,6 +191,7 @@ class Topology:
         stores: Stores,
         *,
         campaign_event_partitions: int,
+        input_partitions: Mapping[str, int],
         region: str,
         stats_interval_s: float,
         max_record_bytes: int,
@@ -181,9 +201,23 @@ class Topology:
         clock: Callable[[], int] = _now_ms,
         on_removal: Callable[[str], None] = lambda reason: None,
         on_dead_letter: Callable[[str], None] = lambda kind: None,
+        partitioning: str = "auto",
+        on_mispartitioned: Callable[[str, int], None] = lambda topic, n: None,
+        on_rerouted: Callable[[int], None] = lambda n: None,
     ):
+        """``input_partitions``: the partition count of every input topic (the placement
+        check computes where murmur2 puts each record's key); ``partitioning``: one of
+        ``processors.placement.PARTITIONING``; ``on_mispartitioned(topic, n)``: n misplaced
+        records found in a batch of ``topic``; ``on_rerouted(n)``: n of them forwarded."""
+        if partitioning not in PARTITIONING:
+            raise ValueError(f"partitioning must be one of {', '.join(PARTITIONING)}, not {partitioning!r}")
         self.names, self.codec, self.mapper, self.stores = names, codec, mapper, stores
         self.campaign_event_partitions = campaign_event_partitions
+        self.input_partitions = dict(input_partitions)
+        self.partitioning = partitioning
+        self.placement = PlacementCheck()
+        self.on_mispartitioned, self.on_rerouted = on_mispartitioned, on_rerouted
+        self.rerouted = 0  # message inputs forwarded to the partition of their message so far
         self.region = region
         self.pending_timeout_ms, self.orphan_window_ms = pending_timeout_ms, orphan_window_ms
         self.attribution_window_ms = attribution_window_ms
@@ -213,6 +247,7 @@ class Topology:
             n.dlr: Route(self._fold_messages, "messages", True),
             n.unsubscribes: Route(self._route_unsubscribes, None, True),
             n.campaigns: Route(self._route_launches, None, True),
+            n.rerouted_messages: Route(self._fold_rerouted, "messages", False),
             n.phone_events: Route(self._fold_phones, "phones", False),
             n.campaign_events: Route(self._fold_campaigns, "campaigns", False),
         }
@@ -318,18 +353,79 @@ class Topology:
 
     # -- routes (one call per fetched batch of one partition) ----------------------
     def _fold_messages(self, partition: int, records: Sequence[Record], add: Add) -> int:
+        dead = self.dead_letters
+        here = self._forward(partition, records, add)
+        if here:
+            self._fold_in_stage(partition, here, add)
+        return self.dead_letters - dead
+
+    def _fold_rerouted(self, partition: int, records: Sequence[Record], add: Add) -> int:
+        """Forwarded message inputs: each is folded as the record it was (its dead letter, if
+        it is one, names the original topic, partition and offset)."""
+        decode = REROUTED.decode
+        dead = self.dead_letters
+        self._fold_in_stage(partition, [decode(rec.value or b"") for rec in records], add)
+        return self.dead_letters - dead
+
+    def _fold_in_stage(self, partition: int, records: Sequence[Record], add: Add) -> None:
         stage = self.message_stages.get(partition)
         if stage is None:  # assigned but not yet rebuilt: cannot happen after recovery
             stage = self.message_stages[partition] = self._message_stage(partition)
         decode, parse, emit, process = self._decode, self._parse_message, self.emit, stage.process
-        dead = self.dead_letters
         for rec in records:
             ev = decode(rec, parse, add)
             if ev is not None:
                 emit(process(ev), add)
-        return self.dead_letters - dead
+
+    def _misplaced(self, partition: int, records: Sequence[Record]) -> list[Record]:
+        """The records of one input batch not on murmur2(key)'s partition (or keyless),
+        counted and explained (processors/placement)."""
+        if not records:
+            return []
+        topic = records[0].topic
+        n = self.input_partitions[topic]
+        if n == 1:  # one partition: only a key can be missing
+            misplaced = [rec for rec in records if rec.key is None]
+        else:
+            place = partition_for
+            misplaced = [rec for rec in records if rec.key is None or place(rec.key, n) != partition]
+        if misplaced:
+            self.placement.found(topic, n, misplaced)
+            self.on_mispartitioned(topic, len(misplaced))
+        return misplaced
+
+    def _forward(self, partition: int, records: Sequence[Record], add: Add) -> Sequence[Record]:
+        """The placement check of a message batch; the records to fold here, the others
+        forwarded to the partition of their message (see the module)."""
+        misplaced = self._misplaced(partition, records)
+        mode = self.partitioning
+        if mode == "trust" or not (misplaced or mode == "repartition"):
+            return records
+        away = records if mode == "repartition" else misplaced
+        here: list[Record] = [] if mode == "repartition" else _without(records, misplaced)
+        topic, n = self.names.rerouted_messages, self.input_partitions[records[0].topic]
+        before = self.rerouted
+        for rec in away:
+            key = rec.key
+            if key is None:  # keyless: its message id is in the value
+                ev = self._decode(rec, self._parse_message, add)
+                if ev is None:  # a dead letter now
+                    continue
+                key = ev.message_id.encode()
+                if partition_for(key, n) == partition:
+                    here.append(rec)
+                    continue
+            add(topic, key, REROUTED.encode(Rerouted(rec.topic, rec.partition, rec.offset, rec.key, rec.value)))
+            self.rerouted += 1
+        self.on_rerouted(self.rerouted - before)
+        return here
+
+    def check_placement(self, partition: int, records: Sequence[Record]) -> None:
+        """Inputs re-keyed inside (unsubscribes, launches): misplaced ones are only counted."""
+        self._misplaced(partition, records)
 
     def _route_unsubscribes(self, partition: int, records: Sequence[Record], add: Add) -> int:
+        self.check_placement(partition, records)
         topic, dead = self.names.phone_events, self.dead_letters
         for rec in records:
             u = self._decode(rec, self._parse_unsubscribe, add)
@@ -338,6 +434,7 @@ class Topology:
         return self.dead_letters - dead
 
     def _route_launches(self, partition: int, records: Sequence[Record], add: Add) -> int:
+        self.check_placement(partition, records)
         topic, dead = self.names.campaign_events, self.dead_letters
         for rec in records:
             c = self._decode(rec, CampaignLaunched.from_record, add)
@@ -458,6 +555,11 @@ class Topology:
             msg.key if len(msg.key or b"") < limit // 2 else None,
             self.codec.encode("smstally.DeadLetter", rec),
         )
+
+
+def _without(records: Sequence[Record], misplaced: list[Record]) -> list[Record]:
+    gone = {id(rec) for rec in misplaced}
+    return [rec for rec in records if id(rec) not in gone]
 
 
 class _Counted:

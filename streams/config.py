@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from processors.message_fold import HOUR_MS
 from processors.message_stage import DEFAULT_ORPHAN_WINDOW_MS, DEFAULT_PENDING_TIMEOUT_MS
 from processors.phone_stage import DEFAULT_ATTRIBUTION_WINDOW_MS
+from processors.placement import PARTITIONING
 
 #: Where the worker, the clients and the embedded broker look when SMSTALLY_BROKER is unset.
 DEFAULT_BROKER_URL = "kafka://127.0.0.1:9092"
@@ -125,7 +126,15 @@ class Settings:
     max_fetch_partition_bytes: int = 256 * 1024
     fetch_max_wait_ms: int | None = None  # None: the broker flavor's (streams.app)
     log_level: str = "info"
+    # Inputs on another partition than murmur2(key) (contract §1, processors/placement).
+    input_partitioning: str = PARTITIONING[0]
     topics: TopicNames = field(default_factory=TopicNames)
+
+    def __post_init__(self) -> None:
+        if self.input_partitioning not in PARTITIONING:
+            raise ValueError(
+                f"SMSTALLY_INPUT_PARTITIONING must be one of {', '.join(PARTITIONING)}, not {self.input_partitioning!r}"
+            )
 
     @property
     def bootstrap(self) -> str:
@@ -139,6 +148,11 @@ class Settings:
     @property
     def campaign_events_topic(self) -> str:
         return f"{self.app_id}-campaign-events"
+
+    @property
+    def rerouted_messages_topic(self) -> str:
+        """Message inputs forwarded to the partition of their message (processors/topology)."""
+        return f"{self.app_id}-rerouted-messages"
 
     def with_(self, **kw: Any) -> Settings:
         return replace(self, **kw)
@@ -174,5 +188,6 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         max_fetch_partition_bytes=int(_get(env, "SMSTALLY_MAX_FETCH_PARTITION_BYTES") or d.max_fetch_partition_bytes),
         fetch_max_wait_ms=int(_get(env, "SMSTALLY_FETCH_MAX_WAIT_MS") or 0) or None,
         log_level=(_get(env, "SMSTALLY_LOG_LEVEL") or d.log_level).lower(),
+        input_partitioning=(_get(env, "SMSTALLY_INPUT_PARTITIONING") or d.input_partitioning).lower(),
         topics=topics,
     )

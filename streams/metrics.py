@@ -15,6 +15,17 @@ REMOVALS = Counter(
 STATS_PUBLISHED = Counter(
     "smstally_campaign_stats_published_total", "CampaignStats records published", registry=REGISTRY
 )
+MISPARTITIONED = Counter(
+    "smstally_input_mispartitioned_total",
+    "Input records on another partition than murmur2(key) places them, or without a key (contract §1)",
+    ["topic"],
+    registry=REGISTRY,
+)
+REROUTED = Counter(
+    "smstally_rerouted_messages_total",
+    "Message inputs forwarded to the partition of their message (SMSTALLY_INPUT_PARTITIONING)",
+    registry=REGISTRY,
+)
 READY = Gauge("smstally_ready", "1 when the worker is recovered and processing", registry=REGISTRY)
 
 

@@ -56,7 +56,10 @@ ROCKSDB_OPTIONS = {
 def topology_names(s: Settings) -> Names:
     """The configured topic names, as the topology routes by them."""
     return Names(
-        **dataclasses.asdict(s.topics), phone_events=s.phone_events_topic, campaign_events=s.campaign_events_topic
+        **dataclasses.asdict(s.topics),
+        phone_events=s.phone_events_topic,
+        campaign_events=s.campaign_events_topic,
+        rerouted_messages=s.rerouted_messages_topic,
     )
 
 
@@ -97,6 +100,8 @@ class Pipeline:
         self.src_campaigns = app.topic(t.campaigns, partitions=plan.campaign_partitions, **raw)
         self.phone_events = app.topic(s.phone_events_topic, partitions=plan.phone_partitions, **raw)
         self.campaign_events = app.topic(s.campaign_events_topic, partitions=plan.campaign_event_partitions, **raw)
+        # Partition p with the message inputs' p and the message table's p (processors/topology).
+        self.rerouted_messages = app.topic(s.rerouted_messages_topic, partitions=plan.message_partitions, **raw)
         self.out_stats = app.topic(t.campaign_stats, **raw)
         tbl: dict[str, Any] = dict(default=None, key_type=bytes, value_type=bytes, options=ROCKSDB_OPTIONS)
         self.t_messages = app.Table("messages", partitions=plan.message_partitions, **tbl)
@@ -122,6 +127,13 @@ class Pipeline:
             self.mapper,
             TableStores(self.messages, self.phones, self.campaigns_store),
             campaign_event_partitions=plan.campaign_event_partitions,
+            input_partitions={
+                t.message_sent: plan.message_partitions,
+                t.dlr: plan.message_partitions,
+                t.unsubscribes: plan.unsubscribe_partitions,
+                t.campaigns: plan.campaign_partitions,
+            },
+            partitioning=s.input_partitioning,
             region=s.default_region,
             stats_interval_s=s.stats_interval_ms / 1000,
             max_record_bytes=app.conf.producer_max_request_size,
@@ -130,6 +142,8 @@ class Pipeline:
             attribution_window_ms=int(s.attribution_window_h * HOUR_MS),
             on_removal=lambda reason: metrics.REMOVALS.labels(reason).inc(),
             on_dead_letter=lambda kind: metrics.DEAD_LETTERS.labels(kind).inc(),
+            on_mispartitioned=lambda topic, n: metrics.MISPARTITIONED.labels(topic).inc(n),
+            on_rerouted=metrics.REROUTED.inc,
         )
         self.recovered = False
         self.catchup = CatchUp(app)
@@ -150,6 +164,7 @@ class Pipeline:
             self.src_campaigns,
             self.phone_events,
             self.campaign_events,
+            self.rerouted_messages,
         ):
             app.topics.add(topic)
         app.timer(self.s.partial_interval_ms / 1000, name="flush-partials")(self._flush_partials)
@@ -178,9 +193,9 @@ class Pipeline:
             n,
             time.perf_counter() - started,
         )
-        t = self.s.topics
-        self._tell_restored(self.messages, (t.message_sent, t.dlr), assigned)
-        self.catchup.track(t.message_sent, t.dlr, t.unsubscribes, t.campaigns)
+        t, rerouted = self.s.topics, self.s.rerouted_messages_topic
+        self._tell_restored(self.messages, (t.message_sent, t.dlr, rerouted), assigned)
+        self.catchup.track(t.message_sent, t.dlr, rerouted, t.unsubscribes, t.campaigns)
         settle_after_recovery()  # the rebuilt stages: out of every later full collection
         self.recovered = True
 

@@ -52,6 +52,14 @@ def plan_topics(s: Settings, existing: dict[str, int]) -> tuple[TopicPlan, list[
             "co-partitioned (same count); receipts would be folded on another partition than their send"
         )
     msg_p = sent or dlr or s.partitions
+    rerouted = existing.get(s.rerouted_messages_topic)
+    if rerouted and rerouted != msg_p:
+        raise TopicLayoutError(
+            f"{s.rerouted_messages_topic} has {rerouted} partitions and {t.message_sent} has {msg_p}: a forwarded "
+            "send or receipt must land on the partition of its message (processors/topology); delete the internal "
+            "topic (it only holds records in flight once the workers are stopped and caught up) or give it "
+            f"{msg_p} partitions"
+        )
     plan = TopicPlan(
         message_partitions=msg_p,
         unsubscribe_partitions=existing.get(t.unsubscribes) or s.partitions,
@@ -65,6 +73,7 @@ def plan_topics(s: Settings, existing: dict[str, int]) -> tuple[TopicPlan, list[
         t.unsubscribes: (plan.unsubscribe_partitions, {}),
         t.campaigns: (plan.campaign_partitions, {}),
         s.phone_events_topic: (plan.phone_partitions, {}),
+        s.rerouted_messages_topic: (msg_p, {}),
         s.campaign_events_topic: (plan.campaign_event_partitions, {}),
         t.campaign_stats: (s.partitions, COMPACTED),
         t.message_status: (s.partitions, COMPACTED),

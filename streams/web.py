@@ -32,6 +32,9 @@ def add_endpoints(app: faust.App, pipe: Pipeline) -> None:
             "rebalancing": bool(app.rebalancing),
             "lagging": await pipe.catchup.lagging(),
             "lag": pipe.catchup.lag(),
+            # Inputs not where murmur2 places their key (contract §1): folded anyway unless "trust".
+            "input_partitioning": pipe.s.input_partitioning,
+            "mispartitioned": pipe.topology.placement.report(),
         }
         return web.json(body, status=200 if ok else 503)
 

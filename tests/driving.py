@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from processors.driver import Driver, PartitionStore
+from processors.partitioner import Partitioner
 from processors.status_mapping import StatusMapper
 from processors.topology import Stores, Topology
 from schemas.codec import AvroCodec
@@ -40,6 +41,7 @@ def topology(
     timeout: int | None = None,
     region: str = "FR",
     clock: Callable[[], int] | None = None,
+    partitioning: str = "auto",
 ) -> Topology:
     kw: dict[str, Any] = {} if timeout is None else {"pending_timeout_ms": timeout}
     if clock is not None:
@@ -50,18 +52,23 @@ def topology(
         StatusMapper(),
         stores or Stores({}, {}, {}),
         campaign_event_partitions=partitions,
+        input_partitions=dict.fromkeys(RECORD_OF, partitions),
         region=region,
+        partitioning=partitioning,
         stats_interval_s=0.0,
         max_record_bytes=MAX_RECORD_BYTES,
         **kw,
     )
 
 
-def driver(partitions: int, stores: Stores | None = None, timeout: int | None = None) -> Driver:
+def driver(
+    partitions: int, stores: Stores | None = None, timeout: int | None = None, partitioning: str = "auto"
+) -> Driver:
     """Every topic with ``partitions`` partitions (the outputs included); stores per partition."""
     clock = _Clock()
     stores = stores or Stores(PartitionStore(), PartitionStore(), PartitionStore())
-    return Driver(topology(partitions, stores, timeout, clock=clock), {}, default_partitions=partitions, clock=clock)
+    t = topology(partitions, stores, timeout, clock=clock, partitioning=partitioning)
+    return Driver(t, {}, default_partitions=partitions, clock=clock)
 
 
 class _Clock:
@@ -81,9 +88,10 @@ def key_of(topic: str, rec: dict) -> bytes:
     return v.encode() if isinstance(v, str) else b""
 
 
-def feed(d: Driver, topic: str, rec: dict) -> None:
-    """A producer publishes ``rec`` to input ``topic`` (Avro, keyed by the contract); the worker handles it."""
-    d.send(topic, key_of(topic, rec), CODEC.encode(RECORD_OF[topic], rec))
+def feed(d: Driver, topic: str, rec: dict, place: Partitioner | None = None) -> None:
+    """A producer publishes ``rec`` to input ``topic`` (Avro, keyed by the contract) with
+    Kafka's default partitioner or ``place``; the worker handles it."""
+    d.send(topic, key_of(topic, rec), CODEC.encode(RECORD_OF[topic], rec), place)
 
 
 def decoded(d: Driver, topic: str) -> list[tuple[str | None, dict]]:

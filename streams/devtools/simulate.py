@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from simulator.check import mismatches, sends_counted
@@ -33,7 +33,15 @@ async def wait_quiescent(s: Settings, timeout: float = 120.0) -> bool:
 
     tansu.apply(s.broker_flavor)
     t = s.topics
-    names = [t.message_sent, t.dlr, t.unsubscribes, t.campaigns, s.phone_events_topic, s.campaign_events_topic]
+    names = [
+        t.message_sent,
+        t.dlr,
+        t.unsubscribes,
+        t.campaigns,
+        s.rerouted_messages_topic,
+        s.phone_events_topic,
+        s.campaign_events_topic,
+    ]
     parts = await existing_partitions(s.bootstrap)
     tps = [TopicPartition(n, p) for n in names for p in range(parts.get(n, 0))]
     c = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, group_id=s.app_id, enable_auto_commit=False)
@@ -62,10 +70,12 @@ async def run_simulation(
     wait: bool = True,
     timeout: float = 300.0,
     on_progress: Callable[[dict[str, dict[str, Any]]], None] | None = None,
+    partitioners: Mapping[str, str] | None = None,
 ) -> bool:
-    """Phase 1, then (once its sends are counted) phase 2: STOP replies come after sends."""
+    """Phase 1, then (once its sends are counted) phase 2: STOP replies come after sends.
+    ``partitioners``: the producers' partitioner per topic (ops.clients.publish)."""
     await ensure_topics(s)
-    n1 = await publish(s, scenario.phase1)
+    n1 = await publish(s, scenario.phase1, partitioners=partitioners)
     print(f"published phase 1: {n1} records", flush=True)
     expected = scenario.expected.stats
     if wait:
@@ -81,7 +91,7 @@ async def run_simulation(
                 print("timed out waiting for the workers to be idle", flush=True)
                 return False
             await asyncio.sleep(GRACE_S)
-    n2 = await publish(s, scenario.phase2)
+    n2 = await publish(s, scenario.phase2, partitioners=partitioners)
     print(f"published phase 2: {n2} records", flush=True)
     return True
 

@@ -7,12 +7,14 @@ so they use aiokafka directly (no consumer group: they read from the beginning).
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from processors.partitioner import PARTITIONERS
 from schemas.codec import AvroCodec, DecodeError
 
 from ..compat import tansu
@@ -32,26 +34,68 @@ def topic_for(s: Settings, default_name: str) -> str:
     }.get(default_name, default_name)
 
 
-async def publish(s: Settings, emits: Iterable[Emit], codec: AvroCodec | None = None) -> int:
-    """Publish simulator ``Emit`` records in order; returns how many were sent."""
+AiokafkaPartitioner = Callable[[bytes | None, Sequence[int], Sequence[int]], int]
+
+
+def aiokafka_partitioner(name: str) -> AiokafkaPartitioner | None:
+    """An aiokafka ``partitioner=`` placing keys as the named client library does
+    (processors.partitioner.PARTITIONERS; None: aiokafka's own default, murmur2)."""
+    if name not in PARTITIONERS:
+        raise ValueError(f"unknown partitioner {name!r}: one of {', '.join(PARTITIONERS)}")
+    if name == "murmur2":
+        return None
+    place = PARTITIONERS[name]
+
+    def partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
+        if key is None:  # as librdkafka's consistent_random and Sarama do
+            return random.choice(list(available or all_partitions))
+        return sorted(all_partitions)[place(key, len(all_partitions))]
+
+    return partitioner
+
+
+async def publish(
+    s: Settings,
+    emits: Iterable[Emit],
+    codec: AvroCodec | None = None,
+    partitioners: Mapping[str, str] | None = None,
+) -> int:
+    """Publish simulator ``Emit`` records in order; returns how many were sent.
+
+    ``partitioners`` maps a topic (its contract name) to the partitioner of the producer
+    that publishes it (``crc32``: a librdkafka client): one producer per partitioner, as
+    two upstream services on two client libraries would. The others use murmur2."""
     codec = codec or AvroCodec(s.schema_registry_url)
-    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
-    await producer.start()
+    by_topic = {topic_for(s, t): name for t, name in (partitioners or {}).items()}
+    producers: dict[str, AIOKafkaProducer] = {}
+    for name in {"murmur2", *by_topic.values()}:
+        kw: dict[str, Any] = {}
+        place = aiokafka_partitioner(name)
+        if place is not None:
+            kw["partitioner"] = place
+        producers[name] = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024, **kw
+        )
     n = 0
     try:
+        for producer in producers.values():
+            await producer.start()
         pending = []
         for e in emits:
             topic = topic_for(s, e.topic)
             value = codec.encode(e.record_name, e.value, subject=f"{topic}-value")
+            producer = producers[by_topic.get(topic, "murmur2")]
             pending.append(await producer.send(topic, key=e.key.encode(), value=value))
             n += 1
             if len(pending) >= 5000:
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)
-        await producer.flush()
+        for producer in producers.values():
+            await producer.flush()
     finally:
-        await producer.stop()
+        for producer in producers.values():
+            await producer.stop()
     return n
 
 
