@@ -69,8 +69,10 @@ def run_chaos(
     chunk: int = 400,
     chunk_pause: float = 0.25,
     settle_timeout: float = 240.0,
+    partitioners: dict[str, str] | None = None,
     log=print,
 ) -> ChaosReport:
+    """``partitioners``: the upstream producers' partitioner per topic (ops.clients.publish)."""
     rng = random.Random(seed)
     report = ChaosReport()
     cluster = Cluster(tmp, partitions=4).start()
@@ -89,7 +91,7 @@ def run_chaos(
         def publisher() -> None:
             try:
                 for part in _chunks(scenario.phase1, chunk):
-                    asyncio.run(publish(s, part))
+                    asyncio.run(publish(s, part, partitioners=partitioners))
                     time.sleep(chunk_pause)
             except BaseException as exc:  # noqa: BLE001 - surfaced by the caller
                 errors.append(exc)
@@ -157,7 +159,7 @@ def run_chaos(
                     raise TimeoutError("workers not quiescent before phase 2")
                 await asyncio.sleep(0.3)
                 quiet = quiet + 1 if all(_quiescent(p) for p in procs) else 0
-            await publish(s, scenario.phase2)
+            await publish(s, scenario.phase2, partitioners=partitioners)
 
         asyncio.run(phase2())
         kill_one()  # one more, while the STOP replies are folded

@@ -90,3 +90,21 @@ def test_defaults_are_the_domain_s():
     assert s.orphan_window_h * 3_600_000 == DEFAULT_ORPHAN_WINDOW_MS
     assert s.attribution_window_h * 3_600_000 == DEFAULT_ATTRIBUTION_WINDOW_MS
     assert (s.pending_timeout_h, s.orphan_window_h, s.attribution_window_h) == (72.0, 24.0, 72.0)
+
+
+def test_input_partitioning_defaults_to_auto_and_is_validated():
+    assert from_env({}).input_partitioning == "auto"
+    assert from_env({"SMSTALLY_INPUT_PARTITIONING": "Trust"}).input_partitioning == "trust"
+    assert from_env({"SMSTALLY_INPUT_PARTITIONING": "repartition"}).input_partitioning == "repartition"
+    with pytest.raises(ValueError, match="SMSTALLY_INPUT_PARTITIONING must be one of auto, repartition, trust"):
+        from_env({"SMSTALLY_INPUT_PARTITIONING": "murmur2"})
+
+
+def test_the_rerouted_topic_follows_the_message_inputs_partition_count():
+    from streams.topics import TopicLayoutError, plan_topics
+
+    s = Settings(partitions=8)
+    _, missing = plan_topics(s, {"sms.message-sent": 6, "sms.dlr": 6})
+    assert {m.name: m.num_partitions for m in missing}[s.rerouted_messages_topic] == 6
+    with pytest.raises(TopicLayoutError, match="smstally-rerouted-messages has 8 partitions"):
+        plan_topics(s, {"sms.message-sent": 6, "sms.dlr": 6, s.rerouted_messages_topic: 8})
