@@ -19,6 +19,13 @@ One run, one embedded broker (Tansu, in memory, 4 partitions), one pre-produced 
 4. **naive Faust** (``bench/naive_faust.py``): one agent per topic, one table write per
    event; timed from its start until it has counted every event.
 
+``--partitioning trust,auto`` runs step 3 once per input-partitioning mode (contract §1),
+alternating, on the same correctly placed input: what the placement check costs.
+``--mixed`` then publishes the same day again, to input topics of its own, with every
+receipt placed by librdkafka's CRC32 partitioner (sends by murmur2), and runs step 3 under
+``auto`` on it: what forwarding the misplaced receipts costs, in events/s and in records
+on the internal rerouted-messages topic per input event.
+
 ``--latency`` instead runs a warm-up measurement, then a steady real-time load of sends
 and DELIVRD receipts for fresh messages of one new campaign against the caught-up worker,
 and reports how long each receipt takes to show in a published ``CampaignStats``.
@@ -56,7 +63,7 @@ if str(ROOT) not in sys.path:
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
-from processors.partitioner import partition_for  # noqa: E402
+from processors.partitioner import PARTITIONERS, Partitioner, partition_for  # noqa: E402
 from schemas.codec import SINGLE_OBJECT_MAGIC, AvroCodec, compile_schema, fingerprint, load_schemas  # noqa: E402
 from simulator.reference import stop_campaign  # noqa: E402
 from simulator.scenario import Emit, generate, normalize  # noqa: E402
@@ -203,8 +210,10 @@ class BenchOutbox(Outbox):
             raise self.failure
 
 
-async def produce(s: Settings, phases: Iterable[list[Emit]]) -> int:
-    """Publish each phase in order (all of one before the next), in large per-partition batches."""
+async def produce(s: Settings, phases: Iterable[list[Emit]], places: dict[str, Partitioner] | None = None) -> int:
+    """Publish each phase in order (all of one before the next), in large per-partition batches.
+    ``places``: a partitioner per contract topic name other than murmur2 (``--mixed``)."""
+    places = {topic_for(s, t): place for t, place in (places or {}).items()}
     codec = AvroCodec()
     producer = AIOKafkaProducer(
         bootstrap_servers=s.bootstrap,
@@ -220,7 +229,11 @@ async def produce(s: Settings, phases: Iterable[list[Emit]]) -> int:
         for emits in phases:
             sends = BenchOutbox(producer)
             for e in emits:
-                sends.add(topic_for(s, e.topic), e.key.encode(), codec.encode(e.record_name, e.value))
+                topic, key = topic_for(s, e.topic), e.key.encode()
+                place = places.get(topic)
+                sends.add(
+                    topic, key, codec.encode(e.record_name, e.value), None if place is None else place(key, PARTITIONS)
+                )
                 n += 1
                 if n % SHIP_EVERY == 0:
                     await sends.ship()
@@ -230,7 +243,9 @@ async def produce(s: Settings, phases: Iterable[list[Emit]]) -> int:
     return n
 
 
-def prepare_workload(s: Settings, events: int, seed: int, campaigns: int) -> Workload:
+def prepare_workload(
+    s: Settings, events: int, seed: int, campaigns: int, places: dict[str, Partitioner] | None = None
+) -> Workload:
     """Generate, fix STOP attribution, publish phase 1 then phase 2; keep only the expectations."""
     t0 = time.monotonic()
     messages = messages_for(events, seed, campaigns)
@@ -253,7 +268,7 @@ def prepare_workload(s: Settings, events: int, seed: int, campaigns: int) -> Wor
         f"in {wl.generate_s:.1f} s; {fixed} STOP replies given their campaign_id"
     )
     t1 = time.monotonic()
-    n = asyncio.run(produce(s, (sc.phase1, phase2)))
+    n = asyncio.run(produce(s, (sc.phase1, phase2), places))
     wl.produce_s = time.monotonic() - t1
     if n != wl.events:
         raise BenchFailure(f"published {n} events, expected {wl.events}")
@@ -414,7 +429,7 @@ class SmstallyGroup:
     (higher-versioned) stats for the same campaigns.
     """
 
-    def __init__(self, broker: EmbeddedBroker, work: Path, n: int):
+    def __init__(self, broker: EmbeddedBroker, work: Path, n: int, env: dict[str, str] | None = None):
         self.n = n
         self.app_id = f"bench-{n}w-{uuid.uuid4().hex[:6]}"
         self.work = work / self.app_id
@@ -429,6 +444,7 @@ class SmstallyGroup:
         )
         for var in OUTPUT_TOPIC_ENV:
             self.env[var] = f"{self.app_id}.{var.removeprefix('SMSTALLY_TOPIC_').lower().replace('_', '-')}"
+        self.env.update(env or {})
         self.settings = from_env(self.env)
         self.workers: list[WorkerProcess] = []
         self.watcher: MetricsWatcher | None = None
@@ -493,6 +509,7 @@ class SmstallyGroup:
             "cpu_s": [cpu_seconds(p) for p in pids],
             "first_event_s": (self.watcher.first_event - self.t0) if self.watcher.first_event else None,
             "folded": self.watcher.total,
+            "rerouted": sum(_metric(p, "smstally_rerouted_messages_total") for p in self.watcher.ports),
         }
 
     def stop(self) -> float:
@@ -504,8 +521,25 @@ class SmstallyGroup:
         return sum(disk_usage_mb(self.work / f"data-{i}") for i in range(self.n))
 
 
-def measure_smstally(broker: EmbeddedBroker, work: Path, wl: Workload, n: int, timeout: float) -> Result:
-    group = SmstallyGroup(broker, work, n)
+def _metric(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            page = r.read().decode()
+    except OSError:
+        return float("nan")
+    return sum(float(line.split()[-1]) for line in page.splitlines() if line.startswith(name))
+
+
+def measure_smstally(
+    broker: EmbeddedBroker,
+    work: Path,
+    wl: Workload,
+    n: int,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    label: str = "",
+) -> Result:
+    group = SmstallyGroup(broker, work, n, env)
     say(f"smstally: starting {n} worker(s), app id {group.app_id}")
     details: dict[str, Any] = {}
     try:
@@ -519,7 +553,7 @@ def measure_smstally(broker: EmbeddedBroker, work: Path, wl: Workload, n: int, t
     first = details.get("first_event_s")
     if first is not None:
         details["processing_s"] = elapsed - first
-    return Result(f"smstally ({n} worker{'s' if n > 1 else ''})", wl.events, elapsed, details)
+    return Result(f"smstally ({n} worker{'s' if n > 1 else ''}{label})", wl.events, elapsed, details)
 
 
 # --------------------------------------------------------------------------------------
@@ -800,6 +834,11 @@ def print_table(wl: Workload, ceiling: Result | None, smstally: list[Result], na
                 f"{r.path}: first event {d['first_event_s']:.1f} s after start; processing only "
                 f"{d['processing_s']:.1f} s = {r.events / d['processing_s']:,.0f} events/s"
             )
+    for r in smstally:
+        if r.details.get("rerouted"):
+            print(
+                f"{r.path}: {r.details['rerouted']:,.0f} records forwarded ({r.details['rerouted'] / r.events:.2f} per event)"
+            )
     if len(smstally) > 1:
         base = smstally[0]
         for r in smstally[1:]:
@@ -846,10 +885,16 @@ def run_throughput(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
         say("ceiling: raw aiokafka consumer")
         ceiling = asyncio.run(measure_ceiling(base, wl.events, timeout_for(wl.events, 2000)))
         say(f"ceiling: {ceiling.eps:,.0f} events/s")
+    modes = args.partitioning
     for n in args.workers:
-        r = measure_smstally(broker, work, wl, n, timeout_for(wl.events))
-        smstally.append(r)
-        say(f"{r.path}: {r.eps:,.0f} events/s ({r.seconds:.1f} s)")
+        for mode in modes:
+            label = f", {mode}" if len(modes) > 1 or mode != "auto" else ""
+            env = {"SMSTALLY_INPUT_PARTITIONING": mode}
+            r = measure_smstally(broker, work, wl, n, timeout_for(wl.events), env, label)
+            smstally.append(r)
+            say(f"{r.path}: {r.eps:,.0f} events/s ({r.seconds:.1f} s)")
+    if args.mixed:
+        smstally.append(measure_mixed(args, broker, work, base))
     if not args.skip_naive:
         naive = measure_naive(broker, work, wl.events, timeout_for(wl.events))
         say(f"naive Faust: {naive.eps:,.0f} events/s ({naive.seconds:.1f} s)")
@@ -872,12 +917,39 @@ def run_throughput(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
     }
 
 
+MIXED_INPUT_ENV = {
+    "SMSTALLY_TOPIC_CAMPAIGNS": "mixed.sms.campaigns",
+    "SMSTALLY_TOPIC_MESSAGE_SENT": "mixed.sms.message-sent",
+    "SMSTALLY_TOPIC_DLR": "mixed.sms.dlr",
+    "SMSTALLY_TOPIC_UNSUBSCRIBES": "mixed.sms.unsubscribes",
+}
+
+
+def measure_mixed(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, base: Settings) -> Result:
+    """The same day on input topics of its own, every receipt placed by CRC32, under auto."""
+    s = from_env(dict(os.environ, SMSTALLY_BROKER=base.broker, SMSTALLY_PARTITIONS=str(PARTITIONS), **MIXED_INPUT_ENV))
+    asyncio.run(ensure_topics(s))
+    wl = prepare_workload(s, args.events, args.seed, args.campaigns, {"sms.dlr": PARTITIONERS["crc32"]})
+    n = args.workers[0]
+    r = measure_smstally(broker, work, wl, n, timeout_for(wl.events), dict(MIXED_INPUT_ENV), ", auto, CRC32 receipts")
+    r.details["rerouted_per_event"] = r.details["rerouted"] / wl.events
+    say(
+        f"{r.path}: {r.eps:,.0f} events/s ({r.seconds:.1f} s); {r.details['rerouted']:.0f} records forwarded, "
+        f"{r.details['rerouted_per_event']:.2f} per input event"
+    )
+    return r
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000, help="about this many input events")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--campaigns", type=int, default=8)
     ap.add_argument("--workers", default="1", help="comma-separated worker counts, each a fresh group (e.g. 1,2)")
+    ap.add_argument(
+        "--partitioning", default="auto", help="comma-separated SMSTALLY_INPUT_PARTITIONING modes (e.g. trust,auto)"
+    )
+    ap.add_argument("--mixed", action="store_true", help="also: every receipt on a CRC32 partition, under auto")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--skip-ceiling", action="store_true")
     ap.add_argument("--latency", action="store_true", help="latency mode instead of throughput")
@@ -893,6 +965,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--workers takes comma-separated integers, e.g. 1,2")
     if not args.workers or min(args.workers) < 1:
         ap.error("--workers needs counts >= 1")
+    args.partitioning = [x.strip() for x in args.partitioning.split(",") if x.strip()]
+    if not args.partitioning or set(args.partitioning) - {"auto", "repartition", "trust"}:
+        ap.error("--partitioning takes comma-separated modes among auto, repartition, trust")
     return args
 
 

@@ -44,9 +44,22 @@ def murmur2(data: bytes) -> int:
     return h ^ (h >> 15)
 
 
+#: Recent keys' murmur2 (masked). The worker hashes most keys twice: the placement check
+#: of an input record (processors/placement) and the placing of its MessageStatus output,
+#: keyed by the same message id, a moment later; phones recur in removals and phone events.
+#: Bounded (cleared when full): ~2 MB at most.
+_RECENT: dict[bytes, int] = {}
+RECENT_KEYS = 16_384
+
+
 def partition_for(key: bytes, partitions: int) -> int:
     """Where Kafka's default partitioner (Java's, and aiokafka's) puts a keyed record."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    h = _RECENT.get(key)
+    if h is None:
+        if len(_RECENT) >= RECENT_KEYS:
+            _RECENT.clear()
+        h = _RECENT[key] = murmur2(key) & 0x7FFFFFFF
+    return h % partitions
 
 
 def crc32_partition(key: bytes, partitions: int) -> int:

@@ -66,3 +66,13 @@ def test_explaining_names_every_partitioner_that_places_the_key(key: bytes, n: i
         assert 0 <= p < n
         assert name in explaining(key, p, n)
     assert explaining(key, n, n) == []  # no partitioner puts a key beyond the count
+
+
+@settings(max_examples=500)
+@given(st.lists(st.binary(max_size=40), max_size=50), st.integers(1, 100))
+def test_partition_for_is_murmur2_whether_the_key_is_recent_or_not(keys: list[bytes], n: int) -> None:
+    from processors import partitioner
+
+    for key in keys + keys:  # second time round: from the recent keys
+        assert partition_for(key, n) == (aiokafka_murmur2(key) & 0x7FFFFFFF) % n
+    assert len(partitioner._RECENT) <= partitioner.RECENT_KEYS
