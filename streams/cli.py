@@ -177,6 +177,15 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return run_broker_cli(_settings(args).broker)
 
 
+def _topic_partitioner(value: str) -> str:
+    from processors.partitioner import PARTITIONERS
+
+    topic, _, name = value.partition("=")
+    if not topic or name not in PARTITIONERS:
+        raise argparse.ArgumentTypeError(f"expected TOPIC=NAME with NAME one of {', '.join(PARTITIONERS)}")
+    return value
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator.scenario import generate
 
@@ -186,7 +195,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     scenario = generate(seed=args.seed, messages=args.messages, campaigns=args.campaigns)
     print(scenario.summary(), flush=True)
-    ok = asyncio.run(run_simulation(s, scenario, wait=not args.no_wait, timeout=args.timeout))
+    partitioners = dict(p.split("=", 1) for p in args.partitioner)
+    ok = asyncio.run(
+        run_simulation(s, scenario, wait=not args.no_wait, timeout=args.timeout, partitioners=partitioners)
+    )
     return 0 if ok else 1
 
 
@@ -281,6 +293,14 @@ def main(argv: list[str] | None = None) -> int:
         "--no-wait", action="store_true", help="publish STOP replies at once instead of after the sends are counted"
     )
     sm.add_argument("--timeout", type=float, default=300.0)
+    sm.add_argument(
+        "--partitioner",
+        action="append",
+        default=[],
+        type=_topic_partitioner,
+        metavar="TOPIC=NAME",
+        help="publish TOPIC with another client's partitioner (crc32: librdkafka, fnv1a: Sarama), e.g. sms.dlr=crc32",
+    )
     sm.set_defaults(fn=cmd_simulate)
 
     r = sub.add_parser("report", help="terminal report of a campaign, from sms.campaign-stats")
