@@ -26,6 +26,11 @@ REROUTED = Counter(
     "Message inputs forwarded to the partition of their message (SMSTALLY_INPUT_PARTITIONING)",
     registry=REGISTRY,
 )
+LAG = Gauge(
+    "smstally_consumer_lag_records",
+    "Records on this worker's partitions not yet processed (its consumer lag, internal topics included)",
+    registry=REGISTRY,
+)
 READY = Gauge("smstally_ready", "1 when the worker is recovered and processing", registry=REGISTRY)
 
 

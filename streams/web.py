@@ -22,10 +22,14 @@ def add_endpoints(app: faust.App, pipe: Pipeline) -> None:
     async def live(web: Any, request: Any) -> Any:
         return web.json({"alive": True})
 
-    @app.page("/health/ready")
-    async def ready(web: Any, request: Any) -> Any:
+    async def is_ready() -> bool:
         ok = await pipe.ready() and cast(TableManager, app.tables).recovery.completed.is_set()
         metrics.READY.set(1 if ok else 0)
+        return ok
+
+    @app.page("/health/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        ok = await is_ready()
         body = {
             "ready": ok,
             "recovered": pipe.recovered,
@@ -62,6 +66,12 @@ def add_endpoints(app: faust.App, pipe: Pipeline) -> None:
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
+        # The gauges a scrape alone must keep true (the alert rules of deploy/prometheus).
+        try:
+            metrics.LAG.set(pipe.catchup.lag())
+            await asyncio.wait_for(is_ready(), 2.0)
+        except Exception:  # noqa: BLE001 - e.g. mid-rebalance: not ready, and the scrape still answers
+            metrics.READY.set(0)
         return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
 
     @app.page("/campaigns")
