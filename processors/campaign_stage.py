@@ -13,7 +13,7 @@ from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .counters import MICRO, rates
+from .counters import MICRO, capped, rates
 from .records import CampaignEvent, Launch, MessagePartial, MessageVersion, Partial, Slot, UnsubscribeVersion
 from .stats_throttle import StatsThrottle
 
@@ -58,9 +58,16 @@ def stats(state: CampaignState) -> dict[str, Any]:
     sc: dict[str, int] = {}
     first: int | None = None
     last: int | None = None
+    delivery: dict[str, int] = {}
+    by_provider: dict[str, dict[str, int]] = {}
+    by_operator: dict[str, dict[str, int]] = {}
     for part in state.parts.values():
         if isinstance(part, MessagePartial):
             c = part.counts
+            for k, n in c.delivery_seconds.items():
+                delivery[k] = delivery.get(k, 0) + n
+            _merge(by_provider, c.by_provider)
+            _merge(by_operator, c.by_operator)
             sent += c.sent
             not_sent += c.not_sent
             credits += c.credits_micro
@@ -92,9 +99,22 @@ def stats(state: CampaignState) -> dict[str, Any]:
             "rates": rates(sent, sc, unsub),
             "first_sent_at": first,
             "last_event_at": last,
+            "delivery_seconds": delivery,
+            "by_provider": capped(by_provider),
+            "by_operator": capped(by_operator),
         }
     )
     return rec
+
+
+def _merge(into: dict[str, dict[str, int]], part: dict[str, dict[str, int]]) -> None:
+    for key, by_status in part.items():
+        inner = into.get(key)
+        if inner is None:
+            into[key] = dict(by_status)
+        else:
+            for status, n in by_status.items():
+                inner[status] = inner.get(status, 0) + n
 
 
 class CampaignStage:

@@ -18,6 +18,20 @@ from .records import MessageCounts
 
 MICRO = 1_000_000
 
+#: Contract §11: the upper bounds (seconds) of the time-to-delivery buckets, then ``gt_``.
+DELIVERY_BOUNDS = (5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, 259200)
+DELIVERY_BUCKETS = tuple(f"le_{b}" for b in DELIVERY_BOUNDS) + (f"gt_{DELIVERY_BOUNDS[-1]}",)
+#: The key of a sent message whose MessageSent has no provider (or operator).
+UNKNOWN_KEY = "unknown"
+
+
+def delivery_bucket(ms: int) -> str:
+    """The bucket of a time to delivery in ms (a negative one, clocks apart, is ``le_5``)."""
+    for bound, name in zip(DELIVERY_BOUNDS, DELIVERY_BUCKETS, strict=False):
+        if ms <= bound * 1000:
+            return name
+    return DELIVERY_BUCKETS[-1]
+
 
 class Contribution(NamedTuple):
     campaign_id: str
@@ -27,6 +41,9 @@ class Contribution(NamedTuple):
     credits_micro: int
     n_sends: int
     n_receipts: int
+    delivery: str | None  # the time-to-delivery bucket of a DELIVERED message
+    provider: str | None  # a sent message's provider (UNKNOWN_KEY when missing); None: not sent
+    operator: str | None
 
 
 def contribution(state: MessageState, v: StatusView | None) -> Contribution | None:
@@ -42,6 +59,9 @@ def contribution(state: MessageState, v: StatusView | None) -> Contribution | No
         round(send.credits * MICRO) if is_sent else 0,
         len(state.send_ids),
         len(state.receipt_ids),
+        delivery_bucket(v.status_at - send.sent_at) if v.status == catalog.DELIVERED else None,
+        (send.provider or UNKNOWN_KEY) if is_sent else None,
+        (send.operator or UNKNOWN_KEY) if is_sent else None,
     )
 
 
@@ -56,6 +76,9 @@ class CampaignCounters:
     n_receipts: int = 0
     first_sent_at: int | None = None
     last_event_at: int | None = None
+    delivery_seconds: dict[str, int] = field(default_factory=dict)
+    by_provider: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_operator: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def apply(self, c: Contribution, sign: int) -> None:
         self.sent += sign * c.sent
@@ -66,6 +89,12 @@ class CampaignCounters:
         self.credits_micro += sign * c.credits_micro
         self.n_sends += sign * c.n_sends
         self.n_receipts += sign * c.n_receipts
+        if c.delivery is not None:
+            _bump(self.delivery_seconds, c.delivery, sign)
+        if c.provider is not None:
+            _bump2(self.by_provider, c.provider, c.status, sign)
+        if c.operator is not None:
+            _bump2(self.by_operator, c.operator, c.status, sign)
 
     def move(self, old: Contribution, new: Contribution) -> None:
         """``apply(old, -1)`` then ``apply(new, +1)`` for one campaign's message, in one pass:
@@ -84,6 +113,21 @@ class CampaignCounters:
         self.credits_micro += new.credits_micro - old.credits_micro
         self.n_sends += new.n_sends - old.n_sends
         self.n_receipts += new.n_receipts - old.n_receipts
+        if old.delivery != new.delivery:
+            if old.delivery is not None:
+                _bump(self.delivery_seconds, old.delivery, -1)
+            if new.delivery is not None:
+                _bump(self.delivery_seconds, new.delivery, +1)
+        if old.status != new.status or old.provider != new.provider:
+            if old.provider is not None:
+                _bump2(self.by_provider, old.provider, old.status, -1)
+            if new.provider is not None:
+                _bump2(self.by_provider, new.provider, new.status, +1)
+        if old.status != new.status or old.operator != new.operator:
+            if old.operator is not None:
+                _bump2(self.by_operator, old.operator, old.status, -1)
+            if new.operator is not None:
+                _bump2(self.by_operator, new.operator, new.status, +1)
 
     def see_times(self, sent_at: int | None, event_time: int) -> None:
         # min/max over the set of events: monotone, so never undone.
@@ -102,6 +146,9 @@ class CampaignCounters:
             self.credits_micro,
             self.first_sent_at,
             self.last_event_at,
+            dict(self.delivery_seconds),
+            {k: dict(v) for k, v in self.by_provider.items()},
+            {k: dict(v) for k, v in self.by_operator.items()},
         )
 
 
@@ -111,6 +158,37 @@ def _bump(d: dict[str, int], k: str, n: int) -> None:
         d[k] = v
     else:
         d.pop(k, None)
+
+
+def _bump2(d: dict[str, dict[str, int]], k: str, status: str, n: int) -> None:
+    inner = d.get(k)
+    if inner is None:
+        inner = d[k] = {}
+    _bump(inner, status, n)
+    if not inner:
+        del d[k]
+
+
+#: Contract §11: at most this many providers (operators) per campaign, the rest as ``other``.
+BREAKDOWN_KEYS = 50
+OTHER_KEY = "other"
+
+
+def capped(merged: dict[str, dict[str, int]], limit: int = BREAKDOWN_KEYS) -> dict[str, dict[str, int]]:
+    """The ``limit`` keys with the most messages (ties: the smaller key), the others summed
+    under ``other``: a function of the merged counts alone, so of the set of events, whatever
+    the order they came in (a key named ``other`` by the platform is merged into it)."""
+    if len(merged) <= limit and OTHER_KEY not in merged:
+        return merged
+    ranked = sorted((k for k in merged if k != OTHER_KEY), key=lambda k: (-sum(merged[k].values()), k))
+    out = {k: merged[k] for k in ranked[:limit]}
+    rest: dict[str, int] = {}
+    for k in [*ranked[limit:], *([OTHER_KEY] if OTHER_KEY in merged else [])]:
+        for status, n in merged[k].items():
+            rest[status] = rest.get(status, 0) + n
+    if rest:
+        out[OTHER_KEY] = rest
+    return out
 
 
 def rates(sent: int, status_counts: dict[str, int], unsubscribed: int) -> dict[str, float]:

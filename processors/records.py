@@ -107,6 +107,10 @@ class MessageCounts(msgspec.Struct, frozen=True, array_like=True, gc=False):
     credits_micro: int  # integer micro-credits: the sum does not depend on the order of additions
     first_sent_at: int | None
     last_event_at: int | None
+    # Contract §11 (appended with defaults: partials and states written before still read).
+    delivery_seconds: dict[str, int] = {}  # DELIVERED messages per time-to-delivery bucket
+    by_provider: dict[str, dict[str, int]] = {}  # sent messages: provider -> status -> count
+    by_operator: dict[str, dict[str, int]] = {}
 
 
 class MessagePartial(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=2):

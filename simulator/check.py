@@ -9,13 +9,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 FIELDS = ("sent", "not_sent", "not_sent_by_reason", "status_counts", "unsubscribed")
+#: Contract §11's figures (nested maps for the breakdowns).
+BREAKDOWNS = ("delivery_seconds", "by_provider", "by_operator")
 
 
 def _nz(d: Mapping[str, int] | None) -> dict[str, int]:
     return {k: v for k, v in (d or {}).items() if v}
 
 
-def mismatches(expected: Mapping[str, dict], actual: Mapping[str, dict], summary: bool = True) -> list[str]:
+def _nz_nested(d: Mapping[str, object] | None) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in (d or {}).items():
+        v = _nz(v) if isinstance(v, Mapping) else v
+        if v:
+            out[k] = v
+    return out
+
+
+def mismatches(
+    expected: Mapping[str, dict], actual: Mapping[str, dict], summary: bool = True, breakdowns: bool = True
+) -> list[str]:
+    """What differs; ``breakdowns=False`` leaves out §11's figures (to compare with records
+    published before they existed)."""
     out = []
     for cid, exp in sorted(expected.items()):
         got = actual.get(cid)
@@ -26,6 +41,10 @@ def mismatches(expected: Mapping[str, dict], actual: Mapping[str, dict], summary
             e, a = exp.get(f), got.get(f)
             if isinstance(e, dict):
                 e, a = _nz(e), _nz(a)
+            if e != a:
+                out.append(f"{cid}: {f} expected {e} got {a}")
+        for f in BREAKDOWNS if breakdowns else ():
+            e, a = _nz_nested(exp.get(f)), _nz_nested(got.get(f))
             if e != a:
                 out.append(f"{cid}: {f} expected {e} got {a}")
         if round(exp.get("credits", 0.0) * 1e6) != round(got.get("credits", 0.0) * 1e6):

@@ -142,6 +142,8 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
                 unsubs.append(v)
 
     stats: dict[str, dict] = {}
+    # Contract §11, read literally: "le_N" up to N seconds, then gt_259200.
+    _DELIVERY_BOUNDS = (5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, 259200)
 
     def camp(cid: str) -> dict:
         if cid not in stats:
@@ -153,6 +155,9 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
                 "status_counts": {},
                 "unsubscribed": set(),
                 "credits": 0.0,
+                "delivery_seconds": {},
+                "by_provider": {},
+                "by_operator": {},
                 "name": c.get("name"),
                 "kind": c.get("kind"),
                 "launch_list_size": c.get("launch_list_size"),
@@ -187,6 +192,13 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
                 if best is None or cand > best:
                     best = cand
             status = best[2] if best else "PENDING"
+            if best is not None and status == "DELIVERED":  # §11: the winning receipt's time
+                seconds = (best[0] - m["sent_at"]) / 1000
+                bucket = next((f"le_{b}" for b in _DELIVERY_BOUNDS if seconds <= b), "gt_259200")
+                s["delivery_seconds"][bucket] = s["delivery_seconds"].get(bucket, 0) + 1
+            for field, key in (("by_provider", m.get("provider")), ("by_operator", m.get("operator"))):
+                counts = s[field].setdefault(key or "unknown", {})
+                counts[status] = counts.get(status, 0) + 1
             if outcome == "SUBMITTED":
                 submitted_by_phone.setdefault(normalize(m["phone"]), []).append((m["sent_at"], m["campaign_id"]))
         message_status[mid] = status
@@ -217,4 +229,7 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
         s["unsubscribed"] = len(s["unsubscribed"])
         s["not_sent_by_reason"] = dict(sorted(s["not_sent_by_reason"].items()))
         s["status_counts"] = dict(sorted(s["status_counts"].items()))
+        s["delivery_seconds"] = dict(sorted(s["delivery_seconds"].items()))
+        for field in ("by_provider", "by_operator"):
+            s[field] = {k: dict(sorted(v.items())) for k, v in sorted(s[field].items())}
     return Expected(stats=stats, removals=removals, message_status=message_status, blacklisted=blacklisted)

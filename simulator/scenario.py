@@ -121,6 +121,15 @@ class Scenario:
         return _summary(self)
 
 
+#: Contract §11's time-to-delivery buckets: upper bounds in seconds, then "gt_259200".
+DELIVERY_BOUNDS = (5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, 259200)
+
+
+def delivery_bucket(ms: int) -> str:
+    """``le_N``: above the previous bound and at most N seconds (negative: ``le_5``)."""
+    return next((f"le_{b}" for b in DELIVERY_BOUNDS if ms <= b * 1000), "gt_259200")
+
+
 @lru_cache(maxsize=65536)
 def normalize(phone: str, region: str = "FR") -> str:
     """E.164 for the expected sets; a phone that cannot be parsed is kept as given."""
@@ -354,6 +363,9 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
     st_reasons: list[dict[str, int]] = [{} for _ in range(C)]
     st_status: list[dict[str, int]] = [{} for _ in range(C)]
     st_credits = [0.0] * C
+    st_delivery: list[dict[str, int]] = [{} for _ in range(C)]  # contract §11
+    st_provider: list[dict[str, dict[str, int]]] = [{} for _ in range(C)]
+    st_operator: list[dict[str, dict[str, int]]] = [{} for _ in range(C)]
     message_status: dict[str, str] = {}
     removals: set[tuple] = set()
 
@@ -668,6 +680,14 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
         else:
             st_sent[c] += 1
             st_credits[c] += credits
+            for by, key in ((st_provider[c], provider or "unknown"), (st_operator[c], operator or "unknown")):
+                inner = by.setdefault(key, {})
+                inner[status] = inner.get(status, 0) + 1
+            if status == V.DELIVERED:
+                # the delivering receipt of the plan (the only one in the delivered vocabulary)
+                won = max(d if d is not None else r for raw, _, d, r in plan if raw in vocab[rprov]["delivered"])
+                bucket = delivery_bucket(won - s)
+                st_delivery[c][bucket] = st_delivery[c].get(bucket, 0) + 1
         if status == HARD_BOUNCE:
             removals.add(("PERMANENT_ERROR", normalize(phone), mid))
         if p >= 0 and tracked[p]:
@@ -856,6 +876,9 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
             "status_counts": dict(sorted(st_status[k].items())),
             "unsubscribed": len(unsub_phones[k]),
             "credits": st_credits[k],
+            "delivery_seconds": dict(sorted(st_delivery[k].items())),
+            "by_provider": {p: dict(sorted(v.items())) for p, v in sorted(st_provider[k].items())},
+            "by_operator": {o: dict(sorted(v.items())) for o, v in sorted(st_operator[k].items())},
             "name": names[k],
             "kind": kinds[k],
             "launch_list_size": counts[k] if kinds[k] == "BATCH" else 0,

@@ -204,6 +204,36 @@ def attributions(world: World, window: int = WINDOW) -> list[tuple[dict, str | N
     return out
 
 
+#: Contract §11, written out: the buckets' upper bounds in seconds (then "gt_259200").
+DELIVERY = (5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, 259200)
+
+
+def delivery_bucket(seconds: float) -> str:
+    for bound in DELIVERY:
+        if seconds <= bound:
+            return f"le_{bound}"
+    return "gt_259200"
+
+
+def breakdown(pairs: list[tuple[str, str]], limit: int = 50) -> dict[str, dict[str, int]]:
+    """(key, status) per sent message -> the §11 map: the ``limit`` keys with the most
+    messages (ties: the smaller key), the rest (and any key called other) under "other"."""
+    full: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for key, status in pairs:
+        full[key][status] += 1
+    ranked = sorted((k for k in full if k != "other"), key=lambda k: (-sum(full[k].values()), k))
+    kept = ranked[:limit] if (len(full) > limit or "other" in full) else ranked
+    out = {k: dict(full[k]) for k in kept}
+    rest: dict[str, int] = defaultdict(int)
+    for k, by in full.items():
+        if k not in out:
+            for status, n in by.items():
+                rest[status] += n
+    if rest:
+        out["other"] = dict(rest)
+    return out
+
+
 def expected_stats(world: World, partitions: int, timeout: int = TIMEOUT) -> dict[str, dict]:
     sends, receipts = _by_message(world)
     status = statuses(world, partitions, timeout)
@@ -227,6 +257,11 @@ def expected_stats(world: World, partitions: int, timeout: int = TIMEOUT) -> dic
         n = len(sent)
         rates = {name: (sum(sc.get(x, 0) for x in nums) / n if n else 0.0) for name, nums in RATES.items()}
         rates["unsubscribe"] = len(unsub_phones) / n if n else 0.0
+        delivery: dict[str, int] = defaultdict(int)
+        for s in sent:
+            if status[s["message_id"]] == DELIVERED:
+                won = max(final_candidates(s, receipts[s["message_id"]]))
+                delivery[delivery_bucket((won[0] - s["sent_at"]) / 1000)] += 1
         launch = launches.get(cid, {})
         rec = {"campaign_id": cid, **{k: launch.get(k) for k in SUMMARY}}
         rec.update(
@@ -240,6 +275,9 @@ def expected_stats(world: World, partitions: int, timeout: int = TIMEOUT) -> dic
                 "rates": rates,
                 "first_sent_at": min((s["sent_at"] for s in sent), default=None),
                 "last_event_at": max(times, default=None),
+                "delivery_seconds": dict(delivery),
+                "by_provider": breakdown([(s.get("provider") or "unknown", status[s["message_id"]]) for s in sent]),
+                "by_operator": breakdown([(s.get("operator") or "unknown", status[s["message_id"]]) for s in sent]),
             }
         )
         out[cid] = rec

@@ -185,7 +185,7 @@ def sends(
         "credits": draw(st.integers(0, 500)) / 100,
         "provider": draw(st.sampled_from([None, "smpp", "twilio"])),
         "country": "FR",
-        "operator": None,
+        "operator": draw(st.sampled_from([None, "orange", "sfr"])),
     }
     if outcome == "NOT_SENT":
         rec["not_sent_reason"] = draw(

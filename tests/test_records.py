@@ -214,7 +214,14 @@ def test_the_stages_outputs_for_the_internal_topics_are_typed_records():
     assert internal[0].value == SendIndexed(PHONE, "m1", "c1", T0)
     partial = internal[1].value
     assert partial == MessagePartial(
-        "c1", 2, MessageVersion(1, 0, T0), MessageCounts(1, 0, {}, {"PENDING": 1}, 500_000, T0, T0), 99
+        "c1",
+        2,
+        MessageVersion(1, 0, T0),
+        # no provider nor operator in the send: "unknown" (contract §11)
+        MessageCounts(
+            1, 0, {}, {"PENDING": 1}, 500_000, T0, T0, {}, {"unknown": {"PENDING": 1}}, {"unknown": {"PENDING": 1}}
+        ),
+        99,
     )
     assert all(isinstance(o.value, dict) for o in outs if o not in internal)  # Avro outputs stay dicts
 

@@ -391,8 +391,8 @@ def test_rates_partition_the_sent_messages(counts, not_sent, unsub_):
 
 def test_counter_contributions_cancel_out():
     c = CampaignCounters()
-    a = Contribution("c1", 1, None, "PENDING", 1_500_000, 1, 2)
-    b = Contribution("c1", 0, "OPTED_OUT", "NOT_SENT", 0, 1, 0)
+    a = Contribution("c1", 1, None, "DELIVERED", 1_500_000, 1, 2, "le_10", "twilio", "unknown")
+    b = Contribution("c1", 0, "OPTED_OUT", "NOT_SENT", 0, 1, 0, None, None, None)
     c.apply(a, 1)
     c.apply(b, 1)
     c.apply(a, -1)
@@ -403,11 +403,21 @@ def test_counter_contributions_cancel_out():
         {"NOT_SENT": 1},
         0,
     )
+    assert (c.delivery_seconds, c.by_provider, c.by_operator) == ({}, {}, {})
 
 
 _contributions = st.builds(
-    lambda sent, reason, status, cr, ns, nr: Contribution(
-        "c1", sent, None if sent else reason, status, cr if sent else 0, ns, nr
+    lambda sent, reason, status, cr, ns, nr, bucket, provider, operator: Contribution(
+        "c1",
+        sent,
+        None if sent else reason,
+        status,
+        cr if sent else 0,
+        ns,
+        nr,
+        bucket if status == "DELIVERED" else None,
+        provider if sent else None,
+        operator if sent else None,
     ),
     st.integers(0, 1),
     st.sampled_from(["OPTED_OUT", "INVALID_NUMBER", "OTHER"]),
@@ -415,6 +425,9 @@ _contributions = st.builds(
     st.integers(0, 5_000_000),
     st.integers(0, 3),
     st.integers(0, 5),
+    st.sampled_from(["le_5", "le_60", "gt_259200"]),
+    st.sampled_from(["unknown", "twilio", "smpp"]),
+    st.sampled_from(["unknown", "orange", "sfr"]),
 )
 
 

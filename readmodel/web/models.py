@@ -47,6 +47,10 @@ class CampaignStats(BaseModel):
     rates: dict[str, float]
     first_sent_at: int | None = None
     last_event_at: int | None = None
+    # Contract §11 (absent from records published before: empty)
+    delivery_seconds: dict[str, int] = {}
+    by_provider: dict[str, dict[str, int]] = {}
+    by_operator: dict[str, dict[str, int]] = {}
 
 
 class MessageStatus(BaseModel):
