@@ -189,6 +189,10 @@ def hostile_campaign(base: int) -> tuple[list[Emit], dict]:
         "status_counts": {"DELIVERED": 3},
         "unsubscribed": 0,
         "credits": 0.75,
+        # contract §11: delivered 4 s after the send, provider smpp, no operator
+        "delivery_seconds": {"le_5": 3},
+        "by_provider": {"smpp": {"DELIVERED": 3}},
+        "by_operator": {"unknown": {"DELIVERED": 3}},
         "name": XSS_NAME,
         "kind": "BATCH",
         "launch_list_size": 3,
