@@ -377,32 +377,33 @@ class Topology:
             if ev is not None:
                 emit(process(ev), add)
 
-    def _misplaced(self, partition: int, records: Sequence[Record]) -> list[Record]:
-        """The records of one input batch not on murmur2(key)'s partition (or keyless),
+    def _split(self, partition: int, records: Sequence[Record]) -> tuple[list[Record], list[Record]]:
+        """One input batch as (on murmur2(key)'s partition, elsewhere or keyless), the second
         counted and explained (processors/placement)."""
+        here: list[Record] = []
+        misplaced: list[Record] = []
         if not records:
-            return []
+            return here, misplaced
         topic = records[0].topic
-        n = self.input_partitions[topic]
-        if n == 1:  # one partition: only a key can be missing
-            misplaced = [rec for rec in records if rec.key is None]
-        else:
-            place = partition_for
-            misplaced = [rec for rec in records if rec.key is None or place(rec.key, n) != partition]
+        n, place = self.input_partitions[topic], partition_for
+        for rec in records:
+            key = rec.key
+            (here if key is not None and place(key, n) == partition else misplaced).append(rec)
         if misplaced:
             self.placement.found(topic, n, misplaced)
             self.on_mispartitioned(topic, len(misplaced))
-        return misplaced
+        return here, misplaced
 
     def _forward(self, partition: int, records: Sequence[Record], add: Add) -> Sequence[Record]:
         """The placement check of a message batch; the records to fold here, the others
         forwarded to the partition of their message (see the module)."""
-        misplaced = self._misplaced(partition, records)
+        here, misplaced = self._split(partition, records)
         mode = self.partitioning
         if mode == "trust" or not (misplaced or mode == "repartition"):
             return records
         away = records if mode == "repartition" else misplaced
-        here: list[Record] = [] if mode == "repartition" else _without(records, misplaced)
+        if mode == "repartition":
+            here = []
         topic, n = self.names.rerouted_messages, self.input_partitions[records[0].topic]
         before = self.rerouted
         for rec in away:
@@ -422,7 +423,7 @@ class Topology:
 
     def check_placement(self, partition: int, records: Sequence[Record]) -> None:
         """Inputs re-keyed inside (unsubscribes, launches): misplaced ones are only counted."""
-        self._misplaced(partition, records)
+        self._split(partition, records)
 
     def _route_unsubscribes(self, partition: int, records: Sequence[Record], add: Add) -> int:
         self.check_placement(partition, records)
@@ -555,11 +556,6 @@ class Topology:
             msg.key if len(msg.key or b"") < limit // 2 else None,
             self.codec.encode("smstally.DeadLetter", rec),
         )
-
-
-def _without(records: Sequence[Record], misplaced: list[Record]) -> list[Record]:
-    gone = {id(rec) for rec in misplaced}
-    return [rec for rec in records if id(rec) not in gone]
 
 
 class _Counted:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from processors import catalog
+from processors import catalog, counters
 
 from . import glossary as g
 
@@ -260,21 +260,8 @@ def sorted_breakdown(m: Any) -> list[tuple[str, dict[str, int], int]]:
 
 
 #: Delivery-time buckets (contract §11) and the thresholds the dashboard shows.
-DELIVERY_BUCKETS: tuple[tuple[str, int | None], ...] = (
-    ("le_5", 5),
-    ("le_10", 10),
-    ("le_30", 30),
-    ("le_60", 60),
-    ("le_120", 120),
-    ("le_300", 300),
-    ("le_600", 600),
-    ("le_1800", 1800),
-    ("le_3600", 3600),
-    ("le_7200", 7200),
-    ("le_21600", 21600),
-    ("le_86400", 86400),
-    ("le_259200", 259200),
-    ("gt_259200", None),
+DELIVERY_BUCKETS: tuple[tuple[str, int | None], ...] = tuple(
+    zip(counters.DELIVERY_BUCKETS, (*counters.DELIVERY_BOUNDS, None), strict=True)
 )
 DELIVERY_THRESHOLDS: tuple[tuple[int, str], ...] = ((10, "10 s"), (60, "1 min"), (600, "10 min"), (3600, "1 h"))
 
