@@ -46,11 +46,18 @@ class Contribution(NamedTuple):
     operator: str | None
 
 
-def contribution(state: MessageState, v: StatusView | None) -> Contribution | None:
+def contribution(state: MessageState, v: StatusView | None, insights: bool = True) -> Contribution | None:
+    """``insights=False`` leaves contract §11's figures out (to measure what they cost)."""
     if v is None or state.send is None:
         return None
     send = state.send
     is_sent = send.outcome != "NOT_SENT"
+    delivery = provider = operator = None
+    if insights:
+        if v.status == catalog.DELIVERED:
+            delivery = delivery_bucket(v.status_at - send.sent_at)
+        if is_sent:
+            provider, operator = send.provider or UNKNOWN_KEY, send.operator or UNKNOWN_KEY
     return Contribution(
         send.campaign_id,
         1 if is_sent else 0,
@@ -59,9 +66,9 @@ def contribution(state: MessageState, v: StatusView | None) -> Contribution | No
         round(send.credits * MICRO) if is_sent else 0,
         len(state.send_ids),
         len(state.receipt_ids),
-        delivery_bucket(v.status_at - send.sent_at) if v.status == catalog.DELIVERED else None,
-        (send.provider or UNKNOWN_KEY) if is_sent else None,
-        (send.operator or UNKNOWN_KEY) if is_sent else None,
+        delivery,
+        provider,
+        operator,
     )
 
 

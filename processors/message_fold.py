@@ -44,6 +44,10 @@ class MessageState(msgspec.Struct, frozen=True, array_like=True, gc=False):
     last_pending_at: int | None = None
     max_event_time: int = 0
     orphan_reported: bool = False  # receipts without a send, already reported (rule 5)
+    # A HARD_BOUNCE receipt is among the receipts (a function of the set, like the rest):
+    # a message that is no longer HARD_BOUNCE may have told its phone it was (contract §11),
+    # so a redelivery re-sends the phone that it ceased (processors.message_stage).
+    saw_hard_bounce: bool = False
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.send_ids or event_id in self.receipt_ids
@@ -86,6 +90,7 @@ def fold(
             state.last_pending_at,
             max_t,
             state.orphan_reported,
+            state.saw_hard_bounce,
         )
     status = mapper.map(event.provider, event.status, event.error_code)
     ids = state.receipt_ids | {event.event_id}
@@ -101,6 +106,7 @@ def fold(
             last,
             max_t,
             state.orphan_reported,
+            state.saw_hard_bounce,
         )
     cand = FinalReceipt(
         event.carrier_time, catalog.TIE_RANK[status], event.event_id, status, event.error_code, event.provider
@@ -116,6 +122,7 @@ def fold(
         state.last_pending_at,
         max_t,
         state.orphan_reported,
+        state.saw_hard_bounce or status == catalog.HARD_BOUNCE,
     )
 
 

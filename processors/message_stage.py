@@ -25,7 +25,7 @@ from .due import DueIndex
 from .events import DeliveryReceipt, MessageSent
 from .message_fold import HOUR_MS, MessageState, StatusView, fold, version, view
 from .outputs import CAMPAIGN_EVENT, DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
-from .records import MessagePartial, MessageVersion, SendIndexed
+from .records import HardBounce, MessagePartial, MessageVersion, SendIndexed
 from .removals import permanent_error_removal
 from .status_mapping import StatusMapper
 
@@ -41,8 +41,12 @@ class MessageStage:
         mapper: StatusMapper,
         pending_timeout_ms: int = DEFAULT_PENDING_TIMEOUT_MS,
         orphan_window_ms: int = DEFAULT_ORPHAN_WINDOW_MS,
+        insights: bool = True,
     ):
+        """``insights``: contract §11's work (the delivery-time and breakdown counters, the
+        hard-bounce facts for suppressions); off only to measure what it costs."""
         self.partition = partition
+        self.insights = insights
         self.store = store
         self.mapper = mapper
         self.timeout = pending_timeout_ms
@@ -106,12 +110,32 @@ class MessageStage:
         if new_v.status == catalog.HARD_BOUNCE and (old_v is None or old_v.status != catalog.HARD_BOUNCE):
             assert new.send is not None  # a status needs a send
             out.append(Out(REMOVAL, new.send.phone, permanent_error_removal(new, new_v)))
+        if self.insights and (
+            new_v.status == catalog.HARD_BOUNCE or (old_v is not None and old_v.status == catalog.HARD_BOUNCE)
+        ):
+            self._bounce_facts(old, old_v, new, new_v, out)
+
+    def _bounce_facts(
+        self, old: MessageState | None, old_v: StatusView | None, new: MessageState, new_v: StatusView, out: list[Out]
+    ) -> None:
+        """What the phone stage must learn (contract §11): that the message to a phone is
+        HARD_BOUNCE now, since when and from which contact and campaign, or no longer is.
+        Only these changes go to the phone-events topic, not every receipt."""
+        was = _hard_bounce_of(old, old_v)
+        now = _hard_bounce_of(new, new_v)
+        if was == now:
+            return
+        v = version(new, new_v)
+        if was is not None and (now is None or was[0] != now[0]):  # ceased (or its send named another phone)
+            out.append(Out(PHONE_EVENT, was[0], HardBounce(was[0], new.message_id, v, False, *was[1:])))
+        if now is not None:
+            out.append(Out(PHONE_EVENT, now[0], HardBounce(now[0], new.message_id, v, True, *now[1:])))
 
     def _account(
         self, new: MessageState, old: MessageState | None, new_v: StatusView | None, old_v: StatusView | None
     ) -> None:
-        oc = contribution(old, old_v) if old is not None else None
-        nc = contribution(new, new_v)
+        oc = contribution(old, old_v, self.insights) if old is not None else None
+        nc = contribution(new, new_v, self.insights)
         if oc == nc:
             return
         if oc is not None and nc is not None and oc.campaign_id == nc.campaign_id:
@@ -193,6 +217,10 @@ class MessageStage:
         out = [Out(MESSAGE_STATUS, s.message_id, self._status_record(s, v))]
         if v.status == catalog.HARD_BOUNCE:
             out.append(Out(REMOVAL, send.phone, permanent_error_removal(s, v)))
+        if self.insights and s.saw_hard_bounce:  # its phone may have been told it was, or is
+            fact = _hard_bounce_of(s, v) or (send.phone, v.status_at, send.contact_id, send.campaign_id)
+            h = HardBounce(send.phone, s.message_id, version(s, v), v.status == catalog.HARD_BOUNCE, *fact[1:])
+            out.append(Out(PHONE_EVENT, send.phone, h))
         if send.outcome == "SUBMITTED":
             out.append(self._phone_index(send))
         self.dirty.add(send.campaign_id)
@@ -240,3 +268,10 @@ class MessageStage:
             )
         self.dirty.clear()
         return out
+
+
+def _hard_bounce_of(s: MessageState | None, v: StatusView | None) -> tuple[str, int, str | None, str] | None:
+    """(phone, carrier time, contact_id, campaign_id) of a HARD_BOUNCE message, else None."""
+    if s is None or v is None or v.status != catalog.HARD_BOUNCE or s.send is None:
+        return None
+    return s.send.phone, v.status_at, s.send.contact_id, s.send.campaign_id

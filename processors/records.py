@@ -61,8 +61,23 @@ class SendIndexed(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=1)
     sent_at: int
 
 
+class HardBounce(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=3):
+    """A message to ``phone`` became ``HARD_BOUNCE`` (``in_force``) or ceased to be one (a
+    later receipt won, contract §5): the one message-stage fact a phone's suppression needs
+    (contract §11). ``version`` is the message's status version at the time, so that the
+    phone stage keeps the latest fact of each message whatever order the facts arrive in."""
+
+    phone: str
+    message_id: str
+    version: int
+    in_force: bool
+    at: int  # the winning HARD_BOUNCE receipt's carrier time (of the last one, when it ceased)
+    contact_id: str | None
+    campaign_id: str
+
+
 #: ``events.Unsubscribe`` itself is the other phone event (its tag is 2).
-PhoneEvent = SendIndexed | Unsubscribe
+PhoneEvent = SendIndexed | Unsubscribe | HardBounce
 
 
 # --- campaign events (internal campaign-events topic, key campaign_id) ------------------------
@@ -221,7 +236,7 @@ decode_phone_event = PHONE_EVENTS.decode
 encode_campaign_event = CAMPAIGN_EVENTS.encode
 decode_campaign_event = CAMPAIGN_EVENTS.decode
 
-_INTERNAL = (SendIndexed, Unsubscribe, Launch, MessagePartial, UnsubscribePartial)
+_INTERNAL = (SendIndexed, Unsubscribe, HardBounce, Launch, MessagePartial, UnsubscribePartial)
 _HEAD = bytes([FORMAT_VERSION])
 
 

@@ -9,13 +9,14 @@ it (``processors.partitioner``): the worker's outbox does, and so does the drive
 
     input topic          route                     stage                 outputs
     message-sent, dlr    placement check           MessageStage[p]       message-status, removals,
-                         decode + validate                               phone-events (sends), dead letters
+                         decode + validate                               phone-events (sends, hard
+                                                                         bounces), dead letters
                          (misplaced: forwarded)    (none)                rerouted-messages
     rerouted-messages    decode + validate         MessageStage[p]       as message-sent and dlr
     unsubscribes         decode + validate         (none: re-keyed)      phone-events (unsubscribes)
     campaigns            decode + validate         (none: re-keyed)      campaign-events (launches)
                          (every input: the placement check, processors/placement)
-    phone-events         internal JSON             PhoneStage[p]         removals
+    phone-events         internal records          PhoneStage[p]         removals, suppressions
     campaign-events      internal JSON             CampaignStage[p]      (stats, published by a timer)
     timers               flush_partials            Message/PhoneStage    campaign-events (partials)
                          take_due_stats            CampaignStage         campaign-stats
@@ -51,13 +52,14 @@ from .campaign_stage import CampaignStage, CampaignState
 from .events import CampaignLaunched, DeliveryReceipt, InvalidEvent, MessageSent, Unsubscribe
 from .message_fold import MessageState
 from .message_stage import DEFAULT_ORPHAN_WINDOW_MS, DEFAULT_PENDING_TIMEOUT_MS, MessageStage
-from .outputs import DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, Out
+from .outputs import DEAD_LETTER, MESSAGE_STATUS, PHONE_EVENT, REMOVAL, SUPPRESSION, Out
 from .partitioner import partition_for
 from .phone_stage import DEFAULT_ATTRIBUTION_WINDOW_MS, PhoneStage, PhoneState
 from .phones import mask
 from .placement import PARTITIONING, PlacementCheck
 from .records import (
     REROUTED,
+    HardBounce,
     Launch,
     Rerouted,
     SendIndexed,
@@ -116,6 +118,7 @@ class Names:
     phone_events: str
     campaign_events: str
     rerouted_messages: str
+    suppressions: str
 
 
 class Stores:
@@ -204,11 +207,13 @@ class Topology:
         partitioning: str = "auto",
         on_mispartitioned: Callable[[str, int], None] = lambda topic, n: None,
         on_rerouted: Callable[[int], None] = lambda n: None,
+        insights: bool = True,
     ):
         """``input_partitions``: the partition count of every input topic (the placement
         check computes where murmur2 puts each record's key); ``partitioning``: one of
         ``processors.placement.PARTITIONING``; ``on_mispartitioned(topic, n)``: n misplaced
-        records found in a batch of ``topic``; ``on_rerouted(n)``: n of them forwarded."""
+        records found in a batch of ``topic``; ``on_rerouted(n)``: n of them forwarded;
+        ``insights``: contract §11's work (off only to measure what it costs)."""
         if partitioning not in PARTITIONING:
             raise ValueError(f"partitioning must be one of {', '.join(PARTITIONING)}, not {partitioning!r}")
         self.names, self.codec, self.mapper, self.stores = names, codec, mapper, stores
@@ -223,6 +228,7 @@ class Topology:
         self.attribution_window_ms = attribution_window_ms
         self.dead_letter_limit = max_record_bytes - DEAD_LETTER_OVERHEAD
         self.clock = clock
+        self.insights = insights
         self.on_removal, self.on_dead_letter = on_removal, on_dead_letter
         self.throttle = StatsThrottle(stats_interval_s)
         self.message_stages: dict[int, MessageStage] = {}
@@ -254,10 +260,12 @@ class Topology:
 
     # -- stages -------------------------------------------------------------------
     def _message_stage(self, p: int) -> MessageStage:
-        return MessageStage(p, self.stores.messages, self.mapper, self.pending_timeout_ms, self.orphan_window_ms)
+        return MessageStage(
+            p, self.stores.messages, self.mapper, self.pending_timeout_ms, self.orphan_window_ms, self.insights
+        )
 
     def _phone_stage(self, p: int) -> PhoneStage:
-        return PhoneStage(p, self.stores.phones, self.attribution_window_ms)
+        return PhoneStage(p, self.stores.phones, self.attribution_window_ms, self.clock, self.insights)
 
     def _campaign_stage(self, p: int) -> CampaignStage:
         return CampaignStage(p, self.stores.campaigns, self.throttle)
@@ -451,6 +459,8 @@ class Topology:
             ev = decode_phone_event(rec.value or b"")
             if isinstance(ev, SendIndexed):
                 stage.index_send(ev.phone, ev.campaign_id, ev.message_id, ev.sent_at)
+            elif isinstance(ev, HardBounce):
+                self.emit(stage.process_bounce(ev), add)
             else:
                 self.emit(stage.process_unsubscribe(ev), add)
         return 0
@@ -505,6 +515,8 @@ class Topology:
                 add(self.names.removals, key, self.codec.encode("smstally.AddressBookRemoval", value))
                 log.debug("removal %s %s (%s)", value["reason"], mask(o.key), value["event_id"])
                 self.on_removal(value["reason"])
+            elif kind == SUPPRESSION:
+                add(self.names.suppressions, key, self.codec.encode("smstally.Suppression", value))
             elif kind == DEAD_LETTER:
                 self._report_orphan(o.key, value, add)
 

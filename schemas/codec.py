@@ -44,6 +44,7 @@ RECORD_NAMES: tuple[str, ...] = tuple(
         "MessageStatus",
         "AddressBookRemoval",
         "DeadLetter",
+        "Suppression",
     )
 )
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"

@@ -86,6 +86,7 @@ class TopicNames:
     message_status: str = "sms.message-status"
     removals: str = "sms.address-book-removals"
     dead_letter: str = "sms.dead-letter"
+    suppressions: str = "sms.suppressions"  # contract §11
 
 
 _TOPIC_ENV = {
@@ -97,6 +98,7 @@ _TOPIC_ENV = {
     "message_status": "SMSTALLY_TOPIC_MESSAGE_STATUS",
     "removals": "SMSTALLY_TOPIC_REMOVALS",
     "dead_letter": "SMSTALLY_TOPIC_DEAD_LETTER",
+    "suppressions": "SMSTALLY_TOPIC_SUPPRESSIONS",
 }
 
 
@@ -128,6 +130,8 @@ class Settings:
     log_level: str = "info"
     # Inputs on another partition than murmur2(key) (contract §1, processors/placement).
     input_partitioning: str = PARTITIONING[0]
+    # Contract §11's work (delivery time, breakdowns, suppressions): off only to measure it.
+    insights: bool = True
     topics: TopicNames = field(default_factory=TopicNames)
 
     def __post_init__(self) -> None:
@@ -163,6 +167,17 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return v if v not in (None, "") else None
 
 
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    v = (_get(env, name) or "").lower()
+    if not v:
+        return default
+    if v in ("on", "true", "1", "yes"):
+        return True
+    if v in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{name} must be on or off, not {v!r}")
+
+
 def from_env(env: Mapping[str, str] = os.environ) -> Settings:
     d = Settings()
     topics = TopicNames(**{k: _get(env, v) or getattr(TopicNames(), k) for k, v in _TOPIC_ENV.items()})
@@ -189,5 +204,6 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         fetch_max_wait_ms=int(_get(env, "SMSTALLY_FETCH_MAX_WAIT_MS") or 0) or None,
         log_level=(_get(env, "SMSTALLY_LOG_LEVEL") or d.log_level).lower(),
         input_partitioning=(_get(env, "SMSTALLY_INPUT_PARTITIONING") or d.input_partitioning).lower(),
+        insights=_on_off(env, "SMSTALLY_INSIGHTS", d.insights),
         topics=topics,
     )

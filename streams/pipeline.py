@@ -134,6 +134,7 @@ class Pipeline:
                 t.campaigns: plan.campaign_partitions,
             },
             partitioning=s.input_partitioning,
+            insights=s.insights,
             region=s.default_region,
             stats_interval_s=s.stats_interval_ms / 1000,
             max_record_bytes=app.conf.producer_max_request_size,

@@ -78,6 +78,7 @@ def plan_topics(s: Settings, existing: dict[str, int]) -> tuple[TopicPlan, list[
         t.campaign_stats: (s.partitions, COMPACTED),
         t.message_status: (s.partitions, COMPACTED),
         t.removals: (s.partitions, {}),
+        t.suppressions: (s.partitions, COMPACTED),
         t.dead_letter: (s.partitions, {}),
     }
     missing = [

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from processors.partitioner import partition_for
-from processors.records import SendIndexed, decode_phone_event
+from processors.records import HardBounce, SendIndexed, decode_phone_event
 from processors.removals import removal_id
 from simulator.check import mismatches, sends_counted
 from simulator.scenario import generate
@@ -295,11 +295,12 @@ def _phone_histories(cluster: Cluster, phones: list[str], events: list, limit: i
         out.append(f"phone {phone[:4]}…{phone[-2:]}: phone-events")
         for part, off, v in events:
             if v.phone == phone:
-                what = (
-                    f"send {v.campaign_id} {v.message_id} sent_at {v.sent_at}"
-                    if isinstance(v, SendIndexed)
-                    else f"{v.action} {v.channel} {v.event_id} at {v.at} campaign {v.campaign_id}"
-                )
+                if isinstance(v, SendIndexed):
+                    what = f"send {v.campaign_id} {v.message_id} sent_at {v.sent_at}"
+                elif isinstance(v, HardBounce):
+                    what = f"hard bounce {v.message_id} in force {v.in_force} at {v.at} version {v.version}"
+                else:
+                    what = f"{v.action} {v.channel} {v.event_id} at {v.at} campaign {v.campaign_id}"
                 out.append(f"  [{part}]@{off} {what}")
         out.append("  changelog states (sends / handled, writer mark)")
         for key, raw, part, off in changelog:
@@ -324,6 +325,8 @@ def _explain_attribution(events: list) -> list[str]:
     for part, off, v in events:  # the phone-events log
         if isinstance(v, SendIndexed):
             sends.setdefault(v.phone, []).append((part, off, v.campaign_id, v.message_id, v.sent_at))
+        elif isinstance(v, HardBounce):
+            continue
         elif v.channel == "STOP_KEYWORD" and v.campaign_id is None:
             stops.append((part, off, v))
     out = []

@@ -326,3 +326,46 @@ def hard_bounce_bounds(world: World, partitions: int) -> tuple[set[str], set[str
                 if own is None or (carrier_time(r), RANK[HARD_BOUNCE]) > own:
                     may.add(mid)
     return must, may
+
+
+def final_suppressions(world: World, partitions: int) -> dict[str, dict]:
+    """Contract §11: what is in force per phone, for the phones where anything is.
+
+    BLACKLISTED while the latest action is an UNSUBSCRIBE; PERMANENT_ERROR while a message
+    to the phone is HARD_BOUNCE with a carrier time later than its latest RESUBSCRIBE. The
+    project's documented choices: ``blacklisted_at`` is the first UNSUBSCRIBE after that
+    RESUBSCRIBE, ``permanent_error_at`` the earliest hard bounce in force, and the latest
+    cause the one in force with the latest (time, id)."""
+    sends, receipts = _by_message(world)
+    status = statuses(world, partitions)
+    resub: dict[str, tuple[int, str]] = {}
+    for u in world.unsubscribes:
+        phone, mark = PHONE_OF[u["phone"]], (u["at"], u["event_id"])
+        if u["action"] == "RESUBSCRIBE" and (phone not in resub or mark > resub[phone]):
+            resub[phone] = mark
+    causes: dict[str, list[tuple]] = defaultdict(list)  # (time, id, contact, campaign, message, reason)
+    for u in world.unsubscribes:
+        phone, mark = PHONE_OF[u["phone"]], (u["at"], u["event_id"])
+        if u["action"] == "UNSUBSCRIBE" and (phone not in resub or mark > resub[phone]):
+            causes[phone].append((*mark, u.get("contact_id"), u.get("campaign_id"), None, "BLACKLISTED"))
+    for mid, send in sends.items():
+        if status[mid] != HARD_BOUNCE:
+            continue
+        phone, at = PHONE_OF[send["phone"]], max(final_candidates(send, receipts[mid]))[0]
+        if phone not in resub or at > resub[phone][0]:
+            causes[phone].append((at, mid, send.get("contact_id"), send["campaign_id"], mid, "PERMANENT_ERROR"))
+    out = {}
+    for phone, cs in causes.items():
+        reasons = [r for r in ("PERMANENT_ERROR", "BLACKLISTED") if any(c[5] == r for c in cs)]
+        latest = max(cs, key=lambda c: c[:2])
+        out[phone] = {
+            "phone": phone,
+            "suppressed": True,
+            "reasons": reasons,
+            "blacklisted_at": min((c[0] for c in cs if c[5] == "BLACKLISTED"), default=None),
+            "permanent_error_at": min((c[0] for c in cs if c[5] == "PERMANENT_ERROR"), default=None),
+            "contact_id": latest[2],
+            "campaign_id": latest[3],
+            "message_id": latest[4],
+        }
+    return out

@@ -18,6 +18,7 @@ from processors.outputs import CAMPAIGN_EVENT, PHONE_EVENT
 from processors.phone_stage import Handled, IndexedSend, PhoneStage, PhoneState
 from processors.records import (
     FormatVersionError,
+    HardBounce,
     Launch,
     MessageCounts,
     MessagePartial,
@@ -56,6 +57,7 @@ message_sent = st.builds(
 )
 unsubscribe = st.builds(Unsubscribe, ids, text, st.booleans(), opt_text, opt_text, text, text, opt_text, ms)
 send_indexed = st.builds(SendIndexed, text, ids, ids, ms)
+hard_bounce = st.builds(HardBounce, text, ids, st.integers(0, 2**40), st.booleans(), ms, opt_text, ids)
 launch = st.builds(Launch, ms, text, text, text, text, text, ms, ms, st.integers(0, 2**40))
 message_partial = st.builds(
     MessagePartial,
@@ -100,7 +102,7 @@ def campaign_state(draw: st.DrawFn) -> CampaignState:
     )
 
 
-@given(send_indexed | unsubscribe)
+@given(send_indexed | unsubscribe | hard_bounce)
 def test_phone_events_round_trip(ev):
     raw = records.encode_phone_event(ev)
     assert raw[0] == records.FORMAT_VERSION

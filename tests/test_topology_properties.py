@@ -31,7 +31,7 @@ from processors.topology import Stores
 
 IGNORED = ("version", "updated_at")  # depend on log offsets and the driver's clock
 #: The output topics (what a crash can lose when it kills a worker before their delivery).
-OUTPUTS = (NAMES.message_status, NAMES.removals, NAMES.dead_letter, NAMES.campaign_stats)
+OUTPUTS = (NAMES.message_status, NAMES.removals, NAMES.dead_letter, NAMES.campaign_stats, NAMES.suppressions)
 
 
 class Undecodable(dict):
@@ -98,6 +98,15 @@ def removal_ids(d: Driver, reason: str | None = None) -> set[str]:
 
 def blacklist(d: Driver) -> dict[str, bool]:
     return {phone: s.blacklisted for phone, s in d.topology.stores.phones.items() if s.latest is not None}
+
+
+def in_force(d: Driver) -> dict[str, dict]:
+    """The compacted view of sms.suppressions (contract §11): the phones with a reason in force."""
+    return {
+        k: {f: v for f, v in s.items() if f not in IGNORED}
+        for k, s in latest(d, NAMES.suppressions).items()
+        if s["suppressed"]
+    }
 
 
 def published_statuses(d: Driver) -> dict[str, str]:
@@ -288,11 +297,11 @@ def test_resubscribe_then_a_later_unsubscribe_blacklists_again():
 def test_redelivery_from_any_earlier_point_changes_nothing(world, rng, data):
     schedule = shuffled(world, rng)
     t = run(world, schedule)
-    before = (stable(t), removal_ids(t), blacklist(t), published_statuses(t))
+    before = (stable(t), removal_ids(t), blacklist(t), published_statuses(t), in_force(t))
     flat = [x for x in schedule if x[1] is not None]
     k = data.draw(st.integers(0, len(flat)), label="replay from")
     play(t, with_drains(rng, flat[k:]))
-    assert (stable(t), removal_ids(t), blacklist(t), published_statuses(t)) == before
+    assert (stable(t), removal_ids(t), blacklist(t), published_statuses(t), in_force(t)) == before
 
 
 def _crash(t: Driver) -> None:
@@ -341,6 +350,7 @@ def test_a_crash_anywhere_then_redelivery_since_the_last_commit_loses_and_double
     assert removal_ids(t) == removal_ids(ref)
     assert blacklist(t) == blacklist(ref)
     assert published_statuses(t) == published_statuses(ref)
+    assert in_force(t) == in_force(ref) == oracle.final_suppressions(world, world.partitions)
 
 
 @HEAVY
@@ -364,6 +374,7 @@ def test_a_crash_that_loses_the_outputs_since_the_last_commit_loses_no_removal(w
     must, _ = oracle.hard_bounce_bounds(world, world.partitions)
     assert {removal_id(PERMANENT_ERROR, mid) for mid in must} <= removal_ids(t, PERMANENT_ERROR)
     _check_permanent_error_removals(world, t)
+    assert in_force(t) == oracle.final_suppressions(world, world.partitions)  # none lost with the outputs
 
 
 # --- bad input ----------------------------------------------------------------------------------------
