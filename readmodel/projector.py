@@ -41,6 +41,7 @@ _RECORD = {
     "campaign_stats": "smstally.CampaignStats",
     "message_status": "smstally.MessageStatus",
     "removals": "smstally.AddressBookRemoval",
+    "suppressions": "smstally.Suppression",
 }
 
 
@@ -89,7 +90,12 @@ class Projector:
         self.writer = ReadModelWriter(db)
         self.codec = AvroCodec(s.stream.schema_registry_url)
         t = s.stream.topics
-        self.kinds = {t.campaign_stats: "campaign_stats", t.message_status: "message_status", t.removals: "removals"}
+        self.kinds = {
+            t.campaign_stats: "campaign_stats",
+            t.message_status: "message_status",
+            t.removals: "removals",
+            t.suppressions: "suppressions",
+        }
         self._stopping = asyncio.Event()
         # One thread writes, so it keeps one connection (and one SQLite writer).
         self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readmodel-writer")
@@ -291,6 +297,7 @@ class Projector:
                 "campaign_stats": batch.add_stats,
                 "message_status": batch.add_status,
                 "removals": batch.add_removal,
+                "suppressions": batch.add_suppression,
             }[kind]
             n_bad = 0
             for r in records:

@@ -83,6 +83,20 @@ TABLES = (
         provider TEXT,
         channel TEXT,
         at BIGINT NOT NULL)""",
+    # Contract §11: one row per phone, its latest Suppression. ``reasons`` is the record's
+    # array joined with commas ("" for none): the symbols are identifiers, and a column of
+    # its own per reason would need a schema change for every symbol the enum gains.
+    """CREATE TABLE IF NOT EXISTS suppressions (
+        phone TEXT PRIMARY KEY,
+        version BIGINT NOT NULL,
+        suppressed SMALLINT NOT NULL,
+        reasons TEXT NOT NULL,
+        blacklisted_at BIGINT,
+        permanent_error_at BIGINT,
+        contact_id TEXT,
+        campaign_id TEXT,
+        message_id TEXT,
+        updated_at BIGINT NOT NULL)""",
 )
 
 INDEXES = (
@@ -95,6 +109,7 @@ INDEXES = (
     # /api/removals newest first, and by phone.
     "CREATE INDEX IF NOT EXISTS removals_by_time ON removals (at, event_id)",
     "CREATE INDEX IF NOT EXISTS removals_by_phone ON removals (phone, at, event_id)",
+    # suppressions: none; both routes look phones up by the primary key.
 )
 
 
@@ -141,6 +156,19 @@ REMOVAL_COLUMNS = (
     "provider",
     "channel",
     "at",
+)
+#: Suppression columns in table order; also the record's fields (contract §11).
+SUPPRESSION_COLUMNS = (
+    "phone",
+    "version",
+    "suppressed",
+    "reasons",
+    "blacklisted_at",
+    "permanent_error_at",
+    "contact_id",
+    "campaign_id",
+    "message_id",
+    "updated_at",
 )
 #: What a MessageStatus record carries, in JSON order (contract §6 plus the schema's extras).
 MESSAGE_FIELDS = (

@@ -3,8 +3,8 @@
 This is the transactional-consumer pattern: the rows a batch changes and the next offset
 of every partition it read are committed together, so a process killed at any moment
 resumes from exactly the records whose effects are not in the database. Every write is
-also idempotent on its own (latest rows replaced only by a higher version, history rows
-keyed by version, removals by event_id), so a batch applied twice changes nothing: the
+also idempotent on its own (latest rows and suppressions replaced only by a higher
+version, history rows keyed by version, removals by event_id), so a batch applied twice changes nothing: the
 pattern's exactness does not depend on that, but two API processes sharing one
 PostgreSQL database do.
 """
@@ -19,7 +19,7 @@ import orjson
 from processors import catalog
 
 from .db import Database
-from .schema import HISTORY_COLUMNS, MESSAGE_COLUMNS, REMOVAL_COLUMNS, column_types
+from .schema import HISTORY_COLUMNS, MESSAGE_COLUMNS, REMOVAL_COLUMNS, SUPPRESSION_COLUMNS, column_types
 
 
 def _text(v):
@@ -47,6 +47,7 @@ class Batch:
     messages: dict[str, dict] = field(default_factory=dict)
     message_history: dict[tuple[str, int], dict] = field(default_factory=dict)
     removals: dict[str, dict] = field(default_factory=dict)
+    suppressions: dict[str, dict] = field(default_factory=dict)  # phone -> highest version
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset to read
     records: int = 0
 
@@ -66,6 +67,12 @@ class Batch:
 
     def add_removal(self, rec: dict) -> None:
         self.removals.setdefault(rec["event_id"], rec)
+
+    def add_suppression(self, rec: dict) -> None:
+        phone = rec["phone"]
+        cur = self.suppressions.get(phone)
+        if cur is None or rec["version"] > cur["version"]:
+            self.suppressions[phone] = rec
 
     def advance(self, topic: str, partition: int, offset: int) -> None:
         key = (topic, partition)
@@ -125,6 +132,7 @@ CAMPAIGN_HISTORY = _Table(
 MESSAGES = _Table("messages", MESSAGE_COLUMNS, ("message_id",), "version")
 MESSAGE_HISTORY = _Table("message_history", HISTORY_COLUMNS, ("message_id", "version"))
 REMOVALS = _Table("removals", REMOVAL_COLUMNS, ("event_id",))
+SUPPRESSIONS = _Table("suppressions", SUPPRESSION_COLUMNS, ("phone",), "version")
 OFFSETS = _Table("offsets", ("topic", "part", "next_offset"), ("topic", "part"), "next_offset")
 
 
@@ -182,6 +190,21 @@ def _removal_row(rec: dict) -> tuple:
     return tuple(rec.get(c) for c in REMOVAL_COLUMNS)
 
 
+def _suppression_row(rec: dict) -> tuple:
+    return (
+        rec["phone"],
+        rec["version"],
+        1 if rec["suppressed"] else 0,
+        ",".join(rec.get("reasons") or ()),
+        rec.get("blacklisted_at"),
+        rec.get("permanent_error_at"),
+        rec.get("contact_id"),
+        rec.get("campaign_id"),
+        rec.get("message_id"),
+        rec["updated_at"],
+    )
+
+
 def _table_rows(batch: Batch) -> list[tuple[_Table, list[tuple]]]:
     return [
         (CAMPAIGNS, [_campaign_row(r) for r in batch.campaigns.values()]),
@@ -192,6 +215,7 @@ def _table_rows(batch: Batch) -> list[tuple[_Table, list[tuple]]]:
         (MESSAGES, [_message_row(r) for r in batch.messages.values()]),
         (MESSAGE_HISTORY, [_history_row(r) for r in batch.message_history.values()]),
         (REMOVALS, [_removal_row(r) for r in batch.removals.values()]),
+        (SUPPRESSIONS, [_suppression_row(r) for r in batch.suppressions.values()]),
         (OFFSETS, [(t, p, o) for (t, p), o in batch.offsets.items()]),
     ]
 

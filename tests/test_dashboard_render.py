@@ -21,7 +21,7 @@ import pytest
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
-from processors import catalog
+from processors import catalog, counters
 from readmodel.web import charts, glossary
 from readmodel.web import format as fmt
 
@@ -483,6 +483,24 @@ class _Fields(HTMLParser):
 
 NODE = shutil.which("node")
 
+#: Contract §11 figures: every bucket, the open last one, one bucket only, exact 50 % / 95 % edges.
+DELIVERY_RECORDS = [
+    make_stats(delivery_seconds={b: i + 1 for i, b in enumerate(counters.DELIVERY_BUCKETS)}),
+    make_stats(delivery_seconds={"gt_259200": 3}),
+    make_stats(delivery_seconds={"le_5": 7}),
+    make_stats(delivery_seconds={"le_10": 50, "le_30": 45, "le_60": 5}),
+    make_stats(delivery_seconds={"le_60": 1, "le_3600": 1}),
+]
+BREAKDOWNS = [
+    {},
+    {
+        "smpp": {"DELIVERED": 3, "PENDING": 1},
+        "twilio": {"DELIVERED": 3, "HARD_BOUNCE": 1},
+        "unknown": {"SOFT_BOUNCE": 9},
+    },
+    {"b": {"PROVIDER_ERROR": 1, "PROVIDER_ACCEPTED": 2}, "a": {"UNKNOWN": 3}, "other": {}},
+]
+
 
 def _node(script: str) -> str:
     return subprocess.run([NODE, "-"], input=script, capture_output=True, text=True, check=True, timeout=60).stdout
@@ -502,6 +520,7 @@ def test_live_js_formats_like_the_server(env):
             rates={}, sent=7, not_sent=0, status_counts={"DELIVERED": 3, "PENDING": 4}, credits=0.125, unsubscribed=0
         ),
         make_stats(sent=0, not_sent=0, status_counts={}, rates={}, not_sent_by_reason={}, credits=0),
+        *DELIVERY_RECORDS,
     ]
     cases = []
     for rec in records:
@@ -532,6 +551,8 @@ const out = {{
   dt: [L.dt({T0}), L.dtShort({T0}), L.dts({T0 + 7999}), L.dt(null)],
   rel: [L.reltime({T0}, {T0 + 10_000}), L.reltime({T0}, {T0 + 3 * 60_000}), L.reltime({T0 + 2 * HOUR}, {T0}),
         L.reltime({T0}, {T0 + 50 * HOUR}), L.reltime({T0}, {T0 + 3590_000})],
+  breakdowns: {json.dumps(BREAKDOWNS)}.map(L.breakdownRows),
+  bounds: L.deliveryBounds,
   cat: L.statusCategory, nums: L.rateNumerators,
 }};
 process.stdout.write(JSON.stringify(out));
@@ -551,5 +572,43 @@ process.stdout.write(JSON.stringify(out));
         fmt.reltime(T0, T0 + 50 * HOUR),
         fmt.reltime(T0, T0 + 3590_000),
     ]
+    assert {c["field"].split(":")[0] for c in cases} >= {"within", "pctl"}
+    assert out["breakdowns"] == [fmt.breakdown_rows(m) for m in BREAKDOWNS]
+    assert out["bounds"] == list(counters.DELIVERY_BOUNDS)
     assert out["cat"] == {s: i.category for s, i in catalog.STATUSES.items()}
     assert out["nums"] == {k: list(v) for k, v in catalog.RATE_NUMERATORS.items()}
+
+
+def _campaign_html(env, **over) -> str:
+    return env.get_template("campaign.html").render(**dict(contexts()["campaign.html"], c=make_stats(**over)))
+
+
+def test_delivery_percentiles_are_bucket_bounds(env):
+    html = _campaign_html(env, delivery_seconds={"le_30": 5, "le_600": 4, "gt_259200": 1})
+    assert re.search(r'data-visible="delivered"\s*>', html), "the card shows once something is delivered"
+    assert 'data-field="pctl:50">\u2264 30 s<' in html  # 5 of 10 reach 50 % in le_30
+    assert 'data-field="pctl:95">&gt; 3 d<' in html  # 9 of 10 are not 95 %
+    assert 'data-field="within:600">90.0%<' in html and 'data-field="within:10">0%<' in html
+    assert 'data-meter="within:600" width="90"' in html
+    assert fmt.delivery_percentile(make_stats(delivery_seconds={"le_5": 1, "le_10": 19}), 95) == "\u2264 10 s"
+    assert fmt.delivery_percentile(make_stats(delivery_seconds={"le_5": 1, "le_10": 19}), 5) == "\u2264 5 s"
+
+
+def test_contract_11_cards_are_rendered_hidden_until_there_is_data(env):
+    html = _campaign_html(env)  # a record published before contract §11: none of its fields
+    for cond in ("delivered", "breakdown:by_provider", "breakdown:by_operator"):
+        assert re.search(rf'data-visible="{cond}" hidden', html), cond
+    assert 'data-field="pctl:50">\u2014<' in html
+
+
+def test_breakdown_rows_largest_first_with_category_shares(env):
+    m = {"b": {"DELIVERED": 1, "HARD_BOUNCE": 1}, "a": {"DELIVERED": 2}, "big": {"PENDING": 3, "SOFT_BOUNCE": 1}}
+    assert fmt.breakdown_rows(m) == [
+        ["big", "4", "0%", "25.0%", "0%", "75.0%"],
+        ["a", "2", "100%", "0%", "0%", "0%"],
+        ["b", "2", "50.0%", "0%", "50.0%", "0%"],
+    ]
+    html = _campaign_html(env, by_operator=m)
+    body = html[html.index('data-breakdown="by_operator"') :]
+    assert body.index(">big<") < body.index(">a<") < body.index(">b<")
+    assert re.search(r'data-visible="breakdown:by_operator"\s*>', html)

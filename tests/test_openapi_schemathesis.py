@@ -149,6 +149,22 @@ def fill(sv) -> None:
             }
         )
         b.advance("sms.address-book-removals", 0, next(offset))
+    for i, reasons in enumerate([["PERMANENT_ERROR", "BLACKLISTED"], ["BLACKLISTED"], ["PERMANENT_ERROR"], []]):
+        b.add_suppression(
+            {
+                "phone": f"+3369999{i:04d}",
+                "suppressed": bool(reasons),
+                "reasons": reasons,
+                "blacklisted_at": T0 if "BLACKLISTED" in reasons else None,
+                "permanent_error_at": T0 + 1 if "PERMANENT_ERROR" in reasons else None,
+                "contact_id": f"contact-{i}",
+                "campaign_id": "spring-sale" if "PERMANENT_ERROR" in reasons else None,
+                "message_id": f"spring-sale-m{i + 1}" if "PERMANENT_ERROR" in reasons else None,
+                "version": 1 + i,
+                "updated_at": T0 + 2000 + i,
+            }
+        )
+        b.advance("sms.suppressions", 0, next(offset))
     ReadModelWriter(sv.db).apply(b)
 
 
@@ -228,10 +244,11 @@ def test_the_document_lists_the_error_answers():
     for path, ops in doc["paths"].items():
         if not path.startswith("/api/"):
             continue
-        responses = ops["get"]["responses"]
-        assert {"200", "400", "401"} <= set(responses), (path, sorted(responses))
-        if "{" in path:
-            assert "404" in responses, path
+        for method, op in ops.items():
+            responses = op["responses"]
+            assert {"200", "400", "401"} <= set(responses), (method, path, sorted(responses))
+            if "{" in path:
+                assert "404" in responses, path
     # The JSON answers are described by their models, not as an opaque string (FastAPI does
     # that only for a JSONResponse class; readmodel.web.app.JSON once was a plain Response).
     models = {
@@ -240,9 +257,12 @@ def test_the_document_lists_the_error_answers():
         "/api/campaigns/{campaign_id}/messages": "MessagePage",
         "/api/messages/{message_id}": "MessageWithHistory",
         "/api/removals": "RemovalPage",
+        "/api/suppressions/{phone}": "Suppression",
+        "/api/suppressions/check": "SuppressionCheckAnswer",
     }
     for path, model in models.items():
-        body = doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        (op,) = doc["paths"][path].values()
+        body = op["responses"]["200"]["content"]["application/json"]["schema"]
         assert body == {"$ref": f"#/components/schemas/{model}"}, (path, body)
 
 
@@ -269,6 +289,7 @@ NUL_CASES = [
     ("/api/campaigns/{campaign_id}/messages.csv", {"campaign_id": "spring-sale"}, {"error_code": "\x00"}),
     ("/api/messages/{message_id}", {"message_id": "\x00"}, {}),
     ("/api/removals", {}, {"phone": "+33\x00"}),
+    ("/api/suppressions/{phone}", {"phone": "+33\x00"}, {}),
 ]
 
 
@@ -277,10 +298,13 @@ def test_a_nul_character_in_a_text_parameter_is_not_a_server_error(read_api):
     """Schemathesis generates NUL characters too, but rarely within 25 examples: these are the
     explicit cases, each checked as the generated ones are."""
     failures = []
-    for path, path_parameters, query in NUL_CASES:
-        case = schema[path]["GET"].Case(path_parameters=path_parameters, query=query)
+    cases = [(p, schema[p]["GET"].Case(path_parameters=pp, query=q)) for p, pp, q in NUL_CASES]
+    cases.append(
+        ("/api/suppressions/check", schema["/api/suppressions/check"]["POST"].Case(body={"phones": ["+3\x00"]}))
+    )
+    for path, case in cases:
         try:
             case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS)
         except Exception as exc:  # noqa: BLE001 - collected: one line per failing case
-            failures.append(f"{path} {path_parameters} {query}: {str(exc).splitlines()[0]}")
+            failures.append(f"{path} {case.path_parameters} {case.query} {case.body}: {str(exc).splitlines()[0]}")
     assert failures == [], "\n".join(failures)

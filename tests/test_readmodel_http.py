@@ -207,6 +207,7 @@ API_ROUTES = [
     "/api/messages/m1",
     "/api/removals",
     "/api/removals?reason=BLACKLISTED",
+    "/api/suppressions/+33698765432",
 ]
 EVENTS = "/api/events"
 PAGES = [
@@ -219,6 +220,8 @@ PAGES = [
     "/campaigns/c1/chart.svg",
     "/messages/m1",
     "/removals",
+    "/suppressions",
+    "/suppressions?phone=0698765432",
 ]
 OPEN = ["/health/live", "/health/ready", "/metrics"]
 

@@ -32,8 +32,13 @@ PROPS = settings(
 )
 FEW = settings(PROPS, max_examples=25)
 
-TABLES = ("offsets", "campaigns", "campaign_history", "messages", "message_history", "removals")
-TOPICS = {"stats": "sms.campaign-stats", "status": "sms.message-status", "removal": "sms.address-book-removals"}
+TABLES = ("offsets", "campaigns", "campaign_history", "messages", "message_history", "removals", "suppressions")
+TOPICS = {
+    "stats": "sms.campaign-stats",
+    "status": "sms.message-status",
+    "removal": "sms.address-book-removals",
+    "suppression": "sms.suppressions",
+}
 STATUSES = (
     "PENDING",
     "PROVIDER_ACCEPTED",
@@ -155,11 +160,29 @@ def removal_rec(eid: str) -> dict:
     }
 
 
+def suppression_rec(phone: str, v: int) -> dict:
+    """Suppressed at odd versions (both reasons at multiples of 3), lifted at even ones."""
+    reasons = [] if v % 2 == 0 else (["PERMANENT_ERROR", "BLACKLISTED"] if v % 3 == 0 else ["BLACKLISTED"])
+    return {
+        "phone": phone,
+        "suppressed": bool(reasons),
+        "reasons": reasons,
+        "blacklisted_at": 1_700_000_000_000 + v if reasons else None,
+        "permanent_error_at": 1_700_000_000_000 if "PERMANENT_ERROR" in reasons else None,
+        "contact_id": f"ct-{v}",
+        "campaign_id": f"camp-{v % 2}" if v % 3 == 0 else None,
+        "message_id": f"m{v}" if v % 3 == 0 else None,
+        "version": v,
+        "updated_at": 1_700_000_000_000 + 1000 * v,
+    }
+
+
 def make(kind: str, key: str, v: int) -> dict:
     return {
         "stats": lambda: stats_rec(key, v),
         "status": lambda: status_rec(key, v),
         "removal": lambda: removal_rec(key),
+        "suppression": lambda: suppression_rec(key, v),
     }[kind]()
 
 
@@ -167,6 +190,7 @@ record_refs = st.one_of(
     st.tuples(st.just("stats"), st.sampled_from(["c1", "c2", "C3", "c-4"]), st.integers(1, 8)),
     st.tuples(st.just("status"), st.sampled_from([f"m{i}" for i in range(1, 7)]), st.integers(1, 9)),
     st.tuples(st.just("removal"), st.sampled_from([f"e{i}" for i in range(1, 6)]), st.just(0)),
+    st.tuples(st.just("suppression"), st.sampled_from(["+33612340001", "+447700900002", "06 bad"]), st.integers(1, 9)),
 )
 
 
@@ -186,7 +210,12 @@ def to_batch(items: list[tuple]) -> Batch:
     b = Batch()
     for kind, key, v, topic, part, off in items:
         rec = make(kind, key, v)
-        {"stats": b.add_stats, "status": b.add_status, "removal": b.add_removal}[kind](rec)
+        {
+            "stats": b.add_stats,
+            "status": b.add_status,
+            "removal": b.add_removal,
+            "suppression": b.add_suppression,
+        }[kind](rec)
         b.advance(topic, part, off)
     return b
 
@@ -230,6 +259,13 @@ def read_tables(db: Database) -> dict:
                 "channel, at FROM removals"
             )
         },
+        "suppressions": {
+            r[0]: tuple(r[1:])
+            for r in q(
+                "SELECT phone, version, suppressed, reasons, blacklisted_at, permanent_error_at, contact_id, "
+                "campaign_id, message_id, updated_at FROM suppressions"
+            )
+        },
         "offsets": {(r[0], r[1]): r[2] for r in q("SELECT topic, part, next_offset FROM offsets")},
     }
 
@@ -249,6 +285,7 @@ def expected_tables(items: list[tuple]) -> dict:
         "messages": {},
         "message_history": {},
         "removals": {},
+        "suppressions": {},
         "offsets": offsets,
     }
     for (kind, key), v in latest.items():
@@ -278,6 +315,18 @@ def expected_tables(items: list[tuple]) -> dict:
                 r["sent_at"],
                 r["status_at"],
                 int(r["phone_valid"]),
+            )
+        elif kind == "suppression":
+            out["suppressions"][key] = (
+                v,
+                int(r["suppressed"]),
+                ",".join(r["reasons"]),
+                r["blacklisted_at"],
+                r["permanent_error_at"],
+                r["contact_id"],
+                r["campaign_id"],
+                r["message_id"],
+                r["updated_at"],
             )
         else:
             out["removals"][key] = tuple(r.values())
@@ -341,6 +390,8 @@ def test_batches_in_any_order_with_duplicates_give_the_latest_and_history_tables
         assert [h["version"] for h in m["history"]] == versions
         assert all(h["campaign_id"] == row[0] and h["message_id"] == key for h in m["history"])
         assert [h["status"] for h in m["history"]] == [status_rec(key, v)["status"] for v in versions]
+    for phone, row in expected_tables(items)["suppressions"].items():
+        assert model.suppression(phone) == suppression_rec(phone, row[0])
 
 
 def test_a_batch_applied_twice_changes_nothing(db):
@@ -365,8 +416,56 @@ def test_an_older_batch_never_moves_offsets_or_rows_back(db):
     assert {v for (k, v) in read_tables(db)["campaign_history"]} == {1, 5}
 
 
+def put_suppressions(db: Database, recs: list[dict], first_offset: int = 0) -> None:
+    """Each record in a transaction of its own, as consecutive offsets of one partition."""
+    w = ReadModelWriter(db)
+    for i, rec in enumerate(recs):
+        b = Batch()
+        b.add_suppression(rec)
+        b.advance(TOPICS["suppression"], 0, first_offset + i)
+        w.apply(b)
+
+
+def test_a_suppression_version_not_above_the_stored_one_changes_nothing(db):
+    phone = "+33612340001"
+    put_suppressions(db, [suppression_rec(phone, 3)])
+    before = snapshot(db)["suppressions"]
+    # the same version with other content (a contract breach), then an older one: both ignored
+    same = dict(suppression_rec(phone, 2), version=3)
+    put_suppressions(db, [same, suppression_rec(phone, 1)], first_offset=1)
+    assert snapshot(db)["suppressions"] == before
+    assert ReadModel(db).suppression(phone) == suppression_rec(phone, 3)
+    assert ReadModelWriter(db).offsets()[(TOPICS["suppression"], 0)] == 3, "the ignored records are consumed"
+    put_suppressions(db, [suppression_rec(phone, 4)], first_offset=3)  # a higher one lifts it
+    assert ReadModel(db).suppression(phone) == suppression_rec(phone, 4)
+    assert ReadModel(db).suppressed_among([phone]) == {}
+
+
+def test_one_batch_keeps_the_highest_suppression_version_whatever_the_order(db):
+    b = Batch()
+    for i, v in enumerate((5, 9, 2, 9, 7)):
+        b.add_suppression(suppression_rec("+33612340001", v))
+        b.advance(TOPICS["suppression"], 0, i)
+    ReadModelWriter(db).apply(b)
+    assert ReadModel(db).suppression("+33612340001")["version"] == 9
+
+
+def test_suppressed_among_answers_only_the_phones_in_force(db, monkeypatch):
+    import readmodel.queries as queries
+
+    monkeypatch.setattr(queries, "CHECK_CHUNK", 7)  # several IN lists on SQLite
+    recs = [suppression_rec(f"+336{i:08d}", 1 + i % 4) for i in range(60)]  # versions 1, 3 suppressed
+    put_suppressions(db, recs)
+    asked = [f"+336{i:08d}" for i in range(0, 80, 3)] + ["+33600000001", "never seen"]
+    want = {r["phone"]: r["reasons"] for r in recs if r["suppressed"] and r["phone"] in asked}
+    assert want and len(want) < len(asked)
+    assert ReadModel(db).suppressed_among(asked) == want
+    assert ReadModel(db).suppressed_among([]) == {}
+    assert ReadModel(db).suppression("never seen") is None
+
+
 # -- atomicity ------------------------------------------------------------------------------
-WRITTEN_TABLES = ("campaigns", "campaign_history", "messages", "message_history", "removals", "offsets")
+WRITTEN_TABLES = ("campaigns", "campaign_history", "messages", "message_history", "removals", "suppressions", "offsets")
 
 
 def add_failing_trigger(db: Database, table: str, kill: bool = False) -> None:
@@ -426,6 +525,8 @@ def test_a_batch_that_fails_mid_transaction_leaves_neither_rows_nor_offsets(db, 
         ("status", "m1", 20, TOPICS["status"], 0, base),
         ("status", "m8", 2, TOPICS["status"], 2, base),
         ("removal", "e9", 0, TOPICS["removal"], 0, base),
+        ("suppression", "+33612340001", 20, TOPICS["suppression"], 0, base),
+        ("suppression", "+33612349999", 1, TOPICS["suppression"], 1, base),
     ]
     second = to_batch(second_items)
     mode, where = failure

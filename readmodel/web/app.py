@@ -34,7 +34,7 @@ from ..settings import ApiSettings
 from . import models
 from .auth import authorized
 from .csv_export import csv_chunks
-from .privacy import mask_record
+from .privacy import mask_phone, mask_record
 
 MAX_TEXT = 256
 
@@ -111,6 +111,19 @@ class ResponseCache:
         self.entries[key] = (generation, body)
 
 
+def _where(error: dict) -> str:
+    """What a validation error is about: ``phones.3``, or ``body`` for the body as a whole (its
+    JSON decode error is located at the character offset, which tells a caller nothing)."""
+    loc = tuple(error.get("loc", ()))
+    if loc[:1] == ("body",) and (len(loc) == 1 or error.get("type") == "json_invalid"):
+        return "body"
+    return ".".join(str(x) for x in loc[1:]) or "request"
+
+
+def _same(phone: str) -> str:
+    return phone
+
+
 _bearer = HTTPBearer(auto_error=False, description="SMSTALLY_API_TOKEN, when one is configured")
 
 
@@ -154,10 +167,7 @@ def create_app(sv: Services) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for e in exc.errors():
-            where = ".".join(str(x) for x in e.get("loc", ())[1:]) or "request"
-            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        parts = [f"{_where(e)}: {e.get('msg', 'invalid')}" for e in exc.errors()]
         return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=400)
 
     @app.exception_handler(BadRequest)
@@ -347,6 +357,44 @@ def create_app(sv: Services) -> FastAPI:
             cursor=cursor,
         )
         return JSON({"items": [out(r) for r in page.items], "next_cursor": page.next_cursor})
+
+    region = s.stream.default_region
+
+    @app.get(
+        "/api/suppressions/{phone:path}",
+        response_model=models.Suppression,
+        response_class=JSON,
+        tags=["suppressions"],
+        dependencies=[auth, _only()],
+        responses={**models.ERRORS, **models.NO_ROUTE},
+    )
+    def suppression(phone: str = Path(..., max_length=64)):
+        """The phone's latest Suppression; a phone never seen is not suppressed (no 404: "never
+        suppressed" is an answer a sender needs, not an error)."""
+        wanted = normalize(phone, region)[0]
+        rec = sv.model.suppression(wanted) or {"phone": wanted, "suppressed": False, "reasons": []}
+        return JSON(out(rec))
+
+    @app.post(
+        "/api/suppressions/check",
+        response_model=models.SuppressionCheckAnswer,
+        response_class=JSON,
+        tags=["suppressions"],
+        dependencies=[auth, _only()],
+        responses=models.ERRORS,
+    )
+    def check_suppressions(body: models.SuppressionCheck):
+        """The phones of a send list that are suppressed now, in the list's order.
+
+        Each answer carries ``index``, the phone's position in the request (a phone listed
+        twice answers twice): without a token every phone in a response is masked (contract
+        §10), and a caller must still be able to drop the suppressed ones from its list.
+        ``phone`` is the normalized (E.164) form that was looked up."""
+        phones = [normalize(p, region)[0] for p in body.phones]
+        found = sv.model.suppressed_among(phones)
+        mask = mask_phone if s.masked else _same
+        hits = [{"index": i, "phone": mask(p), "reasons": found[p]} for i, p in enumerate(phones) if p in found]
+        return JSON({"suppressed": hits})
 
     def all_campaigns() -> list[dict]:
         items, cursor = [], None

@@ -248,6 +248,10 @@ def progress(c: Any) -> dict[str, Any]:
     return {"done": max(0.0, min(done, 1.0)), "segments": segs}
 
 
+#: The columns of a breakdown table after its key and total: a share of the row's sent messages.
+BREAKDOWN_CATEGORIES: tuple[str, ...] = ("receipt", "temporary_error", "permanent_error", "waiting")
+
+
 def sorted_breakdown(m: Any) -> list[tuple[str, dict[str, int], int]]:
     """A ``by_provider``/``by_operator`` map as rows ``(key, counts, total)``, largest first."""
     rows = []
@@ -259,25 +263,72 @@ def sorted_breakdown(m: Any) -> list[tuple[str, dict[str, int], int]]:
     return rows
 
 
+def breakdown_rows(m: Any) -> list[list[str]]:
+    """A breakdown table's cells as text: key, sent, then each share of ``BREAKDOWN_CATEGORIES``
+    (live.js builds the very same cells from a new record)."""
+    out = []
+    for key, counts, total in sorted_breakdown(m):
+        rec = {"status_counts": counts}
+        out.append([key, num(total), *(pct(share(cat_count(rec, cat), total)) for cat in BREAKDOWN_CATEGORIES)])
+    return out
+
+
 #: Delivery-time buckets (contract §11) and the thresholds the dashboard shows.
 DELIVERY_BUCKETS: tuple[tuple[str, int | None], ...] = tuple(
     zip(counters.DELIVERY_BUCKETS, (*counters.DELIVERY_BOUNDS, None), strict=True)
 )
 DELIVERY_THRESHOLDS: tuple[tuple[int, str], ...] = ((10, "10 s"), (60, "1 min"), (600, "10 min"), (3600, "1 h"))
+DELIVERY_PERCENTILES: tuple[int, ...] = (50, 95)
+
+
+def duration(seconds: int) -> str:
+    """A bucket bound in the largest unit it is a whole number of: 30 -> "30 s", 600 -> "10 min"."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def _delivery_counts(c: Any) -> list[int]:
+    """The ``delivery_seconds`` counts in bucket order (a missing bucket is an empty one)."""
+    buckets = _get(c, "delivery_seconds") or {}
+    return [int(v) if _is_number(v := buckets.get(name, 0)) else 0 for name, _ in DELIVERY_BUCKETS]
 
 
 def delivered_within(c: Any, seconds: int) -> float | None:
     """Share of the delivered messages delivered within ``seconds`` (None without data)."""
-    buckets = _get(c, "delivery_seconds")
-    if not buckets:
-        return None
-    total = sum(int(v) for v in buckets.values() if _is_number(v))
+    counts = _delivery_counts(c)
+    total = sum(counts)
     if not total:
         return None
     within = sum(
-        int(buckets.get(name, 0) or 0) for name, bound in DELIVERY_BUCKETS if bound is not None and bound <= seconds
+        n for n, (_, bound) in zip(counts, DELIVERY_BUCKETS, strict=True) if bound is not None and bound <= seconds
     )
     return within / total
+
+
+def delivery_percentile(c: Any, percent: int) -> str:
+    """``"≤ 30 s"``: the upper bound of the first bucket where the cumulative share of the
+    delivered messages reaches ``percent``; ``"> 3 d"`` for the last bucket; ``"—"`` without
+    data. Only a bucket is known, never the time itself, hence a bound and not a value.
+    Integer arithmetic, so that live.js (which has the same function) cannot round
+    differently."""
+    counts = _delivery_counts(c)
+    total = sum(counts)
+    if not total:
+        return DASH
+    cumulative = 0
+    for n, (_, bound) in zip(counts, DELIVERY_BUCKETS, strict=True):
+        cumulative += n
+        if cumulative * 100 >= percent * total:
+            return "\u2264 " + duration(bound) if bound is not None else "> " + duration(counters.DELIVERY_BOUNDS[-1])
+    raise AssertionError("unreachable: the last bucket holds the rest")
+
+
+def meter_width(fraction: Any) -> str:
+    """A share as an SVG width out of 100, two decimals, written as live.js writes it."""
+    w = math.floor(fraction * 10000 + 0.5) / 100 if _is_number(fraction) else 0.0
+    return str(int(w)) if w.is_integer() else repr(w)
 
 
 # --------------------------------------------------------------------------- registration
@@ -312,8 +363,12 @@ GLOBALS = {
     "rate": rate,
     "progress": progress,
     "sorted_breakdown": sorted_breakdown,
+    "breakdown_rows": breakdown_rows,
     "delivered_within": delivered_within,
+    "delivery_percentile": delivery_percentile,
+    "meter_width": meter_width,
     "DELIVERY_THRESHOLDS": DELIVERY_THRESHOLDS,
+    "DELIVERY_PERCENTILES": DELIVERY_PERCENTILES,
     "status_glossary": g.GLOSSARY,
     "glossary_by_status": g.BY_STATUS,
     "STATUS_ORDER": g.STATUS_ORDER,
@@ -323,6 +378,7 @@ GLOBALS = {
     "NOT_SENT_REASONS": g.NOT_SENT_REASONS,
     "NOT_SENT_REASON_HINTS": g.NOT_SENT_REASON_HINTS,
     "REMOVAL_REASON_LABELS": g.REMOVAL_REASON_LABELS,
+    "SUPPRESSION_REASONS": g.SUPPRESSION_REASONS,
     "RATE_LABELS": g.RATE_LABELS,
     "RATE_HINTS": g.RATE_HINTS,
     "RATE_CATEGORY": g.RATE_CATEGORY,

@@ -110,6 +110,13 @@ REMOVAL_REASON_LABELS: dict[str, str] = {
     "BLACKLISTED": "Unsubscribed",
     "OTHER": "Other",
 }
+#: A suppression reason in force, in plain words (contract §11), and the record's field that
+#: says since when.
+SUPPRESSION_REASONS: dict[str, tuple[str, str | None]] = {
+    "BLACKLISTED": ("The number unsubscribed: it is on the blacklist", "blacklisted_at"),
+    "PERMANENT_ERROR": ("A message to this number bounced permanently: the number is dead", "permanent_error_at"),
+    "OTHER": ("Another reason", None),
+}
 CHANNEL_LABELS: dict[str, str] = {
     "LINK": "Unsubscribe link",
     "STOP_KEYWORD": "STOP reply",

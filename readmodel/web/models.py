@@ -6,9 +6,9 @@ describe them, and the schemathesis test checks that they describe them truthful
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from processors import catalog
 
@@ -87,6 +87,54 @@ class Removal(BaseModel):
     at: int
 
 
+class Suppression(BaseModel):
+    """Contract §11; a phone never seen has only ``phone``, ``suppressed`` and ``reasons``."""
+
+    phone: str
+    suppressed: bool
+    reasons: list[RemovalReason]
+    blacklisted_at: int | None = None
+    permanent_error_at: int | None = None
+    contact_id: str | None = None
+    campaign_id: str | None = None
+    message_id: str | None = None
+    version: int | None = None
+    updated_at: int | None = None
+
+
+#: Phones per suppression check (contract §11).
+MAX_CHECK_PHONES = 10_000
+
+
+def _no_nul(v: str) -> str:
+    # PostgreSQL cannot even compare a text with NUL: the caller's error, not a 500.
+    if "\x00" in v:
+        raise ValueError("a NUL character is not allowed in a phone number")
+    return v
+
+
+CheckedPhone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_no_nul)]
+
+
+class SuppressionCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phones: list[CheckedPhone] = Field(
+        max_length=MAX_CHECK_PHONES,
+        description=f"at most {MAX_CHECK_PHONES} phones, E.164 or in the default region's national format",
+    )
+
+
+class Suppressed(BaseModel):
+    index: int = Field(description="the phone's position in the request's list (0-based)")
+    phone: str
+    reasons: list[RemovalReason]
+
+
+class SuppressionCheckAnswer(BaseModel):
+    suppressed: list[Suppressed]
+
+
 class CampaignPage(BaseModel):
     items: list[CampaignStats]
     next_cursor: str | None
@@ -114,4 +162,6 @@ ERRORS = {
     400: {"model": Problem, "description": "a bad query parameter or cursor"},
     401: {"model": Problem, "description": "a token is configured and the request lacks it"},
 }
+#: A phone never seen is an answer (200), so a 404 there means the route itself did not match.
+NO_ROUTE = {404: {"model": Problem, "description": "no such route (a path with a line break, say)"}}
 NOT_FOUND = {404: {"model": Problem, "description": "no such campaign or message in the read model"}}

@@ -24,7 +24,7 @@ from . import charts, format, glossary
 from .auth import COOKIE, authorized, safe_next, session_value
 from .privacy import mask_record
 
-HTML_PREFIXES = ("/campaigns", "/messages", "/removals", "/login", "/logout")
+HTML_PREFIXES = ("/campaigns", "/messages", "/removals", "/suppressions", "/login", "/logout")
 
 
 @lru_cache(maxsize=1)
@@ -227,6 +227,24 @@ def add_pages(app: FastAPI, sv) -> None:
             phone=phone,
             reason=reason,
             next_cursor=page.next_cursor,
+        )
+
+    @app.get("/suppressions", include_in_schema=False)
+    def suppressions_page(request: Request, phone: str = ""):
+        """The lookup of ``GET /api/suppressions/{phone}``, for a person asking "may I text this
+        number?": ``found`` is None for a number never seen, which is an answer too."""
+        if (r := guard(request)) is not None:
+            return r
+        looked_up, found = None, None
+        if phone.strip():
+            looked_up = normalize(phone[:64], s.stream.default_region)[0]
+            found = sv.model.suppression(looked_up)
+        return render(
+            request,
+            "suppressions.html",
+            phone=phone,
+            looked_up=show({"phone": looked_up})["phone"] if looked_up else None,
+            found=show(found) if found else None,
         )
 
 

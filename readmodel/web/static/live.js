@@ -31,6 +31,9 @@
     unknown: ['UNKNOWN']
   };
   var PROGRESS_SEGMENTS = ['receipt', 'temporary_error', 'permanent_error', 'unknown'];
+  /* Contract §11: the delivery-time buckets and their upper bounds (null: the open last one). */
+  var DELIVERY_BOUNDS = [5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, 259200];
+  var BREAKDOWN_CATEGORIES = ['receipt', 'temporary_error', 'permanent_error', 'waiting'];
   var COUNT_FIELDS = { sent: 1, not_sent: 1, unsubscribed: 1, launch_list_size: 1, version: 1 };
   var TIME_FIELDS = { created_at: 1, launched_at: 1, first_sent_at: 1, last_event_at: 1, updated_at: 1 };
   var CHART_INTERVAL_MS = 2000;
@@ -159,6 +162,59 @@
     return { done: Math.max(0, Math.min(done, 1)), segments: segs };
   }
 
+  /* Delivery time (format.py: _delivery_counts, delivered_within, delivery_percentile). */
+  function deliveryCounts(rec) {
+    var b = rec.delivery_seconds || {}, out = [];
+    for (var i = 0; i < DELIVERY_BOUNDS.length; i++) {
+      var v = b['le_' + DELIVERY_BOUNDS[i]];
+      out.push(isNum(v) ? v : 0);
+    }
+    var last = b['gt_' + DELIVERY_BOUNDS[DELIVERY_BOUNDS.length - 1]];
+    out.push(isNum(last) ? last : 0);
+    return out;
+  }
+  function sum(xs) { var n = 0; for (var i = 0; i < xs.length; i++) n += xs[i]; return n; }
+  function deliveredWithin(rec, seconds) {
+    var counts = deliveryCounts(rec), total = sum(counts), within = 0;
+    if (!total) return null;
+    for (var i = 0; i < DELIVERY_BOUNDS.length; i++) if (DELIVERY_BOUNDS[i] <= seconds) within += counts[i];
+    return within / total;
+  }
+  function duration(seconds) {
+    var units = [['d', 86400], ['h', 3600], ['min', 60]];
+    for (var i = 0; i < units.length; i++) {
+      if (seconds >= units[i][1] && seconds % units[i][1] === 0) return (seconds / units[i][1]) + ' ' + units[i][0];
+    }
+    return seconds + ' s';
+  }
+  function deliveryPercentile(rec, percent) {
+    var counts = deliveryCounts(rec), total = sum(counts), cumulative = 0;
+    if (!total) return DASH;
+    for (var i = 0; i < DELIVERY_BOUNDS.length; i++) {
+      cumulative += counts[i];
+      if (cumulative * 100 >= percent * total) return '\u2264 ' + duration(DELIVERY_BOUNDS[i]);
+    }
+    return '> ' + duration(DELIVERY_BOUNDS[DELIVERY_BOUNDS.length - 1]);
+  }
+  function meterWidth(fraction) { return isNum(fraction) ? Math.floor(fraction * 10000 + 0.5) / 100 : 0; }
+
+  /* A breakdown table's cells as text (format.py: breakdown_rows), largest first. */
+  function breakdownRows(m) {
+    var rows = [];
+    for (var key in (m || {})) {
+      if (!Object.prototype.hasOwnProperty.call(m, key)) continue;
+      var counts = m[key] || {}, total = 0;
+      for (var s in counts) if (Object.prototype.hasOwnProperty.call(counts, s) && isNum(counts[s])) total += counts[s];
+      rows.push({ key: String(key), counts: counts, total: total });
+    }
+    rows.sort(function (a, b) { return b.total - a.total || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0); });
+    return rows.map(function (r) {
+      var rec = { status_counts: r.counts }, cells = [r.key, num(r.total)];
+      for (var i = 0; i < BREAKDOWN_CATEGORIES.length; i++) cells.push(pct(share(catCount(rec, BREAKDOWN_CATEGORIES[i]), r.total)));
+      return cells;
+    });
+  }
+
   /* The text of a data-field for a record, or null for a field we do not know. */
   function fieldText(rec, field, format) {
     var i = field.indexOf(':');
@@ -175,6 +231,8 @@
       case 'credits': return credits(rec.credits);
       case 'done': return pct(progress(rec).done);
       case 'not_sent_share': return pct(share(rec.not_sent || 0, contacts(rec)));
+      case 'within': return pct(deliveredWithin(rec, Number(arg)));
+      case 'pctl': return deliveryPercentile(rec, Number(arg));
     }
     if (COUNT_FIELDS[field]) return num(rec[field]);
     if (TIME_FIELDS[field]) return (TIME_FORMATS[format] || dt)(rec[field]);
@@ -202,6 +260,11 @@
       var t = parseFloat(el.getAttribute('data-threshold'));
       if (!isFinite(t)) t = 0.03;
       return (rec.sent || 0) > 0 && rate(rec, 'errors') > t;
+    }
+    if (cond === 'delivered') return deliveredWithin(rec, 0) !== null;
+    if (cond.indexOf('breakdown:') === 0) {
+      var m = rec[cond.slice('breakdown:'.length)];
+      return !!m && typeof m === 'object' && Object.keys(m).length > 0;
     }
     var v = fieldValue(rec, cond);
     return v === null ? null : v > 0;
@@ -236,6 +299,30 @@
     return changed;
   }
 
+  /* Rebuilt only when a cell changes; text only ever through textContent. */
+  function updateBreakdown(tbody, rec) {
+    var rows = breakdownRows(rec[tbody.getAttribute('data-breakdown')]);
+    var sig = JSON.stringify(rows);
+    if (tbody._sig === undefined) tbody._sig = JSON.stringify(Array.prototype.map.call(tbody.rows, function (tr) {
+      return Array.prototype.map.call(tr.cells, function (td) { return td.textContent; });
+    }));
+    if (tbody._sig === sig) return false;
+    tbody._sig = sig;
+    while (tbody.firstChild) tbody.removeChild(tbody.firstChild);
+    for (var i = 0; i < rows.length; i++) {
+      var tr = document.createElement('tr');
+      for (var j = 0; j < rows[i].length; j++) {
+        var td = document.createElement('td');
+        if (j > 0) td.className = j === 1 ? 'num strong' : 'num';
+        td.textContent = rows[i][j];
+        tr.appendChild(td);
+      }
+      tbody.appendChild(tr);
+    }
+    flash(tbody);
+    return true;
+  }
+
   function applyRecord(root, rec) {
     var changed = false;
     var fields = root.querySelectorAll('[data-field]');
@@ -258,6 +345,14 @@
       var v = fieldValue(rec, rows[j].getAttribute('data-row'));
       if (v !== null) rows[j].classList.toggle('zero', v === 0);
     }
+    var meters = root.querySelectorAll('[data-meter]');
+    for (var mi = 0; mi < meters.length; mi++) {
+      var spec = meters[mi].getAttribute('data-meter');
+      var width = String(meterWidth(deliveredWithin(rec, Number(spec.slice(spec.indexOf(':') + 1)))));
+      if (meters[mi].getAttribute('width') !== width) meters[mi].setAttribute('width', width);
+    }
+    var tables = root.querySelectorAll('[data-breakdown]');
+    for (var ti = 0; ti < tables.length; ti++) if (updateBreakdown(tables[ti], rec)) changed = true;
     var vis = root.querySelectorAll('[data-visible]');
     for (var k = 0; k < vis.length; k++) {
       var show = visible(rec, vis[k].getAttribute('data-visible'), vis[k]);
@@ -380,7 +475,7 @@
   // Exposed for tests and debugging only; nothing reads it.
   window.smstallyLive = {
     num: num, pct: pct, credits: credits, dt: dt, dtShort: dtShort, dts: dts, reltime: reltime,
-    fieldText: fieldText, statusCategory: STATUS_CATEGORY, rateNumerators: RATE_NUMERATORS, onCampaign: onCampaign
+    fieldText: fieldText, breakdownRows: breakdownRows, deliveryBounds: DELIVERY_BOUNDS, statusCategory: STATUS_CATEGORY, rateNumerators: RATE_NUMERATORS, onCampaign: onCampaign
   };
 
   function start() {
