@@ -6,7 +6,7 @@ Kept apart from the generator so the demo, the tests and the benchmark agree on 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 FIELDS = ("sent", "not_sent", "not_sent_by_reason", "status_counts", "unsubscribed")
 #: Contract §11's figures (nested maps for the breakdowns).
@@ -56,6 +56,32 @@ def mismatches(
     for cid in sorted(set(actual) - set(expected)):
         out.append(f"{cid}: unexpected campaign")
     return out
+
+
+def suppression_mismatches(expected: Mapping[str, tuple[str, ...]], records: Iterable[Mapping]) -> list[str]:
+    """Contract §11 on a read of ``sms.suppressions`` (``records`` in log order): per phone,
+    versions never go back, and the latest says what is in force for exactly the phones
+    ``expected`` lists (the others: none, or lifted)."""
+    out: list[str] = []
+    latest: dict[str, Mapping] = {}
+    for r in records:
+        phone, prev = r["phone"], latest.get(r["phone"])
+        if prev is not None and r["version"] < prev["version"]:
+            out.append(f"{_short(phone)}: suppression version went back from {prev['version']} to {r['version']}")
+            continue
+        latest[phone] = r
+    got = {p: tuple(r["reasons"]) for p, r in latest.items() if r["suppressed"]}
+    wrong = sorted(p for p in set(got) | set(expected) if got.get(p) != expected.get(p))
+    if wrong:
+        out.append(
+            f"suppressions: {len(wrong)} phones differ, e.g. "
+            + ", ".join(f"{_short(p)} expected {expected.get(p, ())} got {got.get(p, ())}" for p in wrong[:4])
+        )
+    return out
+
+
+def _short(phone: str) -> str:
+    return phone[:4] + "…" + phone[-2:]
 
 
 def sends_counted(expected: Mapping[str, dict], actual: Mapping[str, dict]) -> bool:

@@ -168,6 +168,7 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
         camp(cid)
     message_status: dict[str, str] = {}
     removals: set[tuple] = set()
+    hard_at: dict[str, list[int]] = {}  # §11: phone -> carrier times of its HARD_BOUNCE messages
     submitted_by_phone: dict[str, list[tuple[int, str]]] = {}
     for mid, m in sent.items():
         s = camp(m["campaign_id"])
@@ -205,8 +206,11 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
         s["status_counts"][status] = s["status_counts"].get(status, 0) + 1
         if status == "HARD_BOUNCE":
             removals.add(("PERMANENT_ERROR", normalize(m["phone"]), mid))
+            assert best is not None
+            hard_at.setdefault(normalize(m["phone"]), []).append(best[0])
 
     blacklisted: set[str] = set()
+    resub_at: dict[str, int] = {}
     seen: set[str] = set()
     for u in unsubs:  # already in per-phone `at` order: phase 1, then phase 2
         if u["event_id"] in seen:
@@ -215,6 +219,7 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
         phone = normalize(u["phone"])
         if u["action"] == "RESUBSCRIBE":
             blacklisted.discard(phone)
+            resub_at[phone] = max(resub_at.get(phone, u["at"]), u["at"])
             continue
         cid = u["campaign_id"]
         if cid is None and u["channel"] == "STOP_KEYWORD":
@@ -232,4 +237,16 @@ def fold(phase1: Iterable[Emit], phase2: Iterable[Emit] = ()) -> Expected:
         s["delivery_seconds"] = dict(sorted(s["delivery_seconds"].items()))
         for field in ("by_provider", "by_operator"):
             s[field] = {k: dict(sorted(v.items())) for k, v in sorted(s[field].items())}
-    return Expected(stats=stats, removals=removals, message_status=message_status, blacklisted=blacklisted)
+    # §11: a hard bounce is in force if later than the phone's latest resubscribe
+    suppressed = {}
+    for phone in sorted(set(hard_at) | blacklisted):
+        reasons = []
+        if any(phone not in resub_at or t > resub_at[phone] for t in hard_at.get(phone, [])):
+            reasons.append("PERMANENT_ERROR")
+        if phone in blacklisted:
+            reasons.append("BLACKLISTED")
+        if reasons:
+            suppressed[phone] = tuple(reasons)
+    return Expected(
+        stats=stats, removals=removals, message_status=message_status, blacklisted=blacklisted, suppressed=suppressed
+    )

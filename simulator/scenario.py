@@ -107,6 +107,8 @@ class Expected:
     removals: set[tuple]
     message_status: dict[str, str]  # message_id -> final canonical status
     blacklisted: set[str]  # phones (E.164 where parseable) blacklisted at the end
+    # contract §11: phone -> the reasons in force at the end (phones with none left out)
+    suppressed: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -368,6 +370,7 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
     st_operator: list[dict[str, dict[str, int]]] = [{} for _ in range(C)]
     message_status: dict[str, str] = {}
     removals: set[tuple] = set()
+    hard_bounced: dict[str, list[int]] = {}  # phone -> carrier times of its HARD_BOUNCE messages (§11)
 
     providers = V.PROVIDERS
     prov_cum = []
@@ -690,6 +693,15 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
                 st_delivery[c][bucket] = st_delivery[c].get(bucket, 0) + 1
         if status == HARD_BOUNCE:
             removals.add(("PERMANENT_ERROR", normalize(phone), mid))
+            # §11: in force after the phone's latest resubscribe only; the hard receipt of the
+            # plan (a failure word with a permanent code) is the one that won
+            vr = vocab[rprov]
+            at = max(
+                d if d is not None else r
+                for raw, code, d, r in plan
+                if raw in vr["failure"] and code in vr["hard_codes"]
+            )
+            hard_bounced.setdefault(normalize(phone), []).append(at)
         if p >= 0 and tracked[p]:
             tracked_sends(p, []).append((s, c, outcome, mid))
     traffic.update(
@@ -707,6 +719,7 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
     # ---------------------------------------------------------------- unsubscribes
     unsub_phones: list[set[str]] = [set() for _ in range(C)]
     blacklisted: set[str] = set()
+    resubscribed: dict[str, int] = {}  # phone -> its latest RESUBSCRIBE
     phase2_items: list[tuple[int, int, Emit]] = []
     n_uns = 0
 
@@ -752,6 +765,7 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
         traffic["unsubscribe_duplicates"] += copies - 1
         e164 = normalize(phone)
         if action == "RESUBSCRIBE":
+            resubscribed[e164] = max(at, resubscribed.get(e164, at))
             blacklisted.discard(e164)
             traffic["resubscribes"] += 1
             return
@@ -883,7 +897,14 @@ def _generate(seed: int, messages: int, campaigns: int, base_time_ms: int | None
             "kind": kinds[k],
             "launch_list_size": counts[k] if kinds[k] == "BATCH" else 0,
         }
-    expected = Expected(stats=stats, removals=removals, message_status=message_status, blacklisted=blacklisted)
+    suppressed: dict[str, tuple[str, ...]] = {}
+    for e164 in set(hard_bounced) | blacklisted:
+        bounced = any(at > resubscribed.get(e164, at - 1) for at in hard_bounced.get(e164, ()))
+        suppressed[e164] = ("PERMANENT_ERROR",) * bounced + ("BLACKLISTED",) * (e164 in blacklisted)
+    suppressed = {k: v for k, v in suppressed.items() if v}
+    expected = Expected(
+        stats=stats, removals=removals, message_status=message_status, blacklisted=blacklisted, suppressed=suppressed
+    )
     params = {"seed": seed, "messages": messages, "campaigns": campaigns, "base_time_ms": base}
     return Scenario(phase1=phase1, phase2=phase2, expected=expected, traffic=traffic, params=params)
 

@@ -223,6 +223,21 @@ class ReadSide:
             a.stop(grace=5)
 
     # -- helpers for the read-model tests (test_readmodel_*.py) ------------------------------
+    def post_json(self, path: str, body: object, timeout: float = 10.0) -> tuple[int, object]:
+        """(status, parsed JSON answer) of a POST to the newest API process, with the token if any."""
+        import json
+
+        req = urllib.request.Request(
+            f"{self.api.url}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
     def request(self, path: str, *, auth: bool = True, timeout: float = 10.0) -> tuple[int | None, dict, bytes]:
         """(status, lower-cased headers, body) from the newest API; ``auth=False``: without the token."""
         req = urllib.request.Request(f"{self.api.url}{path}")

@@ -21,7 +21,6 @@ Screenshots of both pages are kept in tmp_path (and /tmp/dashboard-campaign-extr
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import threading
 import time
@@ -150,18 +149,6 @@ def read_side(tmp_path):
         cluster.close()
 
 
-def post_json(read: ReadSide, path: str, body: dict) -> tuple[int, dict]:
-    import urllib.request
-
-    req = urllib.request.Request(
-        read.api.url + path,
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return r.status, json.loads(r.read())
-
-
 def publish_beside_the_browser(cluster: Cluster, records: list[Emit]) -> None:
     """In a thread of its own: Playwright's sync API keeps an event loop running in this one."""
     errors: list[BaseException] = []
@@ -212,7 +199,7 @@ def test_suppressions_through_the_projector_and_the_check(read_side):
     assert status == 200 and got == suppression(SUPPRESSED, 3, ["PERMANENT_ERROR", "BLACKLISTED"])
     assert read.get_json(f"/api/suppressions/{LIFTED}")[1] == suppression(LIFTED, 2, [])
     assert read.get_json(f"/api/suppressions/{NEVER}")[1] == {"phone": NEVER, "suppressed": False, "reasons": []}
-    status, got = post_json(read, "/api/suppressions/check", {"phones": [NEVER, LIFTED, "0612345678"]})
+    status, got = read.post_json("/api/suppressions/check", {"phones": [NEVER, LIFTED, "0612345678"]})
     assert got == {"suppressed": [{"index": 2, "phone": SUPPRESSED, "reasons": ["PERMANENT_ERROR", "BLACKLISTED"]}]}
 
 

@@ -26,8 +26,9 @@ import phonenumbers
 import pytest
 
 from processors import catalog
+from processors.phones import normalize
 from processors.removals import BLACKLISTED, PERMANENT_ERROR, removal_id
-from simulator.check import mismatches
+from simulator.check import mismatches, suppression_mismatches
 from simulator.scenario import TOPIC_MESSAGE_SENT, _national, generate
 from streams.devtools.simulate import run_simulation, wait_for_expected
 from tests.harness import Cluster, ReadSide
@@ -103,6 +104,7 @@ class Day:
     removals: dict[str, dict]  # event_id -> AddressBookRemoval (deduplicated)
     campaign_of: dict[str, str]  # message_id -> campaign_id (from the MessageSent emits)
     reason_of: dict[str, str | None]  # message_id -> not_sent_reason of its MessageSent
+    suppressions: dict[str, dict]  # phone -> latest Suppression on the topic
 
 
 @pytest.fixture(scope="module")
@@ -122,15 +124,17 @@ def day(tmp_path_factory):
         t = s.topics
         deadline = time.monotonic() + 60
         while True:  # until the worker is done with every output, then a snapshot of them
-            topics.settled_end_offsets([t.campaign_stats, t.message_status, t.removals])
+            topics.settled_end_offsets([t.campaign_stats, t.message_status, t.removals, t.suppressions])
             statuses = topics.topic_records(t.message_status)
             removals = topics.topic_records(t.removals)
+            suppressions = topics.topic_records(t.suppressions)
             stats = latest(topics.topic_records(t.campaign_stats), "campaign_id")
             msgs = latest(statuses, "message_id")
             if (
                 {m: v["status"] for m, v in msgs.items()} == scenario.expected.message_status
                 and {r["event_id"] for r in removals} == want_removals
                 and mismatches(scenario.expected.stats, stats) == []
+                and suppression_mismatches(scenario.expected.suppressed, suppressions) == []
             ):
                 break
             assert time.monotonic() < deadline, "the worker's outputs are not what the day implies"
@@ -151,6 +155,7 @@ def day(tmp_path_factory):
             {r["event_id"]: r for r in removals},
             {v["message_id"]: v["campaign_id"] for v in sends},
             {v["message_id"]: v["not_sent_reason"] for v in sends},
+            latest(suppressions, "phone"),
         )
     finally:
         cluster.close()
@@ -453,6 +458,28 @@ def test_removals_deduplicated_equal_expected(read, day):
         got = listing(read, "/api/removals" + q(reason=reason), limit=11)
         assert got == [r for r in items if r["reason"] == reason]
     assert {r["reason"] for r in items} == {PERMANENT_ERROR, BLACKLISTED}
+
+
+def test_suppressions_from_the_worker_answer_the_check_and_the_lookup(read, day):
+    """Contract §11 end to end: the worker's sms.suppressions, projected, answer a send list
+    of every phone of the day (and two never seen) exactly as the day implies."""
+    sends = [e.value for e in day.scenario.phase1 if e.topic == TOPIC_MESSAGE_SENT]
+    phones = sorted({normalize(v["phone"])[0] for v in sends} | set(day.suppressions)) + [
+        "+33600000001",
+        "+33600000002",
+    ]
+    status, got = read.post_json("/api/suppressions/check", {"phones": phones})
+    assert status == 200, got
+    answered = {phones[h["index"]]: tuple(h["reasons"]) for h in got["suppressed"]}
+    assert answered == day.scenario.expected.suppressed
+    assert all(h["phone"] == phone_out(read, phones[h["index"]]) for h in got["suppressed"])
+    for phone in sorted(day.scenario.expected.suppressed)[:5]:
+        written = _national(phone, 1) if phone.startswith("+33") else phone  # as a sender may have it
+        status, rec = read.get_json(f"/api/suppressions/{quote(written, safe='')}")
+        assert status == 200 and rec == dict(day.suppressions[phone], phone=phone_out(read, phone))
+    lifted = [p for p, r in day.suppressions.items() if not r["suppressed"]]
+    for phone in lifted[:3]:
+        assert read.get_json(f"/api/suppressions/{quote(phone, safe='')}")[1]["reasons"] == []
 
 
 def test_removals_by_phone_in_any_format(read, day):

@@ -415,6 +415,11 @@ def test_expected_matches_a_literal_reading_of_the_contract(seed, messages, camp
     assert ref.removals == sc.expected.removals
     assert ref.blacklisted == sc.expected.blacklisted
     assert ref.stats == sc.expected.stats
+    assert ref.suppressed == sc.expected.suppressed
+    if messages >= 2000:  # both reasons occur, and hard bounces lifted by a later resubscribe
+        assert {r for rs in ref.suppressed.values() for r in rs} == {"PERMANENT_ERROR", "BLACKLISTED"}
+        bounced = {phone for reason, phone, _ in ref.removals if reason == "PERMANENT_ERROR"}
+        assert any("PERMANENT_ERROR" not in ref.suppressed.get(phone, ()) for phone in bounced)
 
 
 @settings(max_examples=15, deadline=None)
@@ -422,11 +427,12 @@ def test_expected_matches_a_literal_reading_of_the_contract(seed, messages, camp
 def test_expected_matches_reference_for_any_seed(seed, messages, campaigns):
     sc = generate(seed=seed, messages=messages, campaigns=campaigns)
     ref = reference.fold(sc.phase1, sc.phase2)
-    assert (ref.stats, ref.removals, ref.message_status, ref.blacklisted) == (
+    assert (ref.stats, ref.removals, ref.message_status, ref.blacklisted, ref.suppressed) == (
         sc.expected.stats,
         sc.expected.removals,
         sc.expected.message_status,
         sc.expected.blacklisted,
+        sc.expected.suppressed,
     )
     assert len({v["message_id"] for v in by_topic(sc.phase1, TOPIC_MESSAGE_SENT)}) == messages
 

@@ -108,7 +108,8 @@ def test_hard_bounce_emits_one_permanent_error_removal_with_a_stable_id():
     st_ = stage()
     st_.process(send(contact_id="k9"))
     out = st_.process(dlr("m1", "UNDELIV", T0 + 5, "r1", code="001"))
-    assert kinds(out) == [MESSAGE_STATUS, REMOVAL]
+    assert kinds(out) == [MESSAGE_STATUS, REMOVAL, PHONE_EVENT]  # the last: the fact for sms.suppressions
+    assert (out[2].key, out[2].value.in_force, out[2].value.at) == (PHONE, True, T0 + 5)
     rem = out[1].value
     assert out[1].key == PHONE
     assert rem["event_id"] == removal_id(PERMANENT_ERROR, "m1")
@@ -123,7 +124,8 @@ def test_hard_bounce_emits_one_permanent_error_removal_with_a_stable_id():
     ) == ("PERMANENT_ERROR", PHONE, "k9", "c1", "m1", "HARD_BOUNCE", "001")
     # another hard bounce, later: the status record changes (its code), the removal is the same one
     out2 = st_.process(dlr("m1", "REJECTD", T0 + 9, "r2", code="9"))
-    assert kinds(out2) == [MESSAGE_STATUS]
+    assert kinds(out2) == [MESSAGE_STATUS, PHONE_EVENT]  # the phone learns the bounce's new time
+    assert (out2[1].value.in_force, out2[1].value.at) == (True, T0 + 9)
     # a redelivery re-emits the same removal (it may have been lost), never a new one
     again = st_.process(dlr("m1", "UNDELIV", T0 + 5, "r1", code="001"))
     assert [o.value["event_id"] for o in again if o.kind == REMOVAL] == [rem["event_id"]]
@@ -230,7 +232,11 @@ def test_flush_partials_are_absolute_and_versioned():
 
 # --- phone stage --------------------------------------------------------------------------------
 def phones(window=None) -> PhoneStage:
-    return PhoneStage(0, {}) if window is None else PhoneStage(0, {}, attribution_window_ms=window)
+    """A phone stage for the removal and attribution rules alone: what it publishes to
+    sms.suppressions is tested in tests/test_suppressions.py."""
+    if window is None:
+        return PhoneStage(0, {}, suppressions=False)
+    return PhoneStage(0, {}, attribution_window_ms=window, suppressions=False)
 
 
 def test_unsubscribe_with_campaign_id_is_attributed_to_it():
