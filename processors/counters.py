@@ -9,6 +9,7 @@ of additions.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -25,12 +26,12 @@ DELIVERY_BUCKETS = tuple(f"le_{b}" for b in DELIVERY_BOUNDS) + (f"gt_{DELIVERY_B
 UNKNOWN_KEY = "unknown"
 
 
+_BOUNDS_MS = tuple(b * 1000 for b in DELIVERY_BOUNDS)
+
+
 def delivery_bucket(ms: int) -> str:
     """The bucket of a time to delivery in ms (a negative one, clocks apart, is ``le_5``)."""
-    for bound, name in zip(DELIVERY_BOUNDS, DELIVERY_BUCKETS, strict=False):
-        if ms <= bound * 1000:
-            return name
-    return DELIVERY_BUCKETS[-1]
+    return DELIVERY_BUCKETS[bisect_left(_BOUNDS_MS, ms)]
 
 
 class Contribution(NamedTuple):
@@ -125,16 +126,9 @@ class CampaignCounters:
                 _bump(self.delivery_seconds, old.delivery, -1)
             if new.delivery is not None:
                 _bump(self.delivery_seconds, new.delivery, +1)
-        if old.status != new.status or old.provider != new.provider:
-            if old.provider is not None:
-                _bump2(self.by_provider, old.provider, old.status, -1)
-            if new.provider is not None:
-                _bump2(self.by_provider, new.provider, new.status, +1)
-        if old.status != new.status or old.operator != new.operator:
-            if old.operator is not None:
-                _bump2(self.by_operator, old.operator, old.status, -1)
-            if new.operator is not None:
-                _bump2(self.by_operator, new.operator, new.status, +1)
+        if old.status != new.status or old.provider != new.provider or old.operator != new.operator:
+            _move2(self.by_provider, old.provider, old.status, new.provider, new.status)
+            _move2(self.by_operator, old.operator, old.status, new.operator, new.status)
 
     def see_times(self, sent_at: int | None, event_time: int) -> None:
         # min/max over the set of events: monotone, so never undone.
@@ -165,6 +159,25 @@ def _bump(d: dict[str, int], k: str, n: int) -> None:
         d[k] = v
     else:
         d.pop(k, None)
+
+
+def _move2(d: dict[str, dict[str, int]], old: str | None, old_status: str, new: str | None, status: str) -> None:
+    """One message from (old, old_status) to (new, status) in a breakdown (None: not there),
+    inline: the hot path of a status change (most keep their provider and operator)."""
+    if old is not None:
+        inner = d[old]
+        v = inner[old_status] - 1
+        if v:
+            inner[old_status] = v
+        else:
+            del inner[old_status]
+            if not inner:
+                del d[old]
+    if new is not None:
+        counts = d.get(new)
+        if counts is None:
+            counts = d[new] = {}
+        counts[status] = counts.get(status, 0) + 1
 
 
 def _bump2(d: dict[str, dict[str, int]], k: str, status: str, n: int) -> None:
