@@ -26,6 +26,13 @@ receipt placed by librdkafka's CRC32 partitioner (sends by murmur2), and runs st
 ``auto`` on it: what forwarding the misplaced receipts costs, in events/s and in records
 on the internal rerouted-messages topic per input event.
 
+``--insights on,off`` runs step 3 once per value of ``SMSTALLY_INSIGHTS`` (for each worker
+count and partitioning mode): what contract §11's work (delivery time, breakdowns,
+suppressions) costs. With ``off`` the stats carry no §11 figures, so those are left out of
+the comparison with the expected totals. Every smstally run also reports the traffic on
+its internal phone-events topic, by record type and per message: the records §11 adds
+there (hard-bounce facts) are work the phone stage does too.
+
 ``--latency`` instead runs a warm-up measurement, then a steady real-time load of sends
 and DELIVRD receipts for fresh messages of one new campaign against the caught-up worker,
 and reports how long each receipt takes to show in a published ``CampaignStats``.
@@ -64,6 +71,7 @@ if str(ROOT) not in sys.path:
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
 from processors.partitioner import PARTITIONERS, Partitioner, partition_for  # noqa: E402
+from processors.records import decode_phone_event  # noqa: E402
 from schemas.codec import SINGLE_OBJECT_MAGIC, AvroCodec, compile_schema, fingerprint, load_schemas  # noqa: E402
 from simulator.reference import stop_campaign  # noqa: E402
 from simulator.scenario import Emit, generate, normalize  # noqa: E402
@@ -464,8 +472,11 @@ class SmstallyGroup:
             if not w.running:
                 raise BenchFailure(f"worker exited with code {w.proc.returncode}:\n{w.crash_report()}")
 
-    def wait_expected(self, expected: dict, timeout: float, label: str, events: int) -> float:
-        """Seconds from the workers' start until the published stats equal ``expected``.
+    def wait_expected(
+        self, expected: dict, timeout: float, label: str, events: int, *, breakdowns: bool = True
+    ) -> float:
+        """Seconds from the workers' start until the published stats equal ``expected``
+        (without §11's figures if not ``breakdowns``: ``SMSTALLY_INSIGHTS=off`` leaves them empty).
 
         Fails early when every event has been folded and the published figures have not
         moved for ``STUCK_S``: a run that cannot converge (a lost stats update, found so)
@@ -492,7 +503,9 @@ class SmstallyGroup:
                     f"{len(diff)} figures still different"
                 )
 
-        ok, latest, diff = asyncio.run(wait_for_expected(self.settings, expected, timeout, on_progress=progress))
+        ok, latest, diff = asyncio.run(
+            wait_for_expected(self.settings, expected, timeout, on_progress=progress, breakdowns=breakdowns)
+        )
         elapsed = time.time() - self.t0
         if not ok:
             raise BenchFailure(
@@ -530,6 +543,55 @@ def _metric(port: int, name: str) -> float:
     return sum(float(line.split()[-1]) for line in page.splitlines() if line.startswith(name))
 
 
+async def count_phone_events(s: Settings, timeout: float = 120.0) -> tuple[int, dict[str, int]]:
+    """Records on the group's internal phone-events topic: in all, and by record type.
+
+    The total is the sum of the end offsets, asked through aiokafka once the Tansu patch is
+    in (``tansu.apply``: Tansu's own ListOffsets answer is too low whenever the newest batch
+    holds several records). Only reading the records gives the split by type; they are
+    read up to those offsets, so the two figures describe the same log.
+    """
+    import msgspec
+    from aiokafka.structs import TopicPartition
+
+    tansu.apply(s.broker_flavor)
+    topic = s.phone_events_topic
+    parts = await existing_partitions(s.bootstrap)
+    tps = [TopicPartition(topic, p) for p in range(parts.get(topic, 0))]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=s.bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=tansu.fetch_max_wait_ms(s.broker_flavor) or 500,
+    )
+    await consumer.start()
+    by_type: dict[str, int] = {}
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning()
+        pending = [tp for tp in tps if ends[tp] > 0]
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise BenchFailure(f"{topic}: read {sum(by_type.values())} of {sum(ends.values())} records")
+            batches = await consumer.getmany(*pending, timeout_ms=500, max_records=20000)
+            for tp, records in batches.items():
+                for r in records:
+                    if r.offset >= ends[tp]:
+                        break
+                    try:
+                        kind = type(decode_phone_event(r.value or b"")).__name__
+                    except (ValueError, msgspec.DecodeError):
+                        kind = "undecodable"
+                    by_type[kind] = by_type.get(kind, 0) + 1
+            pending = [tp for tp in pending if await consumer.position(tp) < ends[tp]]
+    finally:
+        await consumer.stop()
+    return sum(ends.values()), dict(sorted(by_type.items()))
+
+
 def measure_smstally(
     broker: EmbeddedBroker,
     work: Path,
@@ -540,16 +602,27 @@ def measure_smstally(
     label: str = "",
 ) -> Result:
     group = SmstallyGroup(broker, work, n, env)
+    insights = group.settings.insights
     say(f"smstally: starting {n} worker(s), app id {group.app_id}")
     details: dict[str, Any] = {}
     try:
         group.start()
-        elapsed = group.wait_expected(wl.expected, timeout, f"smstally {n}w", wl.events)
+        elapsed = group.wait_expected(wl.expected, timeout, f"smstally {n}w", wl.events, breakdowns=insights)
         details = group.measure()
     finally:
         disk = group.stop()
+    details["insights"] = "on" if insights else "off"
     details["disk_mb"] = disk
     details["disk_mb_per_m_messages"] = disk * 1e6 / wl.messages
+    # Counted once the workers are stopped: a clean stop flushes what they still held back.
+    details["phone_events"], details["phone_events_by_type"] = asyncio.run(count_phone_events(group.settings))
+    details["phone_events_per_message"] = details["phone_events"] / wl.messages
+    if sum(details["phone_events_by_type"].values()) != details["phone_events"]:
+        say(
+            f"{group.app_id}: phone events read {details['phone_events_by_type']}, end offsets {details['phone_events']}"
+        )
+    if not insights and details["phone_events_by_type"].get("HardBounce"):
+        say(f"{group.app_id}: hard-bounce facts on the phone-events topic although SMSTALLY_INSIGHTS=off")
     first = details.get("first_event_s")
     if first is not None:
         details["processing_s"] = elapsed - first
@@ -796,6 +869,39 @@ def timeout_for(events: int, floor_eps: float = 250.0) -> float:
     return 120.0 + events / floor_eps
 
 
+def cpu_total(r: Result) -> float | None:
+    return sum(c for c in r.details.get("cpu_s", []) if c) or None
+
+
+def phone_events_text(r: Result) -> str:
+    d = r.details
+    split = ", ".join(f"{kind} {n}" for kind, n in d["phone_events_by_type"].items())
+    return f"{d['phone_events']} phone events ({split or 'none'}), {d['phone_events_per_message']:.2f} per message"
+
+
+def run_line(r: Result) -> str:
+    return f"{r.path}: {r.eps:,.0f} events/s ({r.seconds:.1f} s); {phone_events_text(r)}"
+
+
+def insights_cost(on: Result, off: Result) -> dict[str, Any]:
+    """On / off, both per second and per CPU-second: on a shared 2-core box the wall clock
+    also measures the neighbours, the CPU time mostly not."""
+    cpu_on, cpu_off = cpu_total(on), cpu_total(off)
+    return {
+        "on": on.path,
+        "off": off.path,
+        "events_per_s": on.eps / off.eps,
+        "events_per_cpu_s": (on.events / cpu_on) / (off.events / cpu_off) if cpu_on and cpu_off else float("nan"),
+    }
+
+
+def insights_text(c: dict[str, Any]) -> str:
+    return (
+        f"{c['on']} vs {c['off']}: {c['events_per_s']:.2f}x events/s, "
+        f"{c['events_per_cpu_s']:.2f}x events per CPU-second"
+    )
+
+
 def ratio(a: Result | None, b: Result | None) -> str:
     if not (a and b):
         return "-"
@@ -803,22 +909,32 @@ def ratio(a: Result | None, b: Result | None) -> str:
     return f"{r:.3f}x" if r < 0.1 else f"{r:.2f}x"
 
 
-def print_table(wl: Workload, ceiling: Result | None, smstally: list[Result], naive: Result | None) -> None:
+def print_table(
+    wl: Workload,
+    ceiling: Result | None,
+    smstally: list[Result],
+    naive: Result | None,
+    insights: Iterable[dict[str, Any]] = (),
+) -> None:
     print()
     print(
         f"{wl.events} events ({wl.messages} messages), {PARTITIONS} partitions, embedded Tansu broker, "
         f"{os.cpu_count()} cores"
     )
+    rows = [x for x in (ceiling, *smstally, naive) if x is not None]
+    width = max(26, *(len(r.path) + 2 for r in rows))
     print(
-        f"{'path':<26}{'events/s':>10}{'vs ceiling':>12}{'vs naive':>10}{'elapsed s':>11}{'CPU s':>8}"
-        f"{'events/CPU-s':>14}"
+        f"{'path':<{width}}{'events/s':>10}{'vs ceiling':>12}{'vs naive':>10}{'elapsed s':>11}{'CPU s':>8}"
+        f"{'events/CPU-s':>14}{'phone ev/msg':>14}"
     )
-    for r in [x for x in (ceiling, *smstally, naive) if x is not None]:
-        cpu = sum(c for c in r.details.get("cpu_s", []) if c) or None
+    for r in rows:
+        cpu = cpu_total(r)
         cpu_s, per_cpu = (f"{cpu:8.1f}", f"{r.events / cpu:14,.0f}") if cpu else (f"{'-':>8}", f"{'-':>14}")
+        per_msg = r.details.get("phone_events_per_message")
         print(
-            f"{r.path:<26}{r.eps:10,.0f}{ratio(r, ceiling) if r is not ceiling else '':>12}"
+            f"{r.path:<{width}}{r.eps:10,.0f}{ratio(r, ceiling) if r is not ceiling else '':>12}"
             f"{ratio(r, naive) if r is not naive else '':>10}{r.seconds:11.1f}{cpu_s}{per_cpu}"
+            f"{'-' if per_msg is None else f'{per_msg:.2f}':>14}"
         )
     for r in smstally:
         d = r.details
@@ -835,6 +951,8 @@ def print_table(wl: Workload, ceiling: Result | None, smstally: list[Result], na
                 f"{d['processing_s']:.1f} s = {r.events / d['processing_s']:,.0f} events/s"
             )
     for r in smstally:
+        print(f"{r.path}: {phone_events_text(r)}")
+    for r in smstally:
         if r.details.get("rerouted"):
             print(
                 f"{r.path}: {r.details['rerouted']:,.0f} records forwarded ({r.details['rerouted'] / r.events:.2f} per event)"
@@ -843,9 +961,17 @@ def print_table(wl: Workload, ceiling: Result | None, smstally: list[Result], na
         base = smstally[0]
         for r in smstally[1:]:
             print(f"{r.path} vs {base.path}: {r.eps / base.eps:.2f}x")
+    for c in insights:
+        print(insights_text(c))
 
 
-def summary_line(wl: Workload, ceiling: Result | None, smstally: list[Result], naive: Result | None) -> str:
+def summary_line(
+    wl: Workload,
+    ceiling: Result | None,
+    smstally: list[Result],
+    naive: Result | None,
+    insights: Iterable[dict[str, Any]] = (),
+) -> str:
     parts = [f"{wl.events} events"]
     if ceiling:
         parts.append(f"ceiling {ceiling.eps:,.0f}/s")
@@ -857,6 +983,7 @@ def summary_line(wl: Workload, ceiling: Result | None, smstally: list[Result], n
         )
     if naive:
         parts.append(f"naive Faust {naive.eps:,.0f}/s")
+    parts.extend(insights_text(c) for c in insights)
     if smstally:
         parts.append(
             f"peak RSS {max(x for x in smstally[0].details['peak_rss_mb'] if x):.0f} MB, "
@@ -885,21 +1012,26 @@ def run_throughput(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
         say("ceiling: raw aiokafka consumer")
         ceiling = asyncio.run(measure_ceiling(base, wl.events, timeout_for(wl.events, 2000)))
         say(f"ceiling: {ceiling.eps:,.0f} events/s")
-    modes = args.partitioning
+    insights: list[dict[str, Any]] = []
     for n in args.workers:
-        for mode in modes:
-            label = f", {mode}" if len(modes) > 1 or mode != "auto" else ""
-            env = {"SMSTALLY_INPUT_PARTITIONING": mode}
-            r = measure_smstally(broker, work, wl, n, timeout_for(wl.events), env, label)
-            smstally.append(r)
-            say(f"{r.path}: {r.eps:,.0f} events/s ({r.seconds:.1f} s)")
+        for mode in args.partitioning:
+            by_insights: dict[str, Result] = {}
+            for value in args.insights:
+                label = variant("", mode, args.partitioning, "auto") + variant("insights ", value, args.insights, "on")
+                env = {"SMSTALLY_INPUT_PARTITIONING": mode, "SMSTALLY_INSIGHTS": value}
+                r = by_insights[value] = measure_smstally(broker, work, wl, n, timeout_for(wl.events), env, label)
+                smstally.append(r)
+                say(run_line(r))
+            if len(by_insights) == 2:
+                insights.append(insights_cost(by_insights["on"], by_insights["off"]))
+                say(insights_text(insights[-1]))
     if args.mixed:
         smstally.append(measure_mixed(args, broker, work, base))
     if not args.skip_naive:
         naive = measure_naive(broker, work, wl.events, timeout_for(wl.events))
         say(f"naive Faust: {naive.eps:,.0f} events/s ({naive.seconds:.1f} s)")
-    print_table(wl, ceiling, smstally, naive)
-    print(summary_line(wl, ceiling, smstally, naive), flush=True)
+    print_table(wl, ceiling, smstally, naive, insights)
+    print(summary_line(wl, ceiling, smstally, naive, insights), flush=True)
     return {
         "mode": "throughput",
         "events": wl.events,
@@ -914,7 +1046,13 @@ def run_throughput(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
         "ceiling": as_json(ceiling),
         "smstally": [as_json(r) for r in smstally],
         "naive": as_json(naive),
+        "insights_cost": insights,
     }
+
+
+def variant(name: str, value: str, values: list[str], default: str) -> str:
+    """A setting's part of a run's path: named when runs compare values, or it is not the default."""
+    return f", {name}{value}" if len(values) > 1 or value != default else ""
 
 
 MIXED_INPUT_ENV = {
@@ -926,15 +1064,19 @@ MIXED_INPUT_ENV = {
 
 
 def measure_mixed(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, base: Settings) -> Result:
-    """The same day on input topics of its own, every receipt placed by CRC32, under auto."""
+    """The same day on input topics of its own, every receipt placed by CRC32, under auto (and
+    the first ``--insights`` value: with ``off`` alone, §11's work stays out of every run)."""
     s = from_env(dict(os.environ, SMSTALLY_BROKER=base.broker, SMSTALLY_PARTITIONS=str(PARTITIONS), **MIXED_INPUT_ENV))
     asyncio.run(ensure_topics(s))
     wl = prepare_workload(s, args.events, args.seed, args.campaigns, {"sms.dlr": PARTITIONERS["crc32"]})
     n = args.workers[0]
-    r = measure_smstally(broker, work, wl, n, timeout_for(wl.events), dict(MIXED_INPUT_ENV), ", auto, CRC32 receipts")
+    insights = args.insights[0]
+    env = dict(MIXED_INPUT_ENV, SMSTALLY_INSIGHTS=insights)
+    label = ", auto, CRC32 receipts" + variant("insights ", insights, [insights], "on")
+    r = measure_smstally(broker, work, wl, n, timeout_for(wl.events), env, label)
     r.details["rerouted_per_event"] = r.details["rerouted"] / wl.events
     say(
-        f"{r.path}: {r.eps:,.0f} events/s ({r.seconds:.1f} s); {r.details['rerouted']:.0f} records forwarded, "
+        f"{run_line(r)}; {r.details['rerouted']:.0f} records forwarded, "
         f"{r.details['rerouted_per_event']:.2f} per input event"
     )
     return r
@@ -949,6 +1091,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--partitioning", default="auto", help="comma-separated SMSTALLY_INPUT_PARTITIONING modes (e.g. trust,auto)"
     )
+    ap.add_argument("--insights", default="on", help="comma-separated SMSTALLY_INSIGHTS values (e.g. on,off)")
     ap.add_argument("--mixed", action="store_true", help="also: every receipt on a CRC32 partition, under auto")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--skip-ceiling", action="store_true")
@@ -968,6 +1111,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.partitioning = [x.strip() for x in args.partitioning.split(",") if x.strip()]
     if not args.partitioning or set(args.partitioning) - {"auto", "repartition", "trust"}:
         ap.error("--partitioning takes comma-separated modes among auto, repartition, trust")
+    args.insights = list(dict.fromkeys(x.strip() for x in args.insights.split(",") if x.strip()))
+    if not args.insights or set(args.insights) - {"on", "off"}:
+        ap.error("--insights takes on, off or on,off")
     return args
 
 

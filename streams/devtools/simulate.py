@@ -112,12 +112,13 @@ async def wait_for_expected(
     expected: dict[str, dict[str, Any]],
     timeout: float,
     on_progress: Callable[[dict[str, dict[str, Any]], list[str]], None] | None = None,
+    breakdowns: bool = True,
 ) -> tuple[bool, dict[str, dict[str, Any]], list[str]]:
     async with StatsView(s) as view:
         deadline = time.monotonic() + timeout
         while True:
             latest = await view.refresh()
-            diff = mismatches(expected, latest)
+            diff = mismatches(expected, latest, breakdowns=breakdowns)
             if on_progress:
                 on_progress(latest, diff)
             if not diff:
