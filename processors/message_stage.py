@@ -80,7 +80,7 @@ class MessageStage:
         old = self.store.get(event.message_id)
         if old is not None and old.has_seen(event.event_id):
             self.store[event.message_id] = old  # written again: see "Duplicates" above
-            return self._reemit(old)
+            return self._reemit(old, isinstance(event, MessageSent))
         new = fold(old, event, self.mapper, self.partition)
         self.store[event.message_id] = new
         old_v = view(old, self.watermark, self.timeout) if old is not None else None
@@ -208,7 +208,10 @@ class MessageStage:
             )
 
     # -- outputs ------------------------------------------------------------------
-    def _reemit(self, s: MessageState) -> list[Out]:
+    def _reemit(self, s: MessageState, send_again: bool) -> list[Out]:
+        """What the state implies, again. The phone index only for a send delivered again:
+        its loss in a crash means the send itself is replayed (its offset was not committed),
+        whereas duplicate receipts are common and would re-send it for nothing."""
         v = view(s, self.watermark, self.timeout)
         if v is None:
             return []
@@ -221,7 +224,7 @@ class MessageStage:
             fact = _hard_bounce_of(s, v) or (send.phone, v.status_at, send.contact_id, send.campaign_id)
             h = HardBounce(send.phone, s.message_id, version(s, v), v.status == catalog.HARD_BOUNCE, *fact[1:])
             out.append(Out(PHONE_EVENT, send.phone, h))
-        if send.outcome == "SUBMITTED":
+        if send_again and send.outcome == "SUBMITTED":
             out.append(self._phone_index(send))
         self.dirty.add(send.campaign_id)
         return out

@@ -155,7 +155,8 @@ def test_duplicates_re_emit_but_never_count_twice():
     st_.process(dlr("m1", "DELIVRD", T0 + 2, "r1"))
     before = st_.counters["c1"].counts()
     out = st_.process(dlr("m1", "DELIVRD", T0 + 2, "r1")) + st_.process(send())
-    assert kinds(out) == [MESSAGE_STATUS, PHONE_EVENT, MESSAGE_STATUS, PHONE_EVENT]
+    # the phone index again only with the send: a crash that lost it replays the send itself
+    assert kinds(out) == [MESSAGE_STATUS, MESSAGE_STATUS, PHONE_EVENT]
     assert st_.counters["c1"].counts() == before
 
 
