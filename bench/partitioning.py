@@ -68,9 +68,10 @@ def day(messages: int, seed: int) -> list[tuple[str, bytes, bytes]]:
     return out
 
 
-def run_once(records: list, mode: str, place_dlr: Partitioner | None) -> tuple[float, Driver]:
+def run_once(records: list, mode: str, place_dlr: Partitioner | None, insights: bool = True) -> tuple[float, Driver]:
     partitioner._RECENT.clear()
     d = driver(PARTITIONS, encoded_stores(), partitioning="trust" if mode == "unchecked" else mode)
+    d.topology.insights = insights  # read when the stages are made, on the first record
     if mode == "unchecked":  # the topology before the check: what detection itself costs
         d.topology._split = lambda partition, records: (list(records), [])  # type: ignore[method-assign]
     t0 = time.process_time()

@@ -77,6 +77,7 @@ create_topic sms.unsubscribes "$PARTITIONS"
 # Outputs. The latest record per key is the state: compacted.
 create_topic sms.campaign-stats "$PARTITIONS" --config cleanup.policy=compact
 create_topic sms.message-status "$PARTITIONS" --config cleanup.policy=compact
+create_topic sms.suppressions "$PARTITIONS" --config cleanup.policy=compact
 
 # Outputs. A stream of events for downstream consumers: deleted after a long retention.
 create_topic sms.address-book-removals "$PARTITIONS" --config cleanup.policy=delete --config retention.ms="$LONG_RETENTION_MS"

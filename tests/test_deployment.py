@@ -43,6 +43,7 @@ FALLBACK_TOPICS = {
     "sms.message-status": "compact",
     "sms.address-book-removals": "delete",
     "sms.dead-letter": "delete",
+    "sms.suppressions": "compact",  # section 11
 }
 CO_PARTITIONED = ("sms.message-sent", "sms.dlr")
 
@@ -117,6 +118,9 @@ def parse_contract_topics(text: str) -> dict[str, str]:
         else:  # pragma: no cover - a new kind of row must be looked at
             raise AssertionError(f"unknown direction {direction!r} for {name}")
     assert topics, "no topic rows found in section 1 of CONTRACT.md"
+    # Section 11 adds topics in its prose: "`sms.suppressions` (out, compacted, key: phone)".
+    for name, attrs in re.findall(r"`(sms\.[a-z.-]+)` \(((?:in|out)[^)]*)\)", _contract_section(text, 11)):
+        topics[name] = "in" if attrs.startswith("in") else ("compact" if "compacted" in attrs else "delete")
     return topics
 
 
