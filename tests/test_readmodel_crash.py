@@ -248,7 +248,7 @@ def test_api_killed_at_random_moments_read_model_stays_exact(db, tmp_path, reque
 
         # The last API catches up with everything on the topics (its own readiness only
         # covers the end offsets found at its start).
-        topics = [t.campaign_stats, t.message_status, t.removals]
+        topics = [t.campaign_stats, t.message_status, t.removals, t.suppressions]
         ends = {k: v for k, v in rs.settled_end_offsets(topics, quiet_s=1.0).items() if v > 0}  # worker done
         deadline = time.monotonic() + 120
         while True:
@@ -270,10 +270,12 @@ def test_api_killed_at_random_moments_read_model_stays_exact(db, tmp_path, reque
         stats_recs = rs.topic_records(t.campaign_stats)
         status_recs = rs.topic_records(t.message_status)
         removal_recs = rs.topic_records(t.removals)
+        suppression_recs = rs.topic_records(t.suppressions)
         for topic, recs in (
             (t.campaign_stats, stats_recs),
             (t.message_status, status_recs),
             (t.removals, removal_recs),
+            (t.suppressions, suppression_recs),
         ):
             assert len(recs) == sum(v for k, v in ends.items() if k[0] == topic), f"{topic} grew after the end"
 
@@ -349,6 +351,18 @@ def test_api_killed_at_random_moments_read_model_stays_exact(db, tmp_path, reque
         )
         status, body = rs.get_json("/api/removals?limit=1000")
         assert status == 200 and len(body["items"]) == len(removals) and body["next_cursor"] is None
+
+        # contract §11: the latest version of every phone, and the check answers from it
+        latest_suppressions = latest(suppression_recs, "phone")
+        assert latest_suppressions, "the day suppresses phones"
+        versions = dict(rdb.query("SELECT phone, version FROM suppressions"))
+        assert versions == {p: v["version"] for p, v in latest_suppressions.items()}
+        phones = sorted(latest_suppressions)
+        status, answer = rs.post_json("/api/suppressions/check", {"phones": phones})
+        assert status == 200, answer
+        assert {phones[h["index"]]: h["reasons"] for h in answer["suppressed"]} == {
+            p: v["reasons"] for p, v in latest_suppressions.items() if v["suppressed"]
+        }
 
         assert kills >= KILLS + 1 and wiped >= WIPES
         print(
