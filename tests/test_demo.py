@@ -34,6 +34,7 @@ def test_demo_exits_0_with_the_api_matching_and_leaves_nothing(tmp_path):
     link = re.search(r"dashboard: http://127\.0\.0\.1:(\d+)/login\?token=(\S+)", out)
     assert link, out[-2000:]
     assert "the API's /api/campaigns equals them too" in out
+    assert "its suppression check names the" in out  # contract §11, end to end
     broker = re.search(r"starting a worker on kafka://127\.0\.0\.1:(\d+)", out)
     assert broker
     for port in (int(link.group(1)), int(broker.group(1))):
