@@ -14,41 +14,28 @@ the CPU, the rest being Kafka, RocksDB and Faust (``bench.throughput --insights 
 
 from __future__ import annotations
 
-import argparse
-import gc
-import logging
+import functools
 import statistics
 import sys
 
-from bench.partitioning import NAMES, PARTITIONS, day, run_once
+from bench.partitioning import NAMES, PARTITIONS, interleaved, parse_day, run_once
+from processors.driver import Driver
 from processors.records import decode_phone_event
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--messages", type=int, default=10_000)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=9)
-    args = ap.parse_args(argv)
-    logging.getLogger("smstally").setLevel(logging.ERROR)
-    records = day(args.messages, args.seed)
-    times: dict[bool, list[float]] = {True: [], False: []}
+    args, records = parse_day(__doc__ or "", argv)
     phone_events: dict[bool, dict[str, int]] = {}
-    gc.disable()
-    try:
-        for _ in range(args.repeat):
-            for insights in (True, False):
-                seconds, d = run_once(records, "auto", None, insights)
-                times[insights].append(seconds)
-                kinds: dict[str, int] = {}
-                for r in d.records(NAMES.phone_events):
-                    name = type(decode_phone_event(r.value)).__name__
-                    kinds[name] = kinds.get(name, 0) + 1
-                phone_events[insights] = kinds
-                del d
-                gc.collect()
-    finally:
-        gc.enable()
+
+    def keep(insights: bool, d: Driver) -> None:
+        kinds: dict[str, int] = {}
+        for r in d.records(NAMES.phone_events):
+            name = type(decode_phone_event(r.value)).__name__
+            kinds[name] = kinds.get(name, 0) + 1
+        phone_events[insights] = kinds
+
+    runs = {insights: functools.partial(run_once, records, "auto", None, insights) for insights in (True, False)}
+    times = interleaved(args.repeat, runs, keep)
     events = len(records)
     on, off = statistics.median(times[True]), statistics.median(times[False])
     print(f"{events} input events ({args.messages} messages), {PARTITIONS} partitions, median of {args.repeat}")

@@ -26,12 +26,15 @@ recent keys, ``processors.partitioner``).
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import logging
 import statistics
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -47,6 +50,7 @@ from processors.topology import Stores  # noqa: E402
 from simulator.scenario import generate  # noqa: E402
 
 PARTITIONS = 4
+K = TypeVar("K")
 TOPIC = {"sms.campaigns": NAMES.campaigns, "sms.message-sent": NAMES.message_sent, "sms.dlr": NAMES.dlr}
 
 
@@ -70,8 +74,7 @@ def day(messages: int, seed: int) -> list[tuple[str, bytes, bytes]]:
 
 def run_once(records: list, mode: str, place_dlr: Partitioner | None, insights: bool = True) -> tuple[float, Driver]:
     partitioner._RECENT.clear()
-    d = driver(PARTITIONS, encoded_stores(), partitioning="trust" if mode == "unchecked" else mode)
-    d.topology.insights = insights  # read when the stages are made, on the first record
+    d = driver(PARTITIONS, encoded_stores(), partitioning="trust" if mode == "unchecked" else mode, insights=insights)
     if mode == "unchecked":  # the topology before the check: what detection itself costs
         d.topology._split = lambda partition, records: (list(records), [])  # type: ignore[method-assign]
     t0 = time.process_time()
@@ -96,14 +99,39 @@ def check_alone(records: list, repeat: int) -> float:
     return best / len(keys) * 1e6
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_day(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, list[tuple[str, bytes, bytes]]]:
+    """The options every in-process benchmark of the day takes, and that day's records."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--messages", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=9)
     args = ap.parse_args(argv)
     logging.getLogger("smstally").setLevel(logging.ERROR)  # the check's once-a-minute warning
-    records = day(args.messages, args.seed)
+    return args, day(args.messages, args.seed)
+
+
+def interleaved(
+    repeat: int, runs: Mapping[K, Callable[[], tuple[float, Driver]]], keep: Callable[[K, Driver], None]
+) -> dict[K, list[float]]:
+    """Each run ``repeat`` times, interleaved (a, b, a, b, ...) so that the machine's drift
+    hits all alike, garbage collection off; ``keep`` reads what it needs of each driver."""
+    times: dict[K, list[float]] = {name: [] for name in runs}
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            for name, run in runs.items():
+                seconds, d = run()
+                times[name].append(seconds)
+                keep(name, d)
+                del d
+                gc.collect()
+    finally:
+        gc.enable()
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, records = parse_day(__doc__ or "", argv)
     configs = {
         "trust": ("trust", None),
         "unchecked": ("unchecked", None),
@@ -111,21 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         "auto, CRC32 receipts": ("auto", PARTITIONERS["crc32"]),
         "repartition": ("repartition", None),
     }
-    times: dict[str, list[float]] = {name: [] for name in configs}
     forwarded: dict[str, int] = {}
-    stats: dict[str, dict] = {}
-    gc.disable()
-    try:
-        for _ in range(args.repeat):
-            for name, (mode, place) in configs.items():
-                seconds, d = run_once(records, mode, place)
-                times[name].append(seconds)
-                forwarded[name] = d.topology.rerouted
-                stats[name] = {k: v for k, v in d.topology.campaigns().items()}
-                del d
-                gc.collect()
-    finally:
-        gc.enable()
+
+    def keep(name: str, d: Driver) -> None:
+        forwarded[name] = d.topology.rerouted
+
+    runs = {name: functools.partial(run_once, records, mode, place) for name, (mode, place) in configs.items()}
+    times = interleaved(args.repeat, runs, keep)
     events = len(records)
     base = statistics.median(times["trust"])
     print(f"{events} input events ({args.messages} messages), {PARTITIONS} partitions, median of {args.repeat}")

@@ -127,9 +127,9 @@ class MessageStage:
             return
         v = version(new, new_v)
         if was is not None and (now is None or was[0] != now[0]):  # ceased (or its send named another phone)
-            out.append(Out(PHONE_EVENT, was[0], HardBounce(was[0], new.message_id, v, False, *was[1:])))
+            out.append(_fact(new.message_id, v, False, was))
         if now is not None:
-            out.append(Out(PHONE_EVENT, now[0], HardBounce(now[0], new.message_id, v, True, *now[1:])))
+            out.append(_fact(new.message_id, v, True, now))
 
     def _account(
         self, new: MessageState, old: MessageState | None, new_v: StatusView | None, old_v: StatusView | None
@@ -221,9 +221,8 @@ class MessageStage:
         if v.status == catalog.HARD_BOUNCE:
             out.append(Out(REMOVAL, send.phone, permanent_error_removal(s, v)))
         if self.insights and s.saw_hard_bounce:  # its phone may have been told it was, or is
-            fact = _hard_bounce_of(s, v) or (send.phone, v.status_at, send.contact_id, send.campaign_id)
-            h = HardBounce(send.phone, s.message_id, version(s, v), v.status == catalog.HARD_BOUNCE, *fact[1:])
-            out.append(Out(PHONE_EVENT, send.phone, h))
+            where = (send.phone, v.status_at, send.contact_id, send.campaign_id)
+            out.append(_fact(s.message_id, version(s, v), v.status == catalog.HARD_BOUNCE, where))
         if send_again and send.outcome == "SUBMITTED":
             out.append(self._phone_index(send))
         self.dirty.add(send.campaign_id)
@@ -273,8 +272,17 @@ class MessageStage:
         return out
 
 
-def _hard_bounce_of(s: MessageState | None, v: StatusView | None) -> tuple[str, int, str | None, str] | None:
-    """(phone, carrier time, contact_id, campaign_id) of a HARD_BOUNCE message, else None."""
+#: (phone, carrier time, contact_id, campaign_id): where a hard bounce is and since when.
+_Where = tuple[str, int, str | None, str]
+
+
+def _hard_bounce_of(s: MessageState | None, v: StatusView | None) -> _Where | None:
+    """Where a HARD_BOUNCE message is, else None."""
     if s is None or v is None or v.status != catalog.HARD_BOUNCE or s.send is None:
         return None
     return s.send.phone, v.status_at, s.send.contact_id, s.send.campaign_id
+
+
+def _fact(message_id: str, version: int, in_force: bool, where: _Where) -> Out:
+    phone, at, contact_id, campaign_id = where
+    return Out(PHONE_EVENT, phone, HardBounce(phone, message_id, version, in_force, at, contact_id, campaign_id))

@@ -202,14 +202,12 @@ class PhoneStage:
     def process_bounce(self, f: HardBounce) -> list[Out]:
         """A message to the phone became, or ceased to be, HARD_BOUNCE (contract §11)."""
         s = self.store.get(f.phone) or PhoneState(f.phone, self.partition)
-        kept = [b for b in s.bounces if b.message_id != f.message_id]
-        if len(kept) < len(s.bounces):
-            (held,) = (b for b in s.bounces if b.message_id == f.message_id)
-            if held.version >= f.version:  # a redelivery, or a fact overtaken by a later one
-                self.store[f.phone] = s  # written again, as in MessageStage: the changelog may lack it
-                return self._republish(s, [])
+        held = next((b for b in s.bounces if b.message_id == f.message_id), None)
+        if held is not None and held.version >= f.version:  # a redelivery, or a fact overtaken by a later one
+            self.store[f.phone] = s  # written again, as in MessageStage: the changelog may lack it
+            return self._republish(s, [])
         bounce = Bounce(f.message_id, f.version, f.in_force, f.at, f.contact_id, f.campaign_id)
-        new = replace(s, bounces=(*kept, bounce))
+        new = replace(s, bounces=(*(b for b in s.bounces if b is not held), bounce))
         return self._publish_change(s, new, [])
 
     def _publish_change(self, old: PhoneState, new: PhoneState, out: list[Out]) -> list[Out]:
@@ -218,21 +216,18 @@ class PhoneStage:
             f = new.in_force()
             if f != old.in_force():
                 new = replace(new, suppression_published=True)
-                out.append(
-                    Out(SUPPRESSION, new.phone, suppression_record(new.phone, f, new.suppression_version, self.clock()))
-                )
+                out.append(self._suppression(new, f))
         self.store[new.phone] = new
         return out
 
     def _republish(self, s: PhoneState, out: list[Out]) -> list[Out]:
         """A redelivery: the Suppression again, in case the first was lost with a crash."""
         if self.suppressions and s.suppression_published:
-            out.append(
-                Out(
-                    SUPPRESSION, s.phone, suppression_record(s.phone, s.in_force(), s.suppression_version, self.clock())
-                )
-            )
+            out.append(self._suppression(s, s.in_force()))
         return out
+
+    def _suppression(self, s: PhoneState, f: InForce) -> Out:
+        return Out(SUPPRESSION, s.phone, suppression_record(s.phone, f, s.suppression_version, self.clock()))
 
     def flush_partials(self, now_ms: int) -> list[Out]:
         out = [

@@ -20,7 +20,7 @@ from typing import Any
 from processors.partitioner import partition_for
 from processors.records import HardBounce, SendIndexed, decode_phone_event
 from processors.removals import removal_id
-from simulator.check import mismatches, sends_counted, suppression_mismatches
+from simulator.check import mismatches, sends_counted
 from simulator.scenario import generate
 from streams.ops.clients import StatsView, publish
 from tests.harness import Cluster
@@ -174,15 +174,10 @@ def run_chaos(
                 return dict(view.latest), False
 
         latest, timed_out = asyncio.run(settle())
-        # A RESUBSCRIBE changes no figure, only a suppression: wait for those too (or give up).
-        deadline = time.monotonic() + (0 if timed_out else 30)
-        while suppression_mismatches(scenario.expected.suppressed, _suppressions(cluster)):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        suppressions = cluster.suppression_mismatches(scenario.expected.suppressed, 0 if timed_out else 30)
         report.final_settle_s = time.monotonic() - t_last
         report.mismatches = mismatches(scenario.expected.stats, latest)
-        report.mismatches += _check_outputs(cluster, scenario, report)
+        report.mismatches += _check_outputs(cluster, scenario, report) + suppressions
         attribution = any("unsubscribed" in m for m in report.mismatches)
         if attribution or report.odd_blacklist_phones:
             events = [
@@ -253,7 +248,6 @@ def _check_outputs(cluster: Cluster, scenario, report: ChaosReport) -> list[str]
             f"{[want[e] for e in sorted(missing)[:3]]}, unexpected e.g. "
             f"{[(by_id[e]['reason'], by_id[e]['phone'], by_id[e].get('campaign_id')) for e in sorted(extra)[:3]]}"
         )
-    problems += suppression_mismatches(scenario.expected.suppressed, _suppressions(cluster))
     latest: dict[str, dict] = {}
     for _, v, _, _ in cluster.read_topic(t.message_status):
         cur = latest.get(v["message_id"])
@@ -265,10 +259,6 @@ def _check_outputs(cluster: Cluster, scenario, report: ChaosReport) -> list[str]
         problems.append(f"message statuses: {len(wrong)} differ, e.g. {wrong[:3]}")
         problems.append(_where(cluster, scenario, wrong, statuses))
     return problems
-
-
-def _suppressions(cluster: Cluster) -> list[dict]:
-    return [v for _, v, _, _ in cluster.read_topic(cluster.settings.topics.suppressions)]
 
 
 def _where(cluster: Cluster, scenario, wrong: list[str], statuses: dict[str, str]) -> str:

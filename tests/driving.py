@@ -42,6 +42,7 @@ def topology(
     region: str = "FR",
     clock: Callable[[], int] | None = None,
     partitioning: str = "auto",
+    insights: bool = True,
 ) -> Topology:
     kw: dict[str, Any] = {} if timeout is None else {"pending_timeout_ms": timeout}
     if clock is not None:
@@ -55,6 +56,7 @@ def topology(
         input_partitions=dict.fromkeys(RECORD_OF, partitions),
         region=region,
         partitioning=partitioning,
+        insights=insights,
         stats_interval_s=0.0,
         max_record_bytes=MAX_RECORD_BYTES,
         **kw,
@@ -62,12 +64,16 @@ def topology(
 
 
 def driver(
-    partitions: int, stores: Stores | None = None, timeout: int | None = None, partitioning: str = "auto"
+    partitions: int,
+    stores: Stores | None = None,
+    timeout: int | None = None,
+    partitioning: str = "auto",
+    insights: bool = True,
 ) -> Driver:
     """Every topic with ``partitions`` partitions (the outputs included); stores per partition."""
     clock = _Clock()
     stores = stores or Stores(PartitionStore(), PartitionStore(), PartitionStore())
-    t = topology(partitions, stores, timeout, clock=clock, partitioning=partitioning)
+    t = topology(partitions, stores, timeout, clock=clock, partitioning=partitioning, insights=insights)
     return Driver(t, {}, default_partitions=partitions, clock=clock)
 
 

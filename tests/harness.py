@@ -82,6 +82,20 @@ class Cluster:
 
         asyncio.run(go())
 
+    def suppression_mismatches(self, expected: dict[str, tuple[str, ...]], timeout: float = 30.0) -> list[str]:
+        """``simulator.check.suppression_mismatches`` on sms.suppressions, read again until
+        there are none or ``timeout`` passes: the phone stage may still be folding the last
+        facts (a RESUBSCRIBE changes no figure, so converged stats do not say it is done)."""
+        from simulator.check import suppression_mismatches
+
+        deadline = time.monotonic() + timeout
+        while True:
+            records = [v for _, v, _, _ in self.read_topic(self.settings.topics.suppressions)]
+            wrong = suppression_mismatches(expected, records)
+            if not wrong or time.monotonic() > deadline:
+                return wrong
+            time.sleep(0.5)
+
     def read_topic(self, topic: str, idle_s: float = 1.0) -> list[ReadRecord]:
         """Everything on ``topic`` (until ``idle_s`` without new records): (key, value, partition,
         offset), the value decoded or, when it is not Avro, its bytes."""

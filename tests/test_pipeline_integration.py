@@ -12,7 +12,7 @@ import time
 import pytest
 
 from processors.removals import BLACKLISTED, PERMANENT_ERROR, removal_id
-from simulator.check import mismatches, suppression_mismatches
+from simulator.check import mismatches
 from simulator.scenario import generate
 from streams.devtools.simulate import run_simulation, wait_for_expected
 from tests.harness import Cluster
@@ -105,14 +105,7 @@ def test_suppressions_exact_with_versions_that_never_go_back(run):
     """Contract §11: what is in force for each phone at the end of the day, as the simulator
     and its literal reference of the contract compute it."""
     cluster, scenario, _, _, _ = run
-    deadline = time.monotonic() + 30  # the phone stage may still be folding the last facts
-    while True:
-        records = [v for _, v, _, _ in cluster.read_topic(cluster.settings.topics.suppressions)]
-        wrong = suppression_mismatches(scenario.expected.suppressed, records)
-        if not wrong or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert wrong == []
+    assert cluster.suppression_mismatches(scenario.expected.suppressed) == []
     assert {r for v in scenario.expected.suppressed.values() for r in v} == {PERMANENT_ERROR, BLACKLISTED}
 
 

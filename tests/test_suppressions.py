@@ -216,35 +216,13 @@ def test_a_redelivered_fact_publishes_the_same_suppression_again():
 
 
 def test_insights_off_publishes_no_suppression_and_no_breakdown():
-    from driving import CODEC, MAX_RECORD_BYTES, RECORD_OF  # noqa: PLC0415  (a variant of driving.driver)
-
-    from processors.driver import PartitionStore
-    from processors.status_mapping import StatusMapper
-    from processors.topology import Stores, Topology
-
-    def build(insights: bool) -> Driver:
-        t = Topology(
-            NAMES,
-            CODEC,
-            StatusMapper(),
-            Stores(PartitionStore(), PartitionStore(), PartitionStore()),
-            campaign_event_partitions=2,
-            input_partitions=dict.fromkeys(RECORD_OF, 2),
-            region="FR",
-            stats_interval_s=0.0,
-            max_record_bytes=MAX_RECORD_BYTES,
-            clock=iter(range(1, 10**9)).__next__,
-            insights=insights,
-        )
-        return Driver(t, {}, default_partitions=2)
-
     items = [
         _send("m1", T0),
         _dlr("m1", "r1", "UNDELIV", T0 + 5_000, "1"),
         _send("m2", T0),
         _dlr("m2", "r2", "DELIVRD", T0 + 3),
     ]
-    on, off = play(build(True), items), play(build(False), items)
+    on, off = play(driver(2), items), play(driver(2, insights=False), items)
     assert suppressions(on) and not suppressions(off)
     s_on, s_off = latest(on, NAMES.campaign_stats)["c1"], latest(off, NAMES.campaign_stats)["c1"]
     assert s_on["by_provider"] == {"smpp": {"HARD_BOUNCE": 1, "DELIVERED": 1}}

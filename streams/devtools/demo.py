@@ -15,6 +15,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,64 +170,59 @@ def _wait_suppressions(api: ApiProcess, token: str, scenario: Any, timeout: floa
     """Until ``POST /api/suppressions/check`` of every phone of the day (10 000 a call)
     answers exactly the phones in force and their reasons (contract §11); the last
     differences if never."""
-    import json
-    import urllib.request
-
     from processors.phones import normalize
 
     phones = sorted(
         {normalize(e.value["phone"])[0] for e in (*scenario.phase1, *scenario.phase2) if "phone" in e.value}
     )
     expected = scenario.expected.suppressed
-    deadline = time.monotonic() + timeout
-    diff = ["no answer from the API"]
-    while time.monotonic() < deadline:
+
+    def differences() -> list[str]:
         got: dict[str, tuple[str, ...]] = {}
-        try:
-            for i in range(0, len(phones), 10_000):
-                chunk = phones[i : i + 10_000]
-                req = urllib.request.Request(
-                    f"{api.url}/api/suppressions/check",
-                    data=json.dumps({"phones": chunk}).encode(),
-                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-                )
-                with urllib.request.urlopen(req, timeout=5) as r:
-                    got.update((chunk[h["index"]], tuple(h["reasons"])) for h in json.loads(r.read())["suppressed"])
-            wrong = sorted(p for p in set(got) | set(expected) if got.get(p) != expected.get(p))
-            if not wrong:
-                return []
-            first = wrong[0]
-            diff = [
-                f"{len(wrong)} phones differ, e.g. {first[:4]}…: expected {expected.get(first)} got {got.get(first)}"
-            ]
-        except Exception as exc:  # noqa: BLE001 - not up yet
-            diff = [f"no answer from the API: {exc}"]
-        time.sleep(0.3)
-    return diff
+        for i in range(0, len(phones), 10_000):
+            chunk = phones[i : i + 10_000]
+            answer = _api_json(api, token, "/api/suppressions/check", {"phones": chunk})
+            got.update((chunk[h["index"]], tuple(h["reasons"])) for h in answer["suppressed"])
+        wrong = sorted(p for p in set(got) | set(expected) if got.get(p) != expected.get(p))
+        return [f"{p[:4]}…: expected {expected.get(p)} got {got.get(p)}" for p in wrong[:5]]
+
+    return _poll_api(api, timeout, differences)
 
 
 def _wait_api(api: ApiProcess, token: str, expected: dict[str, dict[str, Any]], timeout: float) -> list[str]:
     """Until the read model's campaigns equal the expected totals; the last differences if never."""
-    import json
-    import urllib.request
-
     from simulator.check import mismatches
 
+    def differences() -> list[str]:
+        items = _api_json(api, token, "/api/campaigns?limit=1000")["items"]
+        return mismatches(expected, {c["campaign_id"]: c for c in items})
+
+    return _poll_api(api, timeout, differences)
+
+
+def _poll_api(api: ApiProcess, timeout: float, differences: Callable[[], list[str]]) -> list[str]:
+    """``differences()`` every 0.3 s until it finds none (then []), or the last ones found."""
     deadline = time.monotonic() + timeout
     diff = ["no answer from the API"]
     while time.monotonic() < deadline:
         if not api.running:
             return [f"smstally api exited with code {api.returncode}; see {api.log_path}"]
-        req = urllib.request.Request(
-            f"{api.url}/api/campaigns?limit=1000", headers={"Authorization": f"Bearer {token}"}
-        )
         try:
-            with urllib.request.urlopen(req, timeout=5) as r:
-                items = json.loads(r.read())["items"]
-            diff = mismatches(expected, {c["campaign_id"]: c for c in items})
+            diff = differences()
             if not diff:
                 return []
         except Exception as exc:  # noqa: BLE001 - not up yet
             diff = [f"no answer from the API: {exc}"]
         time.sleep(0.3)
     return diff
+
+
+def _api_json(api: ApiProcess, token: str, path: str, body: object = None) -> Any:
+    """A GET (or, with ``body``, a JSON POST) to the demo's API with its token."""
+    import json
+    import urllib.request
+
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    data = None if body is None else json.dumps(body).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"{api.url}{path}", data, headers), timeout=5) as r:
+        return json.loads(r.read())
